@@ -1,0 +1,76 @@
+//! Crash reports in kernel console logs: find them, classify them, title them.
+//!
+//! Parsers take text and return values; they never open files or print.
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of report this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportKind {
+    /// An oops: NULL dereference, paging request, general protection fault, invalid opcode, ...
+    Oops,
+    /// `kernel BUG at file:line`.
+    Bug,
+    /// `WARNING: CPU: ... at file:line func+off/size`.
+    Warning,
+    /// `Kernel panic - not syncing: ...`.
+    Panic,
+    /// `watchdog: BUG: soft lockup - CPU#N stuck for Ns!`.
+    SoftLockup,
+    /// `INFO: task NAME:PID blocked for more than N seconds.`
+    HungTask,
+}
+
+/// One call-trace frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Function name as printed (demangled where it was mangled).
+    pub function: String,
+    /// Offset into the function (`0x15` of `f+0x15/0x30`).
+    pub offset: Option<u64>,
+    /// Function size (`0x30` of `f+0x15/0x30`).
+    pub size: Option<u64>,
+    /// Module name from the `[mod]` suffix, `None` for the kernel itself.
+    pub module: Option<String>,
+    /// `false` for frames printed with a leading `? ` (guesses of the unwinder).
+    pub reliable: bool,
+    /// `file:line` once symbolized; `None` until then.
+    pub source: Option<String>,
+    /// Inline chain, innermost first, once symbolized.
+    pub inlined_by: Vec<String>,
+}
+
+/// One crash report found in a log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashReport {
+    /// The report's kind.
+    pub kind: ReportKind,
+    /// A title following syzkaller's conventions (`BUG: kernel NULL pointer dereference in f`).
+    pub title: String,
+    /// Whether the report is incomplete or garbled.
+    pub corrupted: bool,
+    /// Why the report is considered corrupted.
+    pub corrupted_reason: Option<String>,
+    /// The module of the guilty frame, `None` when it is in the kernel proper.
+    pub module: Option<String>,
+    /// The guilty function.
+    pub function: Option<String>,
+    /// `file:line` of the guilty frame when debug info allows.
+    pub source: Option<String>,
+    /// The call trace, innermost first; the RIP frame first when there is one.
+    pub frames: Vec<Frame>,
+    /// The taint string (`G           OE`), when printed.
+    pub taint: Option<String>,
+    /// CPU number from the report header.
+    pub cpu: Option<u32>,
+    /// PID from the report header.
+    pub pid: Option<u32>,
+    /// Command name from the report header.
+    pub comm: Option<String>,
+    /// Zero-based line range `[first, last]` of the report in the log it was found in.
+    pub lines: (usize, usize),
+    /// The report's text, lines joined with `\n`, timestamps and `<N>` prefixes kept as found.
+    pub text: String,
+}

@@ -1,0 +1,200 @@
+//! The event stream between the VM driver and its consumers, and the results a run produces.
+//!
+//! The VM driver only emits [`Event`]s; the live UI, KTAP, JSON and JUnit reporters only consume
+//! them. [`RunResult`] is the contract of `kmodlab run --json` (see DESIGN.md, "Contracts").
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A phase of a run, for progress, deadlines and timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// From QEMU start until the guest agent says it is ready.
+    Boot,
+    /// Loading the module (finit_module until it returns).
+    Load,
+    /// Reading files under /sys and /proc while the module is loaded.
+    Check,
+    /// Unloading the module (delete_module until it returns).
+    Unload,
+    /// From the power-off request until QEMU exits.
+    Shutdown,
+}
+
+impl Phase {
+    /// The phase's name as users read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Boot => "boot",
+            Phase::Load => "load",
+            Phase::Check => "check",
+            Phase::Unload => "unload",
+            Phase::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The overall outcome of loading and unloading one module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Loaded and unloaded with no crash report.
+    Pass,
+    /// The kernel refused the module (init returned an error, unknown symbol, ...).
+    LoadFailed,
+    /// An oops or BUG happened; the kernel survived.
+    Crashed,
+    /// A WARNING was printed; the kernel survived.
+    Warned,
+    /// The kernel panicked and the VM went down.
+    Panicked,
+    /// A phase missed its deadline; the VM was killed.
+    Timeout,
+    /// The module loaded but could not be unloaded.
+    UnloadFailed,
+}
+
+impl Verdict {
+    /// The verdict's name as in the JSON contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::LoadFailed => "load-failed",
+            Verdict::Crashed => "crashed",
+            Verdict::Warned => "warned",
+            Verdict::Panicked => "panicked",
+            Verdict::Timeout => "timeout",
+            Verdict::UnloadFailed => "unload-failed",
+        }
+    }
+
+    /// Every verdict, for parsers and help texts.
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Pass,
+        Verdict::LoadFailed,
+        Verdict::Crashed,
+        Verdict::Warned,
+        Verdict::Panicked,
+        Verdict::Timeout,
+        Verdict::UnloadFailed,
+    ];
+
+    /// Parses a verdict name as [`Verdict::as_str`] writes it.
+    pub fn from_name(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened in the load or the unload phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseResult {
+    /// The syscall returned success.
+    pub ok: bool,
+    /// The error as kmod's insmod/rmmod word it (`No such device`), `None` on success.
+    pub error: Option<String>,
+    /// The errno name (`ENODEV`) when the syscall failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    /// The kernel messages printed during the phase, one per line, without timestamps.
+    pub log: Vec<String>,
+}
+
+/// A file read inside the guest while the module was loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRead {
+    /// Absolute path in the guest.
+    pub path: String,
+    /// Whether the path exists (a directory exists but has no contents).
+    pub exists: bool,
+    /// The contents, or `None` when the file could not be read.
+    pub contents: Option<String>,
+    /// Why the file could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The result of one run: boot, load, checks, unload, power off.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The overall verdict.
+    pub verdict: Verdict,
+    /// The module's name (as the kernel knows it).
+    pub module: String,
+    /// The parameters the module was loaded with, one `name=value` each.
+    pub params: Vec<String>,
+    /// The load phase.
+    pub load: PhaseResult,
+    /// The unload phase, `None` when not attempted.
+    pub unload: Option<PhaseResult>,
+    /// Files read while the module was loaded (`/sys/module/NAME/...` and what specs ask for).
+    pub files: Vec<FileRead>,
+    /// Crash reports found on the console.
+    pub reports: Vec<kmodlab_crash::CrashReport>,
+    /// The phase that missed its deadline, for the `timeout` verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_phase: Option<Phase>,
+    /// The kernel release the module ran on.
+    pub kernel: String,
+    /// The accelerator QEMU used (`kvm` or `tcg`).
+    pub accel: String,
+    /// The run directory with the console log and agent transcript.
+    pub run_dir: PathBuf,
+    /// Wall-clock duration of the whole run, in seconds.
+    pub duration_s: f64,
+}
+
+/// One event of the stream from the VM driver to reporters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// QEMU is starting.
+    BootStarted {
+        /// Kernel release.
+        kernel: String,
+        /// Accelerator in use.
+        accel: String,
+        /// Run directory.
+        run_dir: PathBuf,
+    },
+    /// One line of the kernel console.
+    KernelLine(String),
+    /// The guest agent is ready for requests.
+    AgentReady {
+        /// Seconds since QEMU started.
+        boot_s: f64,
+    },
+    /// A phase began.
+    StepStarted(Phase),
+    /// A phase ended.
+    StepFinished {
+        /// The phase.
+        phase: Phase,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// A crash report was found on the console.
+    ReportFound {
+        /// Report kind (`oops`, `warning`, ...).
+        kind: String,
+        /// Report title.
+        title: String,
+    },
+    /// QEMU exited.
+    VmExited {
+        /// Exit status as text.
+        status: String,
+    },
+}
