@@ -1,1 +1,366 @@
-fn main() {}
+//! kmodlab: the Linux kernel-module lab in one program.
+//!
+//! A thin binary: it picks a mode from argv[0] and the arguments, calls the library crates, prints,
+//! and maps outcomes to exit codes (0 success, 1 a test or verdict failed, 2 usage or input error,
+//! 3 infrastructure).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kmodlab_events::{Event, Phase, Verdict};
+use kmodlab_lab::{Lab, LabError, RunOptions};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_INFRA: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "kmodlab",
+    version,
+    about = "The Linux kernel-module lab: build a module, boot a throwaway VM, load it, read its \
+             messages, unload it, and get a verdict.",
+    after_help = "Exit codes: 0 success, 1 a test or verdict failed (or the module did not build), \
+                  2 usage or input error, 3 infrastructure (no kernel, no QEMU, VM did not boot).\n\
+                  Environment: KMODLAB_KERNEL, KMODLAB_KDIR (kernel and build tree), KMODLAB_ACCEL \
+                  (kvm|tcg), KMODLAB_RUNS (where run directories go), KMODLAB_QEMU."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct KernelArgs {
+    /// Kernel image to boot (default: newest /boot/vmlinuz-V with /lib/modules/V/build).
+    #[arg(long, value_name = "IMAGE")]
+    kernel: Option<PathBuf>,
+    /// Kernel build tree for Kbuild (default: /lib/modules/V/build).
+    #[arg(long, value_name = "DIR")]
+    kdir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a module directory with Kbuild (make -C KDIR M=DIR modules).
+    Build {
+        /// The module directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Boot a VM, load a module with parameters, show its messages and /sys/module state, unload it.
+    ///
+    /// PATH is a module directory (built first) or a .ko file. Parameters are NAME=VALUE; a value
+    /// with spaces stays one value (`kmodlab run m.ko 'label=two words'`).
+    Run {
+        /// Print one JSON object (the contract in DESIGN.md) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Module name, when the directory builds several.
+        #[arg(long)]
+        module: Option<String>,
+        /// Per-phase deadline in seconds (load, checks, unload).
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        /// Leave the module loaded (skip the unload).
+        #[arg(long)]
+        no_unload: bool,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Module directory or .ko file.
+        path: PathBuf,
+        /// Module parameters, NAME=VALUE.
+        params: Vec<String>,
+    },
+    /// Run every test spec (kmodlab.toml) found under the paths, several VMs at a time.
+    Test {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// VMs to run at once.
+        #[arg(short = 'j', long, default_value_t = 2)]
+        jobs: usize,
+        /// Also show each case's kernel messages and verdict (human format).
+        #[arg(short, long)]
+        verbose: bool,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// Directories to search for specs (default: the current directory).
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Human,
+    Ktap,
+    Json,
+    Junit,
+}
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
+    if name == "init" || std::process::id() == 1 {
+        kmodlab_agent::run();
+    }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Build { dir, kernel } => build(dir, kernel),
+        Command::Run {
+            json,
+            module,
+            timeout,
+            no_unload,
+            kernel,
+            path,
+            params,
+        } => run(json, module, timeout, no_unload, kernel, path, params),
+        Command::Test {
+            format,
+            jobs,
+            verbose,
+            kernel,
+            paths,
+        } => test(format, jobs, verbose, kernel, paths),
+    };
+    ExitCode::from(code)
+}
+
+fn fail(e: &LabError) -> u8 {
+    eprintln!("kmodlab: {e}");
+    e.exit_code() as u8
+}
+
+fn build(dir: PathBuf, k: KernelArgs) -> u8 {
+    let lab_kernel = match kmodlab_kbuild::select(k.kernel, k.kdir) {
+        Ok(k) => k,
+        Err(e) => return fail(&LabError::Infra(e.0)),
+    };
+    eprintln!(
+        "kmodlab: building {} for {}",
+        dir.display(),
+        lab_kernel.release
+    );
+    match kmodlab_kbuild::build(&dir, &lab_kernel, &mut std::io::stderr()) {
+        Ok(kos) => {
+            for ko in kos {
+                println!("{}", ko.display());
+            }
+            0
+        }
+        Err(kmodlab_kbuild::BuildError::Make(s)) => fail(&LabError::Infra(s)),
+        Err(e) => fail(&LabError::Build(format!("{}: {e}", dir.display()))),
+    }
+}
+
+/// Progress on stderr while a VM runs: one line per phase, updated in place on a terminal.
+struct Progress {
+    tty: bool,
+}
+
+impl Progress {
+    fn event(&self, e: &Event) {
+        let msg = match e {
+            Event::BootStarted {
+                kernel,
+                accel,
+                run_dir,
+            } => {
+                format!("booting {kernel} ({accel}), run dir {}", run_dir.display())
+            }
+            Event::AgentReady { boot_s } => format!("guest ready after {boot_s:.1}s"),
+            Event::StepStarted(p) if *p != Phase::Boot => format!("{p}..."),
+            Event::ReportFound { kind, title } => format!("{kind}: {title}"),
+            _ => return,
+        };
+        if self.tty {
+            eprint!("\r\x1b[2Kkmodlab: {msg}");
+            if matches!(e, Event::ReportFound { .. }) {
+                eprintln!();
+            }
+        } else {
+            eprintln!("kmodlab: {msg}");
+        }
+    }
+
+    fn done(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+fn run(
+    json: bool,
+    module: Option<String>,
+    timeout: f64,
+    no_unload: bool,
+    k: KernelArgs,
+    path: PathBuf,
+    params: Vec<String>,
+) -> u8 {
+    if let Some(bad) = params
+        .iter()
+        .find(|p| !p.contains('=') || p.starts_with('='))
+    {
+        eprintln!("kmodlab: parameter {bad:?} is not NAME=VALUE");
+        return EXIT_USAGE;
+    }
+    if !timeout.is_finite() || timeout <= 0.0 {
+        eprintln!("kmodlab: --timeout must be a positive number of seconds");
+        return EXIT_USAGE;
+    }
+    if !path.exists() {
+        return fail(&LabError::Input(format!(
+            "{}: no such file or directory",
+            path.display()
+        )));
+    }
+    let lab = match Lab::new(k.kernel, k.kdir) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let mut build_log: Box<dyn Write> = if json {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stderr())
+    };
+    let module = match lab.prepare(&path, module.as_deref(), &mut build_log) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    let deadlines = kmodlab_vm::Deadlines {
+        step: Duration::from_secs_f64(timeout),
+        ..Default::default()
+    };
+    let options = RunOptions {
+        params,
+        read_paths: Vec::new(),
+        skip_unload: no_unload,
+        deadlines,
+    };
+    let progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+    };
+    let result = lab.run(&module, &options, &mut |e| progress.event(e));
+    progress.done();
+    match result {
+        Ok(r) => {
+            let mut out = std::io::stdout().lock();
+            if json {
+                let _ = serde_json::to_writer_pretty(&mut out, &r);
+                let _ = writeln!(out);
+            } else {
+                let _ = kmodlab_report::write_human_run(&mut out, &r);
+            }
+            if r.verdict == Verdict::Pass {
+                0
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Err(e) => {
+            eprintln!("kmodlab: {e}");
+            for l in &e.console_tail {
+                eprintln!("  | {l}");
+            }
+            EXIT_INFRA
+        }
+    }
+}
+
+fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<PathBuf>) -> u8 {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths
+    };
+    let dirs = match kmodlab_lab::find_specs(&paths) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    if dirs.is_empty() {
+        eprintln!(
+            "kmodlab: no {} found under {}",
+            kmodlab_spec_file(),
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return EXIT_USAGE;
+    }
+    let specs = match kmodlab_lab::load_specs(&dirs) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let lab = match Lab::new(k.kernel, k.kdir) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let cases: usize = specs.iter().map(|s| s.spec.cases.len()).sum();
+    eprintln!(
+        "kmodlab: {} specs, {cases} cases on {} ({}, {}), {} at a time",
+        specs.len(),
+        lab.kernel.release,
+        lab.accel.accel.as_str(),
+        lab.accel.reason,
+        jobs.max(1)
+    );
+    let human = format == Format::Human;
+    let on_done = |o: &kmodlab_report::CaseOutcome| {
+        if human {
+            let mut err = std::io::stdout().lock();
+            let _ = kmodlab_report::write_human_case(&mut err, o);
+            if verbose {
+                if let Some(r) = &o.result {
+                    let _ = kmodlab_report::write_human_run(&mut err, r);
+                }
+            }
+        } else {
+            eprintln!(
+                "kmodlab: {} {} / {}",
+                if o.passed() { "ok" } else { "FAIL" },
+                o.spec,
+                o.case
+            );
+        }
+    };
+    let mut build_log = std::io::sink();
+    let outcomes = kmodlab_lab::run_specs(&lab, &specs, jobs, &mut build_log, &on_done);
+    let mut out = std::io::stdout().lock();
+    let _ = match format {
+        Format::Human => kmodlab_report::write_human_summary(&mut out, &outcomes),
+        Format::Ktap => kmodlab_report::write_ktap(&mut out, &outcomes),
+        Format::Json => kmodlab_report::write_json(&mut out, &outcomes),
+        Format::Junit => kmodlab_report::write_junit(&mut out, &outcomes),
+    };
+    if outcomes.iter().any(|o| o.infra_error) {
+        EXIT_INFRA
+    } else if outcomes.iter().all(|o| o.passed()) {
+        0
+    } else {
+        EXIT_FAILED
+    }
+}
+
+fn kmodlab_spec_file() -> &'static str {
+    "kmodlab.toml"
+}

@@ -1,1 +1,281 @@
-//! TODO
+//! The guest agent: PID 1 of the generated initramfs.
+//!
+//! A straight line: install a panic hook, mount the pseudo filesystems, load the agent's own
+//! transport modules, find the virtio-serial port, say ready, then answer requests one at a time
+//! until told to power off. Module loads and unloads run in a forked child, so an oops in the
+//! module's code kills that child and never init. Whatever happens, the agent reports before it
+//! powers off.
+#![deny(missing_docs)]
+
+use kmodlab_proto::{CallStatus, GuestFile, Reply, Request};
+use kmodlab_sys::ChildExit;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The port, shared with the panic hook so that a bug in the agent is still reported.
+static PORT: Mutex<Option<File>> = Mutex::new(None);
+
+/// How long the agent waits for its virtio-serial port to appear.
+const PORT_DEADLINE: Duration = Duration::from_secs(20);
+/// The largest file contents returned by a read request.
+const READ_LIMIT: u64 = 64 * 1024;
+
+/// Runs the agent. Never returns: it ends by powering the machine off.
+pub fn run() -> ! {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string();
+        kmsg_write(&format!("kmodlab-agent: fatal: {message}"));
+        send(&Reply::Fatal { message });
+        power_off();
+    }));
+    let outcome = serve();
+    if let Err(e) = outcome {
+        let message = e.to_string();
+        kmsg_write(&format!("kmodlab-agent: {message}"));
+        send(&Reply::Fatal { message });
+    }
+    power_off()
+}
+
+fn power_off() -> ! {
+    let e = kmodlab_sys::reboot(kmodlab_sys::Reboot::Restart);
+    kmsg_write(&format!("kmodlab-agent: reboot failed: {e}"));
+    // Nothing else to do: an exiting init panics the kernel, which also ends QEMU.
+    std::process::exit(1)
+}
+
+fn kmsg_write(line: &str) {
+    if let Ok(mut f) = OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+fn send(reply: &Reply) {
+    let line = kmodlab_proto::encode(reply);
+    if let Ok(mut guard) = PORT.try_lock() {
+        if let Some(port) = guard.as_mut() {
+            let _ = port.write_all(line.as_bytes());
+            let _ = port.flush();
+        }
+    }
+}
+
+fn serve() -> io::Result<()> {
+    for (fstype, dir) in [("proc", "/proc"), ("sysfs", "/sys"), ("devtmpfs", "/dev")] {
+        let _ = std::fs::create_dir_all(dir);
+        if let Err(e) = kmodlab_sys::mount(fstype, Path::new(dir)) {
+            if e.raw_os_error() != Some(libc::EBUSY) {
+                return Err(io::Error::new(e.kind(), format!("mount {dir}: {e}")));
+            }
+        }
+    }
+    // The host boots with a quiet console for speed; from now on every message must reach it.
+    let _ = std::fs::write("/sys/module/printk/parameters/ignore_loglevel", "Y");
+    load_boot_modules()?;
+    let dev = find_port(kmodlab_proto::PORT_NAME, PORT_DEADLINE)?;
+    let port = OpenOptions::new().read(true).write(true).open(&dev)?;
+    let reader = BufReader::new(port.try_clone()?);
+    *PORT.lock().unwrap_or_else(|p| p.into_inner()) = Some(port);
+
+    let mut kmsg = Kmsg::open()?;
+    kmsg.drain();
+    send(&Reply::Ready {
+        kernel: kernel_release(),
+        uptime_s: uptime(),
+    });
+
+    for line in reader.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let request: Request = match kmodlab_proto::decode(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                send(&Reply::Error {
+                    message: format!("bad request: {e}"),
+                });
+                continue;
+            }
+        };
+        let reply = match request {
+            Request::Load { path, params } => {
+                kmsg.drain();
+                let status = call(|| load(&path, &params));
+                Reply::Call {
+                    status,
+                    log: kmsg.drain(),
+                }
+            }
+            Request::Unload { name } => {
+                kmsg.drain();
+                let status = call(|| kmodlab_sys::delete_module(&name, false));
+                Reply::Call {
+                    status,
+                    log: kmsg.drain(),
+                }
+            }
+            Request::Read { paths } => Reply::Files {
+                files: paths.iter().map(|p| read(p)).collect(),
+            },
+            Request::PowerOff => return Ok(()),
+        };
+        send(&reply);
+    }
+    Ok(())
+}
+
+/// Loads the agent's own transport (virtio_console and what it needs), in the order listed.
+fn load_boot_modules() -> io::Result<()> {
+    let dir = Path::new(kmodlab_proto::GUEST_BOOT_MODULE_DIR);
+    let Ok(order) = std::fs::read_to_string(dir.join("order")) else {
+        return Ok(());
+    };
+    for name in order.lines().filter(|l| !l.is_empty()) {
+        let path = dir.join(name);
+        let file = File::open(&path)?;
+        match kmodlab_sys::finit_module(&file, "", 0) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("load {}: {e}", path.display()),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn find_port(name: &str, deadline: Duration) -> io::Result<PathBuf> {
+    let start = Instant::now();
+    loop {
+        if let Ok(entries) = std::fs::read_dir("/sys/class/virtio-ports") {
+            for entry in entries.flatten() {
+                let found = std::fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+                if found.trim() == name {
+                    let dev = Path::new("/dev").join(entry.file_name());
+                    if dev.exists() {
+                        return Ok(dev);
+                    }
+                }
+            }
+        }
+        if start.elapsed() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no virtio-serial port named {name} after {deadline:?}"),
+            ));
+        }
+        // sysfs has no change notification for this; poll briefly.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn load(path: &str, params: &str) -> io::Result<()> {
+    let file = File::open(path)?;
+    match kmodlab_sys::finit_module(&file, params, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            let image = std::fs::read(path)?;
+            kmodlab_sys::init_module(&image, params)
+        }
+        other => other,
+    }
+}
+
+fn call(f: impl FnOnce() -> io::Result<()>) -> CallStatus {
+    let exit = kmodlab_sys::fork_call(|| match f() {
+        Ok(()) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+    });
+    match exit {
+        Ok(ChildExit::Exited(0)) => CallStatus::Ok,
+        Ok(ChildExit::Exited(errno)) => CallStatus::Failed { errno },
+        Ok(ChildExit::Signaled(signal)) => CallStatus::Killed { signal },
+        Err(e) => CallStatus::Failed {
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        },
+    }
+}
+
+fn read(path: &str) -> GuestFile {
+    let meta = std::fs::metadata(path);
+    let exists = meta.is_ok();
+    let (contents, error) = match meta {
+        Ok(m) if m.is_dir() => (None, None),
+        Ok(_) => {
+            let mut buf = Vec::new();
+            match File::open(path).and_then(|f| f.take(READ_LIMIT).read_to_end(&mut buf)) {
+                Ok(_) => (Some(String::from_utf8_lossy(&buf).into_owned()), None),
+                Err(e) => (
+                    None,
+                    Some(kmodlab_sys::strerror(e.raw_os_error().unwrap_or(0))),
+                ),
+            }
+        }
+        Err(e) => (
+            None,
+            Some(kmodlab_sys::strerror(e.raw_os_error().unwrap_or(0))),
+        ),
+    };
+    GuestFile {
+        path: path.to_string(),
+        exists,
+        contents,
+        error,
+    }
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `/dev/kmsg` opened non-blocking: each read returns one record.
+struct Kmsg {
+    file: File,
+}
+
+impl Kmsg {
+    fn open() -> io::Result<Kmsg> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")?;
+        Ok(Kmsg { file })
+    }
+
+    /// Reads every record not read yet and returns their messages.
+    fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Ok(rec) = kmodlab_kmsg::parse_record(&buf[..n]) {
+                        out.push(rec.text());
+                    }
+                }
+                // EPIPE: records were overwritten before we read them; the next read goes on.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}

@@ -1,9 +1,45 @@
 //! Crash reports in kernel console logs: find them, classify them, title them.
 //!
 //! Parsers take text and return values; they never open files or print.
+//!
+//! [`Scanner`] reads a console line by line and hands out each report as soon as it is
+//! complete; [`parse_reports`] runs it over a whole log. Detected (x86_64, Linux 4.x to 6.x
+//! formats): oopses (NULL pointer dereference, paging request, general protection fault, divide
+//! error, invalid opcode, stack segment), `kernel BUG at`, `WARNING:`, `Kernel panic - not
+//! syncing`, soft lockups and hung tasks. Titles follow syzkaller's conventions
+//! (`BUG: unable to handle kernel NULL pointer dereference in my_oops_init`,
+//! `WARNING in warn_init`, `kernel panic: boom`); the guilty frame skips reporting and
+//! unwinding plumbing as syzkaller does, and never skips a frame in a module.
 #![deny(missing_docs)]
 
+mod console;
+mod frame;
+mod guilty;
+mod header;
+mod report;
+mod scanner;
+mod title;
+
+pub use scanner::Scanner;
+
 use serde::{Deserialize, Serialize};
+
+/// Finds every crash report in a whole log.
+///
+/// Lines are split at `\n`; a trailing `\r` is ignored. The same [`Scanner`] a live console
+/// uses does the work, so both give the same reports.
+pub fn parse_reports(log: &str) -> Vec<CrashReport> {
+    let mut scanner = Scanner::new();
+    let mut reports = Vec::new();
+    let log = log.strip_suffix('\n').unwrap_or(log);
+    if !log.is_empty() {
+        for line in log.split('\n') {
+            reports.extend(scanner.push_line(line));
+        }
+    }
+    reports.extend(scanner.finish());
+    reports
+}
 
 /// What kind of report this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

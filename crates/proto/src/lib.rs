@@ -1,1 +1,176 @@
-//! TODO
+//! The agent protocol: line-delimited JSON between the host and the guest agent, over the
+//! virtio-serial port named [`PORT_NAME`]. The host sends [`Request`]s; the agent answers each with
+//! one [`Reply`], and announces itself with [`Reply::Ready`] once.
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+
+/// The virtio-serial port name the agent looks for under `/sys/class/virtio-ports/*/name`.
+pub const PORT_NAME: &str = "kmodlab.agent";
+
+/// Where the module under test lives inside the guest.
+pub const GUEST_MODULE_DIR: &str = "/kmodlab/modules";
+/// Modules the agent loads at boot, in order (the agent's own transport, e.g. virtio_console).
+pub const GUEST_BOOT_MODULE_DIR: &str = "/kmodlab/boot";
+
+/// A request from the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Load a module file with a kernel parameter string.
+    Load {
+        /// Path of the .ko inside the guest.
+        path: String,
+        /// Parameter string as the kernel parses it (`a=1 b="two words"`).
+        params: String,
+    },
+    /// Unload a module by name.
+    Unload {
+        /// The module's name.
+        name: String,
+    },
+    /// Read files (or check that paths exist).
+    Read {
+        /// Absolute paths.
+        paths: Vec<String>,
+    },
+    /// Sync and power off.
+    PowerOff,
+}
+
+/// How a load or unload call ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum CallStatus {
+    /// The syscall returned 0.
+    Ok,
+    /// The syscall failed with this errno.
+    Failed {
+        /// errno value.
+        errno: i32,
+    },
+    /// The process making the call was killed (an oops in the module's code kills it).
+    Killed {
+        /// Signal number.
+        signal: i32,
+    },
+}
+
+/// A file read in the guest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestFile {
+    /// Path.
+    pub path: String,
+    /// Whether the path exists.
+    pub exists: bool,
+    /// Contents when it is a readable file.
+    pub contents: Option<String>,
+    /// The read error, when any.
+    pub error: Option<String>,
+}
+
+/// A message from the agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// The agent is up and waits for requests.
+    Ready {
+        /// `uname -r` of the guest kernel.
+        kernel: String,
+        /// Seconds since the guest kernel started.
+        uptime_s: f64,
+    },
+    /// A load or unload finished.
+    Call {
+        /// How it ended.
+        status: CallStatus,
+        /// Kernel log lines printed during the call.
+        log: Vec<String>,
+    },
+    /// Files that were read.
+    Files {
+        /// One entry per requested path.
+        files: Vec<GuestFile>,
+    },
+    /// The request could not be handled.
+    Error {
+        /// Why.
+        message: String,
+    },
+    /// The agent hit a bug and powers off.
+    Fatal {
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// Encodes a message as one protocol line (with the trailing newline).
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    let mut s = serde_json::to_string(msg).expect("protocol messages always serialize");
+    s.push('\n');
+    s
+}
+
+/// Decodes one protocol line.
+pub fn decode<'a, T: Deserialize<'a>>(line: &'a str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(line.trim_end())
+}
+
+/// Joins `name=value` parameters into the kernel's parameter string, quoting a value that contains
+/// spaces as modprobe does (`label="two words"`), so that it stays one value.
+pub fn param_string(params: &[String]) -> String {
+    params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((name, value))
+                if value.contains(char::is_whitespace) && !value.starts_with('"') =>
+            {
+                format!("{name}=\"{value}\"")
+            }
+            _ => p.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let r = Request::Load {
+            path: "/m.ko".into(),
+            params: "a=1".into(),
+        };
+        let line = encode(&r);
+        assert_eq!(
+            line,
+            "{\"op\":\"load\",\"path\":\"/m.ko\",\"params\":\"a=1\"}\n"
+        );
+        assert_eq!(decode::<Request>(&line).unwrap(), r);
+        assert_eq!(
+            decode::<Request>("{\"op\":\"power-off\"}").unwrap(),
+            Request::PowerOff
+        );
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let r = Reply::Call {
+            status: CallStatus::Failed { errno: 19 },
+            log: vec!["x".into()],
+        };
+        assert_eq!(decode::<Reply>(&encode(&r)).unwrap(), r);
+    }
+
+    #[test]
+    fn values_with_spaces_stay_one_value() {
+        let p = vec![
+            "label=two words".to_string(),
+            "count=3".into(),
+            "flag".into(),
+        ];
+        assert_eq!(param_string(&p), "label=\"two words\" count=3 flag");
+    }
+}

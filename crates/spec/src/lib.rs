@@ -1,1 +1,961 @@
-//! TODO
+//! Test specs: what a module directory's `kmodlab.toml` expects of its module.
+//!
+//! A spec names the kernel the module needs and lists test cases. Each case loads the module with
+//! some parameters, reads files while it is loaded, unloads it, and compares what happened (a
+//! [`RunResult`]) with its expectations. [`parse`] turns the TOML text into a [`Spec`];
+//! [`Case::evaluate`] compares a run with a case. Neither opens files nor prints.
+//!
+//! # The format
+//!
+//! ```toml
+//! # Which kernel the spec needs: "debian" (default: the distro kernel) or "rust" (the Rust lab kernel).
+//! kernel = "debian"
+//! # The module to load, as the kernel names it; default: the only .ko the directory builds.
+//! module = "hello_mod"
+//! # Default per-phase deadline in seconds (optional).
+//! timeout = 30
+//!
+//! [[case]]
+//! name = "prints hello and goodbye"      # required, unique within the spec
+//! params = ["str=tired", "label=two words"]   # optional; each element one name=value (value may contain spaces)
+//! verdict = "pass"          # optional: pass | load-failed | crashed | warned | panicked | timeout | unload-failed
+//! timeout = 5               # optional per-phase deadline override in seconds (float allowed)
+//!
+//! [case.load]               # expectations about the load phase
+//! log = ["^Hello!$"]        # regexes, each must match at least one line of the load-phase kernel log
+//! no_log = ["Oops"]         # regexes that must match no line
+//! error = "No such device"  # expected load failure: kmod's wording ("No such device") or errno name ("ENODEV")
+//!
+//! [case.loaded]             # checked while the module is loaded
+//! exists = ["/sys/module/hello_mod"]               # paths that must exist
+//! absent = ["/sys/module/hello_mod/parameters"]     # paths that must not exist
+//! files = { "/sys/module/hello_mod/initstate" = "^live$" }   # path -> regex on the contents
+//!
+//! [case.unload]
+//! log = ["Goodbye!"]
+//! no_log = []
+//! error = "Resource temporarily unavailable"   # expected unload failure
+//! skip = false              # true: do not unload (leave the module loaded)
+//!
+//! [case.crash]              # expected crash report
+//! kind = "oops"             # oops | bug | warning | panic | soft-lockup | hung-task
+//! title = "NULL pointer dereference"   # regex on the report title
+//! function = "my_oops_init" # exact guilty function
+//! module = "oops_mod"       # exact module of the guilty frame
+//! phase = "load"            # load | unload (informational, see below)
+//! ```
+//!
+//! Every key is optional except a case's `name`. Regexes use the [`regex`] crate's syntax and are
+//! searched for anywhere in a line (anchor them with `^`/`$` to match whole lines). A file's
+//! contents are matched with one trailing newline removed.
+//!
+//! ## The expected verdict
+//!
+//! An explicit `verdict` wins. Otherwise a `[case.crash]` table implies `warned` for kind
+//! `warning`, `panicked` for kind `panic` and `crashed` for any other kind (or none); else
+//! `load.error` implies `load-failed`; else `unload.error` implies `unload-failed`; else `pass`.
+//!
+//! A spec with no `[[case]]` at all has one implicit case, [`IMPLICIT_CASE`], which loads the
+//! module without parameters and expects `pass`.
+//!
+//! ## What is an error
+//!
+//! Unknown keys, values of the wrong type, bad regexes, unknown verdict, kernel, crash kind or
+//! phase names, missing, empty or duplicate case names, a `params` element without `=` (or with an
+//! empty name), a timeout that is not a positive number, a `loaded` path that is not absolute,
+//! `unload.skip = true` together with other unload expectations, and `load.error` together with
+//! `unload.error` (a module that failed to load is never unloaded). Each error is one line,
+//! `FILE:LINE: message`, with the line of the offending key or value ([`SpecError`]).
+//!
+//! ## `crash.phase`
+//!
+//! A run's result does not record in which phase a crash report appeared, so `phase` is parsed
+//! and kept ([`CrashExpect::phase`]) but [`Case::evaluate`] does not check it.
+#![deny(missing_docs)]
+
+use kmodlab_crash::{CrashReport, ReportKind};
+use kmodlab_events::{FileRead, Phase, PhaseResult, RunResult, Verdict};
+use regex::Regex;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use toml::Spanned;
+
+/// The name of a spec file in a module directory.
+pub const SPEC_FILE: &str = "kmodlab.toml";
+
+/// The name of the case a spec without `[[case]]` tables gets.
+pub const IMPLICIT_CASE: &str = "load and unload";
+
+/// The kernel a spec needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelKind {
+    /// The distro (Debian) kernel, for C modules.
+    #[default]
+    Debian,
+    /// The Rust lab kernel built by kmodlab, for Rust for Linux modules.
+    Rust,
+}
+
+impl KernelKind {
+    /// The kernel kind's name as written in a spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelKind::Debian => "debian",
+            KernelKind::Rust => "rust",
+        }
+    }
+
+    /// Parses a name as [`KernelKind::as_str`] writes it.
+    pub fn from_name(s: &str) -> Option<KernelKind> {
+        [KernelKind::Debian, KernelKind::Rust]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for KernelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed and validated `kmodlab.toml`.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The kernel the module needs.
+    pub kernel: KernelKind,
+    /// The module to load, as the kernel names it; `None`: the only module the directory builds.
+    pub module: Option<String>,
+    /// Default per-phase deadline in seconds.
+    pub timeout: Option<f64>,
+    /// The cases, in spec order; never empty (see [`IMPLICIT_CASE`]).
+    pub cases: Vec<Case>,
+}
+
+impl Spec {
+    /// The per-phase deadline for `case`: its own, else the spec's default.
+    pub fn timeout_for(&self, case: &Case) -> Option<f64> {
+        case.timeout.or(self.timeout)
+    }
+}
+
+/// One test case: load with parameters, check, unload, compare.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// The case's name, unique within its spec.
+    pub name: String,
+    /// Module parameters, one `name=value` each (the value may contain spaces).
+    pub params: Vec<String>,
+    /// The expected verdict (explicit or implied, see the crate docs).
+    pub verdict: Verdict,
+    /// Per-phase deadline override in seconds.
+    pub timeout: Option<f64>,
+    /// Expectations about the load phase.
+    pub load: PhaseExpect,
+    /// Expectations about the unload phase.
+    pub unload: UnloadExpect,
+    /// Expectations checked while the module is loaded.
+    pub loaded: LoadedExpect,
+    /// The expected crash report, if any.
+    pub crash: Option<CrashExpect>,
+}
+
+/// Expectations about the kernel log and the result of the load or unload phase.
+#[derive(Clone, Debug, Default)]
+pub struct PhaseExpect {
+    /// Each must match at least one line of the phase's kernel log.
+    pub log: Vec<Regex>,
+    /// None may match any line of the phase's kernel log.
+    pub no_log: Vec<Regex>,
+    /// The expected failure, as kmod words it (`No such device`) or as an errno name (`ENODEV`).
+    pub error: Option<String>,
+}
+
+impl PhaseExpect {
+    fn is_empty(&self) -> bool {
+        self.log.is_empty() && self.no_log.is_empty() && self.error.is_none()
+    }
+}
+
+/// Expectations about the unload phase.
+#[derive(Clone, Debug, Default)]
+pub struct UnloadExpect {
+    /// Log and error expectations, as for the load phase.
+    pub expect: PhaseExpect,
+    /// Do not unload: leave the module loaded.
+    pub skip: bool,
+}
+
+/// Expectations checked while the module is loaded.
+#[derive(Clone, Debug, Default)]
+pub struct LoadedExpect {
+    /// Paths that must exist.
+    pub exists: Vec<String>,
+    /// Paths that must not exist.
+    pub absent: Vec<String>,
+    /// Files whose contents (one trailing newline removed) must match a regex, in spec order.
+    pub files: Vec<(String, Regex)>,
+}
+
+/// An expected crash report: a report matching every given field must be found.
+#[derive(Clone, Debug, Default)]
+pub struct CrashExpect {
+    /// The report's kind.
+    pub kind: Option<ReportKind>,
+    /// A regex searched for in the report's title.
+    pub title: Option<Regex>,
+    /// The guilty function, exactly.
+    pub function: Option<String>,
+    /// The module of the guilty frame, exactly.
+    pub module: Option<String>,
+    /// The phase during which the report appeared ([`Phase::Load`] or [`Phase::Unload`]).
+    /// Informational: [`Case::evaluate`] does not check it, as a [`RunResult`] does not say.
+    pub phase: Option<Phase>,
+}
+
+impl CrashExpect {
+    fn matches(&self, r: &CrashReport) -> bool {
+        self.kind.is_none_or(|k| k == r.kind)
+            && self.title.as_ref().is_none_or(|t| t.is_match(&r.title))
+            && self
+                .function
+                .as_ref()
+                .is_none_or(|f| r.function.as_deref() == Some(f.as_str()))
+            && self
+                .module
+                .as_ref()
+                .is_none_or(|m| r.module.as_deref() == Some(m.as_str()))
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(k) = self.kind {
+            parts.push(format!("kind {}", report_kind_name(k)));
+        }
+        if let Some(t) = &self.title {
+            parts.push(format!("title /{}/", t.as_str()));
+        }
+        if let Some(f) = &self.function {
+            parts.push(format!("function {f}"));
+        }
+        if let Some(m) = &self.module {
+            parts.push(format!("module {m}"));
+        }
+        if parts.is_empty() {
+            "a crash report".to_string()
+        } else {
+            format!("a report with {}", parts.join(", "))
+        }
+    }
+}
+
+/// The crash report kinds as a spec names them (the kebab-case names of [`ReportKind`]).
+pub const REPORT_KINDS: [(&str, ReportKind); 6] = [
+    ("oops", ReportKind::Oops),
+    ("bug", ReportKind::Bug),
+    ("warning", ReportKind::Warning),
+    ("panic", ReportKind::Panic),
+    ("soft-lockup", ReportKind::SoftLockup),
+    ("hung-task", ReportKind::HungTask),
+];
+
+/// The spec name of a report kind (`soft-lockup`).
+pub fn report_kind_name(kind: ReportKind) -> &'static str {
+    REPORT_KINDS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map(|(n, _)| *n)
+        .unwrap_or("unknown")
+}
+
+/// A spec that could not be parsed or is invalid.
+///
+/// Displays as one line, `FILE:LINE: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    file: String,
+    line: usize,
+    message: String,
+}
+
+impl SpecError {
+    /// The file label given to [`parse`].
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The 1-based line of the offending key or value.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// What is wrong, without the location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+// ---------------------------------------------------------------------------------------------
+// Raw TOML shape, with spans.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    kernel: Option<Spanned<String>>,
+    module: Option<Spanned<String>>,
+    timeout: Option<Spanned<f64>>,
+    #[serde(default)]
+    case: Vec<Spanned<RawCase>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    params: Vec<Spanned<String>>,
+    verdict: Option<Spanned<String>>,
+    timeout: Option<Spanned<f64>>,
+    #[serde(default)]
+    load: RawLoad,
+    #[serde(default)]
+    loaded: RawLoaded,
+    #[serde(default)]
+    unload: RawUnload,
+    crash: Option<Spanned<RawCrash>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    #[serde(default)]
+    log: Vec<Spanned<String>>,
+    #[serde(default)]
+    no_log: Vec<Spanned<String>>,
+    error: Option<Spanned<String>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnload {
+    #[serde(default)]
+    log: Vec<Spanned<String>>,
+    #[serde(default)]
+    no_log: Vec<Spanned<String>>,
+    error: Option<Spanned<String>>,
+    skip: Option<Spanned<bool>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoaded {
+    #[serde(default)]
+    exists: Vec<Spanned<String>>,
+    #[serde(default)]
+    absent: Vec<Spanned<String>>,
+    #[serde(default)]
+    files: RawFiles,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrash {
+    kind: Option<Spanned<String>>,
+    title: Option<Spanned<String>>,
+    function: Option<Spanned<String>>,
+    module: Option<Spanned<String>>,
+    phase: Option<Spanned<String>>,
+}
+
+/// `path -> regex` pairs in document order.
+#[derive(Default)]
+struct RawFiles(Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for RawFiles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FilesVisitor;
+        impl<'de> Visitor<'de> for FilesVisitor {
+            type Value = RawFiles;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of path = \"regex\"")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFiles, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, val)) = map.next_entry::<Spanned<String>, Spanned<String>>()? {
+                    v.push((k, val));
+                }
+                // The deserializer may hand keys over sorted; restore document order.
+                v.sort_by_key(|(k, _)| k.span().start);
+                Ok(RawFiles(v))
+            }
+        }
+        d.deserialize_map(FilesVisitor)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> SpecError {
+        SpecError {
+            file: self.file.to_string(),
+            line: self.line_of(span.start),
+            message: one_line(&message.into()),
+        }
+    }
+
+    fn regex(&self, what: &str, s: &Spanned<String>) -> Result<Regex, SpecError> {
+        Regex::new(s.get_ref()).map_err(|e| {
+            self.err(
+                s.span(),
+                format!(
+                    "{what}: invalid regex /{}/: {}",
+                    s.get_ref(),
+                    regex_reason(&e)
+                ),
+            )
+        })
+    }
+
+    fn regexes(&self, what: &str, v: &[Spanned<String>]) -> Result<Vec<Regex>, SpecError> {
+        v.iter().map(|s| self.regex(what, s)).collect()
+    }
+
+    fn timeout(&self, what: &str, t: &Option<Spanned<f64>>) -> Result<Option<f64>, SpecError> {
+        match t {
+            None => Ok(None),
+            Some(t) if t.get_ref().is_finite() && *t.get_ref() > 0.0 => Ok(Some(*t.get_ref())),
+            Some(t) => Err(self.err(
+                t.span(),
+                format!(
+                    "{what}: must be a positive number of seconds, not {}",
+                    t.get_ref()
+                ),
+            )),
+        }
+    }
+
+    fn path(&self, what: &str, p: &Spanned<String>) -> Result<String, SpecError> {
+        if p.get_ref().starts_with('/') {
+            Ok(p.get_ref().clone())
+        } else {
+            Err(self.err(
+                p.span(),
+                format!("{what}: path {:?} is not absolute", p.get_ref()),
+            ))
+        }
+    }
+}
+
+/// The toml error's message, prefixed with the dotted key it concerns when toml knows it.
+fn toml_message(e: &toml::de::Error) -> String {
+    let message = e.message().replace("expected f64", "expected a number");
+    // Without input, Display is the message plus "in `key.path`" when the key is known.
+    let mut bare = e.clone();
+    bare.set_input(None);
+    let shown = bare.to_string();
+    match shown
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("in `"))
+        .and_then(|l| l.strip_suffix('`'))
+    {
+        Some("case") if message.starts_with("invalid type: map") => {
+            format!("case: {message} (write [[case]], not [case])")
+        }
+        Some(keys) if !keys.is_empty() => format!("{keys}: {message}"),
+        _ => message,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.trim()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| one_line(&text))
+}
+
+fn verdict_names() -> String {
+    Verdict::ALL.map(|v| v.as_str()).join(", ")
+}
+
+/// Parses and validates a spec. `file_label` is used in error messages only.
+///
+/// ```
+/// let spec = kmodlab_spec::parse("kmodlab.toml", r#"
+/// [[case]]
+/// name = "default greeting"
+/// [case.load]
+/// log = ["Early bird gets the worm"]
+/// "#).unwrap();
+/// assert_eq!(spec.cases[0].name, "default greeting");
+/// ```
+pub fn parse(file_label: &str, text: &str) -> Result<Spec, SpecError> {
+    let cx = Ctx {
+        file: file_label,
+        text,
+    };
+    let raw: RawSpec =
+        toml::from_str(text).map_err(|e| cx.err(e.span().unwrap_or(0..0), toml_message(&e)))?;
+
+    let kernel = match &raw.kernel {
+        None => KernelKind::Debian,
+        Some(k) => KernelKind::from_name(k.get_ref()).ok_or_else(|| {
+            cx.err(
+                k.span(),
+                format!(
+                    "kernel: unknown kernel {:?} (expected \"debian\" or \"rust\")",
+                    k.get_ref()
+                ),
+            )
+        })?,
+    };
+    let module = match &raw.module {
+        None => None,
+        Some(m) => {
+            let name = m.get_ref();
+            if name.is_empty() || name.contains(|c: char| c == '/' || c.is_whitespace()) {
+                return Err(cx.err(m.span(), format!("module: invalid module name {name:?}")));
+            }
+            Some(name.clone())
+        }
+    };
+    let timeout = cx.timeout("timeout", &raw.timeout)?;
+
+    let mut cases = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for rc in &raw.case {
+        let case = case(&cx, rc)?;
+        let name_span = rc.get_ref().name.as_ref().map_or(rc.span(), |n| n.span());
+        if let Some(first) = seen.get(&case.name) {
+            return Err(cx.err(
+                name_span,
+                format!(
+                    "duplicate case name {:?} (first used at line {first})",
+                    case.name
+                ),
+            ));
+        }
+        seen.insert(case.name.clone(), cx.line_of(name_span.start));
+        cases.push(case);
+    }
+    if cases.is_empty() {
+        cases.push(Case {
+            name: IMPLICIT_CASE.to_string(),
+            params: Vec::new(),
+            verdict: Verdict::Pass,
+            timeout: None,
+            load: PhaseExpect::default(),
+            unload: UnloadExpect::default(),
+            loaded: LoadedExpect::default(),
+            crash: None,
+        });
+    }
+    Ok(Spec {
+        kernel,
+        module,
+        timeout,
+        cases,
+    })
+}
+
+fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
+    let r = rc.get_ref();
+    let name = match &r.name {
+        None => return Err(cx.err(rc.span(), "case: missing `name`")),
+        Some(n) if n.get_ref().trim().is_empty() => {
+            return Err(cx.err(n.span(), "case: `name` is empty"))
+        }
+        Some(n) => n.get_ref().clone(),
+    };
+
+    let mut params = Vec::new();
+    for p in &r.params {
+        match p.get_ref().split_once('=') {
+            Some((k, _)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+                params.push(p.get_ref().clone())
+            }
+            _ => {
+                return Err(cx.err(
+                    p.span(),
+                    format!("params: {:?} is not name=value", p.get_ref()),
+                ))
+            }
+        }
+    }
+
+    let explicit_verdict = match &r.verdict {
+        None => None,
+        Some(v) => Some(Verdict::from_name(v.get_ref()).ok_or_else(|| {
+            cx.err(
+                v.span(),
+                format!(
+                    "verdict: unknown verdict {:?} (expected one of: {})",
+                    v.get_ref(),
+                    verdict_names()
+                ),
+            )
+        })?),
+    };
+    let timeout = cx.timeout("timeout", &r.timeout)?;
+
+    let load = PhaseExpect {
+        log: cx.regexes("load.log", &r.load.log)?,
+        no_log: cx.regexes("load.no_log", &r.load.no_log)?,
+        error: r.load.error.as_ref().map(|e| e.get_ref().clone()),
+    };
+    let unload = UnloadExpect {
+        expect: PhaseExpect {
+            log: cx.regexes("unload.log", &r.unload.log)?,
+            no_log: cx.regexes("unload.no_log", &r.unload.no_log)?,
+            error: r.unload.error.as_ref().map(|e| e.get_ref().clone()),
+        },
+        skip: r.unload.skip.as_ref().is_some_and(|s| *s.get_ref()),
+    };
+    if let Some(skip) = &r.unload.skip {
+        if *skip.get_ref() && !unload.expect.is_empty() {
+            return Err(cx.err(
+                skip.span(),
+                "unload.skip = true conflicts with unload log/no_log/error expectations",
+            ));
+        }
+    }
+    if let (Some(_), Some(ue)) = (&r.load.error, &r.unload.error) {
+        return Err(cx.err(
+            ue.span(),
+            "unload.error conflicts with load.error: a module that fails to load is not unloaded",
+        ));
+    }
+
+    let mut loaded = LoadedExpect::default();
+    for p in &r.loaded.exists {
+        loaded.exists.push(cx.path("loaded.exists", p)?);
+    }
+    for p in &r.loaded.absent {
+        loaded.absent.push(cx.path("loaded.absent", p)?);
+    }
+    for (p, re) in &r.loaded.files.0 {
+        let path = cx.path("loaded.files", p)?;
+        loaded.files.push((
+            path.clone(),
+            cx.regex(&format!("loaded.files {path:?}"), re)?,
+        ));
+    }
+
+    let crash = match &r.crash {
+        None => None,
+        Some(c) => Some(crash(cx, c.get_ref())?),
+    };
+
+    let verdict = explicit_verdict.unwrap_or(match &crash {
+        Some(c) => match c.kind {
+            Some(ReportKind::Warning) => Verdict::Warned,
+            Some(ReportKind::Panic) => Verdict::Panicked,
+            _ => Verdict::Crashed,
+        },
+        None if load.error.is_some() => Verdict::LoadFailed,
+        None if unload.expect.error.is_some() => Verdict::UnloadFailed,
+        None => Verdict::Pass,
+    });
+
+    Ok(Case {
+        name,
+        params,
+        verdict,
+        timeout,
+        load,
+        unload,
+        loaded,
+        crash,
+    })
+}
+
+fn crash(cx: &Ctx<'_>, c: &RawCrash) -> Result<CrashExpect, SpecError> {
+    let kind = match &c.kind {
+        None => None,
+        Some(k) => Some(
+            REPORT_KINDS
+                .iter()
+                .find(|(n, _)| *n == k.get_ref())
+                .map(|(_, kind)| *kind)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = REPORT_KINDS.iter().map(|(n, _)| *n).collect();
+                    cx.err(
+                        k.span(),
+                        format!(
+                            "crash.kind: unknown report kind {:?} (expected one of: {})",
+                            k.get_ref(),
+                            names.join(", ")
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let title = match &c.title {
+        None => None,
+        Some(t) => Some(cx.regex("crash.title", t)?),
+    };
+    let phase = match &c.phase {
+        None => None,
+        Some(p) => match p.get_ref().as_str() {
+            "load" => Some(Phase::Load),
+            "unload" => Some(Phase::Unload),
+            other => {
+                return Err(cx.err(
+                    p.span(),
+                    format!(
+                        "crash.phase: unknown phase {other:?} (expected \"load\" or \"unload\")"
+                    ),
+                ))
+            }
+        },
+    };
+    Ok(CrashExpect {
+        kind,
+        title,
+        function: c.function.as_ref().map(|f| f.get_ref().clone()),
+        module: c.module.as_ref().map(|m| m.get_ref().clone()),
+        phase,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation.
+
+impl Case {
+    /// Paths the guest must read or stat while the module is loaded: the union of
+    /// `loaded.exists`, `loaded.absent` and the `loaded.files` keys, in spec order, deduplicated.
+    pub fn paths_to_read(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let all = self
+            .loaded
+            .exists
+            .iter()
+            .chain(&self.loaded.absent)
+            .chain(self.loaded.files.iter().map(|(p, _)| p));
+        for p in all {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
+    /// Compares a run's result with the expectations; returns one human-readable line per unmet
+    /// expectation, saying what was expected and what was seen. Empty: the case passed.
+    pub fn evaluate(&self, result: &RunResult) -> Vec<String> {
+        let mut out = Vec::new();
+
+        if result.verdict != self.verdict {
+            let mut line = format!("verdict: expected {}, got {}", self.verdict, result.verdict);
+            if let (Verdict::Timeout, Some(p)) = (result.verdict, result.timeout_phase) {
+                line.push_str(&format!(" (the {p} phase missed its deadline)"));
+            }
+            out.push(line);
+        }
+
+        check_phase("load", &self.load, Some(&result.load), &mut out);
+        check_phase(
+            "unload",
+            &self.unload.expect,
+            result.unload.as_ref(),
+            &mut out,
+        );
+        self.check_loaded(result, &mut out);
+
+        if let Some(c) = &self.crash {
+            if !result.reports.iter().any(|r| c.matches(r)) {
+                let seen = if result.reports.is_empty() {
+                    "no reports seen".to_string()
+                } else {
+                    let list: Vec<String> = result.reports.iter().map(describe_report).collect();
+                    format!(
+                        "{} seen: {}",
+                        plural(list.len(), "report", "reports"),
+                        list.join("; ")
+                    )
+                };
+                out.push(format!("crash: expected {}, {seen}", c.describe()));
+            }
+        }
+        out
+    }
+
+    fn check_loaded(&self, result: &RunResult, out: &mut Vec<String>) {
+        let find =
+            |path: &str| -> Option<&FileRead> { result.files.iter().find(|f| f.path == path) };
+        let not_read = |path: &str| {
+            if result.load.ok {
+                format!("loaded: {path} was not read")
+            } else {
+                format!("loaded: {path} was not read (the module did not load)")
+            }
+        };
+        for p in &self.loaded.exists {
+            match find(p) {
+                None => out.push(not_read(p)),
+                Some(f) if !f.exists => out.push(format!(
+                    "loaded: expected {p} to exist, but it does not{}",
+                    error_suffix(f)
+                )),
+                Some(_) => {}
+            }
+        }
+        for p in &self.loaded.absent {
+            match find(p) {
+                None => out.push(not_read(p)),
+                Some(f) if f.exists => {
+                    out.push(format!("loaded: expected {p} to be absent, but it exists"))
+                }
+                Some(_) => {}
+            }
+        }
+        for (p, re) in &self.loaded.files {
+            match find(p) {
+                None => out.push(not_read(p)),
+                Some(f) if !f.exists => out.push(format!(
+                    "loaded: expected {p} to match /{}/, but it does not exist{}",
+                    re.as_str(),
+                    error_suffix(f)
+                )),
+                Some(FileRead { contents: None, .. }) => out.push(format!(
+                    "loaded: expected {p} to match /{}/, but it could not be read{}",
+                    re.as_str(),
+                    find(p).map(error_suffix).unwrap_or_default()
+                )),
+                Some(FileRead {
+                    contents: Some(c), ..
+                }) => {
+                    let c = c.strip_suffix('\n').unwrap_or(c);
+                    if !re.is_match(c) {
+                        out.push(format!(
+                            "loaded: expected {p} to match /{}/, got {:?}",
+                            re.as_str(),
+                            c
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn error_suffix(f: &FileRead) -> String {
+    match &f.error {
+        Some(e) => format!(" ({e})"),
+        None => String::new(),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn describe_report(r: &CrashReport) -> String {
+    let mut s = format!("{} {:?}", report_kind_name(r.kind), r.title);
+    if let Some(f) = &r.function {
+        s.push_str(&format!(" in {f}"));
+    }
+    if let Some(m) = &r.module {
+        s.push_str(&format!(" [{m}]"));
+    }
+    s
+}
+
+fn check_phase(
+    phase: &str,
+    expect: &PhaseExpect,
+    seen: Option<&PhaseResult>,
+    out: &mut Vec<String>,
+) {
+    let Some(seen) = seen else {
+        for re in &expect.log {
+            out.push(format!(
+                "{phase} log: expected a line matching /{}/, but {phase} was not attempted",
+                re.as_str()
+            ));
+        }
+        for re in &expect.no_log {
+            out.push(format!(
+                "{phase} log: expected no line matching /{}/, but {phase} was not attempted",
+                re.as_str()
+            ));
+        }
+        if let Some(e) = &expect.error {
+            out.push(format!(
+                "{phase} error: expected {e:?}, but {phase} was not attempted"
+            ));
+        }
+        return;
+    };
+    for re in &expect.log {
+        if !seen.log.iter().any(|l| re.is_match(l)) {
+            out.push(format!(
+                "{phase} log: no line matches /{}/ ({} seen)",
+                re.as_str(),
+                plural(seen.log.len(), "line", "lines")
+            ));
+        }
+    }
+    for re in &expect.no_log {
+        if let Some(l) = seen.log.iter().find(|l| re.is_match(l)) {
+            out.push(format!(
+                "{phase} log: line {l:?} matches /{}/, which must match no line",
+                re.as_str()
+            ));
+        }
+    }
+    if let Some(e) = &expect.error {
+        let matches =
+            seen.error.as_deref() == Some(e.as_str()) || seen.errno.as_deref() == Some(e.as_str());
+        if !matches {
+            let got = match (&seen.error, &seen.errno) {
+                _ if seen.ok => format!("{phase} succeeded"),
+                (Some(t), Some(n)) => format!("got {t:?} ({n})"),
+                (Some(t), None) => format!("got {t:?}"),
+                (None, Some(n)) => format!("got {n}"),
+                (None, None) => format!("{phase} failed without an error text"),
+            };
+            out.push(format!("{phase} error: expected {e:?}, {got}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

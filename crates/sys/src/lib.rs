@@ -1,1 +1,295 @@
-//! TODO
+//! The only crate that talks to the kernel with `unsafe` syscalls: loading and unloading modules,
+//! mounting, rebooting. Everything above it takes these as plain functions and can be tested with
+//! a fake.
+#![deny(missing_docs)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `MODULE_INIT_IGNORE_MODVERSIONS`: ignore symbol version hashes.
+pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
+/// `MODULE_INIT_IGNORE_VERMAGIC`: ignore the kernel version magic.
+pub const MODULE_INIT_IGNORE_VERMAGIC: u32 = 2;
+/// `MODULE_INIT_COMPRESSED_FILE`: the kernel decompresses the file itself.
+pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+
+fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn check(ret: libc::c_long) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `finit_module(2)`: loads the module in `file` with the parameter string `params`.
+pub fn finit_module(file: &std::fs::File, params: &str, flags: u32) -> io::Result<()> {
+    let params = cstring(params)?;
+    // SAFETY: the fd is valid for the call, params is a NUL-terminated string.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            file.as_raw_fd(),
+            params.as_ptr(),
+            flags as libc::c_long,
+        )
+    })
+}
+
+/// `init_module(2)`: loads the module image `image` with the parameter string `params`.
+pub fn init_module(image: &[u8], params: &str) -> io::Result<()> {
+    let params = cstring(params)?;
+    // SAFETY: image is a valid buffer of the given length, params is NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_init_module,
+            image.as_ptr(),
+            image.len() as libc::c_ulong,
+            params.as_ptr(),
+        )
+    })
+}
+
+/// `delete_module(2)` with `O_NONBLOCK` (as rmmod does), or with `O_TRUNC` added when `force`.
+pub fn delete_module(name: &str, force: bool) -> io::Result<()> {
+    let name = cstring(name)?;
+    let mut flags = libc::O_NONBLOCK;
+    if force {
+        flags |= libc::O_TRUNC;
+    }
+    // SAFETY: name is NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_delete_module,
+            name.as_ptr(),
+            flags as libc::c_long,
+        )
+    })
+}
+
+/// `mount(2)` of a pseudo filesystem (`proc`, `sysfs`, `devtmpfs`) at `target`.
+pub fn mount(fstype: &str, target: &Path) -> io::Result<()> {
+    let src = cstring(fstype)?;
+    let target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: all pointers are NUL-terminated strings or null.
+    let ret = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    check(ret as libc::c_long)
+}
+
+/// How to end the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reboot {
+    /// Power off (with ACPI) or halt.
+    PowerOff,
+    /// Restart; with QEMU's `-no-reboot` this ends QEMU.
+    Restart,
+}
+
+/// Syncs filesystems and ends the machine. Returns only on failure.
+pub fn reboot(how: Reboot) -> io::Error {
+    let cmd = match how {
+        Reboot::PowerOff => libc::RB_POWER_OFF,
+        Reboot::Restart => libc::RB_AUTOBOOT,
+    };
+    // SAFETY: plain syscalls without pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(cmd);
+    }
+    io::Error::last_os_error()
+}
+
+/// Reaps every exited child without blocking; returns how many were reaped.
+pub fn reap_children() -> usize {
+    let mut n = 0;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildExit {
+    /// It exited with this status.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+}
+
+/// Runs `f` in a forked child process and waits for it. The child exits with `f`'s return value.
+///
+/// Used by the guest agent (PID 1) so that an oops in a module's init or exit code kills a child,
+/// never init itself. Call it only from a single-threaded process.
+pub fn fork_call(f: impl FnOnce() -> i32) -> io::Result<ChildExit> {
+    // SAFETY: the caller is single-threaded, so the child may run arbitrary code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let code = f();
+        // SAFETY: leave the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return Ok(if libc::WIFSIGNALED(status) {
+                ChildExit::Signaled(libc::WTERMSIG(status))
+            } else {
+                ChildExit::Exited(libc::WEXITSTATUS(status))
+            });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Makes a child started from `cmd` receive SIGKILL when the thread that started it dies, so that
+/// no QEMU outlives kmodlab, whatever kills kmodlab.
+pub fn kill_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends SIGKILL to a process group or process.
+pub fn kill(pid: u32) {
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// The name of a signal (`SIGSEGV`), or its number as text.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGILL => "SIGILL".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGTRAP => "SIGTRAP".into(),
+        libc::SIGFPE => "SIGFPE".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// The symbolic name of an errno value (`ENODEV`), for messages and specs.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ERANGE => "ERANGE",
+        libc::ENOSYS => "ENOSYS",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EKEYREJECTED => "EKEYREJECTED",
+        libc::ENOKEY => "ENOKEY",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        _ => return None,
+    })
+}
+
+/// The C library's text for an errno value (`No such device`).
+pub fn strerror(errno: i32) -> String {
+    let s = io::Error::from_raw_os_error(errno).to_string();
+    // std formats as "TEXT (os error N)".
+    match s.rfind(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// The error text of a failed module load as kmod's insmod words it.
+pub fn insmod_strerror(errno: i32) -> String {
+    match errno {
+        libc::ENOEXEC => "Invalid module format".into(),
+        libc::ENOENT => "Unknown symbol in module".into(),
+        libc::ESRCH => "Module has wrong symbol version".into(),
+        libc::EINVAL => "Invalid parameters".into(),
+        _ => strerror(errno),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strerror_drops_the_os_error_suffix() {
+        assert_eq!(strerror(libc::ENODEV), "No such device");
+    }
+
+    #[test]
+    fn insmod_wording_matches_kmod() {
+        assert_eq!(insmod_strerror(libc::ENOENT), "Unknown symbol in module");
+        assert_eq!(insmod_strerror(libc::ENOEXEC), "Invalid module format");
+        assert_eq!(insmod_strerror(libc::EEXIST), "File exists");
+    }
+
+    #[test]
+    fn fork_call_reports_exit_codes_and_signals() {
+        assert_eq!(fork_call(|| 7).unwrap(), ChildExit::Exited(7));
+        let sig = fork_call(|| {
+            // SAFETY: the child kills itself.
+            unsafe { libc::raise(libc::SIGKILL) };
+            0
+        })
+        .unwrap();
+        assert_eq!(sig, ChildExit::Signaled(libc::SIGKILL));
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(libc::ENODEV), Some("ENODEV"));
+        assert_eq!(errno_name(9999), None);
+    }
+}

@@ -1,1 +1,14 @@
-//! TODO
+//! The VM loop: QEMU's command line, the initramfs, the accelerator probe, and one run of a module
+//! from boot to power off. It reports through [`kmodlab_events::Event`]s and returns a
+//! [`kmodlab_events::RunResult`].
+#![deny(missing_docs)]
+
+pub mod accel;
+pub mod cpio;
+pub mod initramfs;
+pub mod machine;
+pub mod qemu;
+pub mod session;
+
+pub use qemu::Accel;
+pub use session::{run, BootKernel, Deadlines, InfraError, RunPlan};

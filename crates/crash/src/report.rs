@@ -1,0 +1,502 @@
+//! Turning the collected lines of one report into a [`CrashReport`].
+
+use crate::frame::{self, Rip};
+use crate::guilty::{self, Guilty, Pat};
+use crate::header::{self, Flavor};
+use crate::title;
+use crate::{CrashReport, Frame, ReportKind};
+
+/// One console line of a report.
+#[derive(Clone, Debug)]
+pub(crate) struct Line {
+    /// Zero-based line number in the input.
+    pub index: usize,
+    /// The line as found (without its line ending).
+    pub raw: String,
+    /// The kernel message (prefix removed).
+    pub msg: String,
+    /// The printk caller id, when printed.
+    pub caller: Option<String>,
+    /// Whether the line had a printk timestamp.
+    pub stamped: bool,
+}
+
+/// Who printed a report's header line, to tell which later lines can belong to it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Source {
+    caller: Option<String>,
+    stamped: bool,
+}
+
+impl Source {
+    /// The source of a line.
+    pub fn of(line: &Line) -> Source {
+        Source {
+            caller: line.caller.clone(),
+            stamped: line.stamped,
+        }
+    }
+
+    /// Whether a line can belong to the report: lines from another task or CPU (caller ids),
+    /// and lines without a timestamp when the header had one (user space writing to the
+    /// console), cannot.
+    pub fn admits(&self, line: &Line) -> bool {
+        let callers = match (&line.caller, &self.caller) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        callers && (line.stamped || !self.stamped)
+    }
+}
+
+/// How a report's collection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// `---[ end trace ... ]---`, `---[ end Kernel panic ... ]---` or `Rebooting in`.
+    Marker,
+    /// The call trace of a report that has no end marker (hung task, soft lockup) ended.
+    TraceOver,
+    /// Another report started.
+    NewReport,
+    /// The input ended.
+    Eof,
+    /// The report grew past the line limit.
+    TooLong,
+}
+
+/// The guilty frame of the last report, for the panics it causes (`Fatal exception`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Cause {
+    /// Guilty function.
+    pub function: Option<String>,
+    /// Its module.
+    pub module: Option<String>,
+}
+
+/// The state of a report's call trace while lines arrive.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TraceState {
+    /// A `Call Trace:` line was seen.
+    pub started: bool,
+    /// The kernel marks the task stack with `<TASK>` / `</TASK>`.
+    pub markers: bool,
+    /// `<TASK>` nesting.
+    pub depth: u32,
+    /// Frames seen.
+    pub frames: usize,
+    /// The trace is over (`</TASK>`, or lines that cannot be part of it).
+    pub closed: bool,
+    /// Lines in a row that cannot be part of a trace (kernels without `<TASK>` markers).
+    pub stray: u32,
+}
+
+/// What a finished report's lines say, ready to be titled.
+pub(crate) struct Collected<'a> {
+    /// The report's header.
+    pub flavor: &'a Flavor,
+    /// All lines of the report (a `cut here` prelude included).
+    pub lines: &'a [Line],
+    /// Index in `lines` of the header line.
+    pub header_at: usize,
+    /// The header text (from the header to the end of its line, or of the next line for a
+    /// hung task whose name held a newline).
+    pub header_text: &'a str,
+    /// The trace state at the end.
+    pub trace: TraceState,
+    /// How collection ended.
+    pub end: End,
+}
+
+/// Where a panic's title and culprit come from.
+struct PanicInfo {
+    title: String,
+    /// The title is complete without a call trace.
+    needs_trace: bool,
+    /// The panic only reports an earlier report (`Fatal exception`, `panic_on_warn set`).
+    consequence: bool,
+    /// Its own guilty frame.
+    guilty: Option<(Option<String>, Option<String>)>,
+}
+
+/// Builds the report.
+pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
+    let body = &c.lines[c.header_at.min(c.lines.len())..];
+    let facts = Facts::read(body, c.flavor.uses_rip());
+    let mut frames: Vec<Frame> = Vec::new();
+    if let Some(f) = &facts.rip {
+        frames.push(f.clone());
+    }
+    frames.extend(facts.trace.iter().cloned());
+    // Fault injection prints its own stack (`should_fail`); frames from there on may belong
+    // to it rather than to the report.
+    let candidates: Vec<&Frame> = facts
+        .rip
+        .iter()
+        .chain(facts.trace.iter().filter(|f| f.reliable))
+        .take_while(|f| !is_fault_injection(f))
+        .collect();
+    let fault_injection = facts.trace.iter().any(|f| is_fault_injection(&f));
+
+    let kind = c.flavor.kind();
+    let mut reasons: Vec<String> = Vec::new();
+    let (title, function, module) = if kind == ReportKind::Panic {
+        let info = panic_info(c.header_text, &candidates);
+        let (mut function, mut module) = info.guilty.clone().unwrap_or_default();
+        if info.consequence {
+            match cause {
+                Some(cause) => {
+                    function = cause.function.clone();
+                    module = cause.module.clone();
+                }
+                None => {
+                    reasons.push("the report that led to this panic is not in the log".to_owned())
+                }
+            }
+        }
+        if info.needs_trace {
+            if !facts.has_call_trace {
+                reasons.push("no call trace".to_owned());
+            } else if !facts.trace.iter().any(|f| f.reliable) {
+                reasons.push("no reliable frames in the call trace".to_owned());
+            }
+        }
+        (info.title, function, module)
+    } else {
+        let extra = c.flavor.extra_skips();
+        let guilty = match c.flavor {
+            // A fault-injection stack mixed into the trace: no frame can be trusted.
+            Flavor::SoftLockup => guilty::stall(&candidates, extra),
+            Flavor::HungTask | Flavor::HungTaskTail => guilty::hung_task(&candidates),
+            _ => guilty::plain(&candidates, extra),
+        };
+        if !facts.has_call_trace {
+            reasons.push("no call trace".to_owned());
+        } else if !facts.trace.iter().any(|f| f.reliable) {
+            reasons.push("no reliable frames in the call trace".to_owned());
+        }
+        if *c.flavor == Flavor::UnableToHandle {
+            reasons.push("the header line is cut short".to_owned());
+        }
+        match guilty {
+            Some(Guilty { frame, name }) => (
+                c.flavor.title(&name),
+                Some(frame.function.clone()),
+                frame.module.clone(),
+            ),
+            None => {
+                if fault_injection {
+                    reasons.push("a fault-injection stack is mixed into the call trace".to_owned());
+                } else if c.flavor.names_function() {
+                    reasons.push("no frame to name the report by".to_owned());
+                }
+                // A warning names its function in its header: keep it as a hint.
+                let hint = match c.flavor {
+                    Flavor::Warning(_) => header::find_source(c.header_text)
+                        .and_then(|(_, after)| frame::parse_frame(after)),
+                    _ => None,
+                };
+                (
+                    c.flavor.title("corrupted"),
+                    hint.as_ref().map(|f| f.function.clone()),
+                    hint.and_then(|f| f.module),
+                )
+            }
+        }
+    };
+    if c.trace.started && c.trace.markers && !c.trace.closed && c.end != End::Marker {
+        reasons.insert(
+            0,
+            "the report is cut short inside its call trace".to_owned(),
+        );
+    }
+    if c.end == End::TooLong {
+        reasons.insert(0, "the report is too long and was cut".to_owned());
+    }
+
+    let (cpu, pid, comm) = header_task(c.flavor, c.header_text);
+    let first = c.lines.first().map_or(0, |l| l.index);
+    let last = c.lines.last().map_or(first, |l| l.index);
+    let text = c
+        .lines
+        .iter()
+        .map(|l| l.raw.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    CrashReport {
+        kind,
+        title: title::sanitize(&title),
+        corrupted: !reasons.is_empty(),
+        corrupted_reason: reasons.into_iter().next(),
+        module,
+        function,
+        source: None,
+        frames,
+        taint: facts.taint.flatten(),
+        cpu: facts.cpu.or(cpu),
+        pid: facts.pid.or(pid),
+        comm: facts.comm.or(comm),
+        lines: (first, last),
+        text,
+    }
+}
+
+/// Facts read from a report's lines.
+#[derive(Default)]
+struct Facts {
+    rip: Option<Frame>,
+    trace: Vec<Frame>,
+    has_call_trace: bool,
+    cpu: Option<u32>,
+    pid: Option<u32>,
+    comm: Option<String>,
+    /// `Some(None)` for `Not tainted`.
+    taint: Option<Option<String>>,
+}
+
+impl Facts {
+    fn read(body: &[Line], uses_rip: bool) -> Facts {
+        let mut facts = Facts::default();
+        let mut rip_done = !uses_rip;
+        let mut collecting = false;
+        let mut trace_done = false;
+        for line in body {
+            let msg = line.msg.as_str();
+            let t = msg.trim();
+            if !rip_done {
+                if let Some(rip) = frame::parse_rip(msg) {
+                    rip_done = true;
+                    if let Rip::Kernel(f) = rip {
+                        facts.rip = f;
+                    }
+                }
+            }
+            if is_stack_start(t) {
+                if collecting {
+                    collecting = false;
+                    trace_done = true;
+                } else if !trace_done
+                    && (t.starts_with("Call Trace") || t.starts_with("Call trace"))
+                {
+                    collecting = true;
+                    facts.has_call_trace = true;
+                }
+                continue;
+            }
+            if collecting {
+                if let Some(f) = frame::parse_frame(msg) {
+                    facts.trace.push(f);
+                    continue;
+                }
+            }
+            if facts.cpu.is_none() {
+                if let Some(cpu_line) = t.strip_prefix("CPU: ").filter(|r| r.contains("PID: ")) {
+                    facts.read_cpu_line(cpu_line);
+                    continue;
+                }
+            }
+            if facts.taint.is_none() {
+                if let Some(rest) = t.strip_prefix("Tainted: ") {
+                    if rest.bytes().next().is_some_and(|b| b.is_ascii_uppercase()) {
+                        facts.taint = Some(taint_letters(rest));
+                    }
+                } else if t.starts_with("Not tainted") {
+                    facts.taint = Some(None);
+                }
+            }
+        }
+        facts
+    }
+
+    /// `0 UID: 0 PID: 123 Comm: insmod Tainted: G           OE      6.12.12-amd64 #1 ...`
+    fn read_cpu_line(&mut self, rest: &str) {
+        self.cpu = leading_number(rest);
+        self.pid = rest
+            .find("PID: ")
+            .and_then(|i| leading_number(&rest[i + "PID: ".len()..]));
+        if let Some(i) = rest.find("Comm: ") {
+            let after = &rest[i + "Comm: ".len()..];
+            let end = [" Not tainted", " Tainted: "]
+                .iter()
+                .filter_map(|m| after.find(m))
+                .min()
+                .or_else(|| after.find(' '))
+                .unwrap_or(after.len());
+            let comm = after[..end].trim();
+            if !comm.is_empty() {
+                self.comm = Some(comm.to_owned());
+            }
+        }
+        if self.taint.is_none() {
+            if rest.contains(" Not tainted") {
+                self.taint = Some(None);
+            } else if let Some(i) = rest.find(" Tainted: ") {
+                self.taint = Some(taint_letters(&rest[i + " Tainted: ".len()..]));
+            }
+        }
+    }
+}
+
+/// A frame of fault injection's own stack dump.
+fn is_fault_injection(f: &&Frame) -> bool {
+    matches!(
+        guilty::base_name(&f.function),
+        "should_fail" | "should_failslab"
+    )
+}
+
+/// `Call Trace:` and the other lines that start a stack in a report.
+fn is_stack_start(t: &str) -> bool {
+    t.starts_with("Call Trace")
+        || t.starts_with("Call trace")
+        || t.starts_with("Allocated by task")
+        || t.starts_with("Freed by task")
+        || (t.contains(" backtrace:") && !t.contains("stack backtrace:"))
+}
+
+/// `G           OE      6.12.12-amd64 #1` is `G           OE`.
+fn taint_letters(s: &str) -> Option<String> {
+    let n = s
+        .bytes()
+        .take_while(|b| b.is_ascii_uppercase() || *b == b' ')
+        .count();
+    let letters = s[..n].trim();
+    (!letters.is_empty()).then(|| letters.to_owned())
+}
+
+fn leading_number(s: &str) -> Option<u32> {
+    let s = s.trim_start();
+    let n = s.bytes().take_while(u8::is_ascii_digit).count();
+    s[..n].parse().ok()
+}
+
+/// CPU, PID and command from the header line itself, for reports without a `CPU:` line.
+fn header_task(flavor: &Flavor, text: &str) -> (Option<u32>, Option<u32>, Option<String>) {
+    match flavor {
+        // WARNING: CPU: 1 PID: 140 at ...
+        Flavor::Warning(_) => {
+            let cpu = text
+                .find("CPU: ")
+                .and_then(|i| leading_number(&text[i + "CPU: ".len()..]));
+            let pid = text
+                .find("PID: ")
+                .and_then(|i| leading_number(&text[i + "PID: ".len()..]));
+            (cpu, pid, None)
+        }
+        // BUG: soft lockup - CPU#0 stuck for 22s! [insmod:123]
+        Flavor::SoftLockup => {
+            let cpu = text
+                .find("CPU#")
+                .and_then(|i| leading_number(&text[i + "CPU#".len()..]));
+            let (pid, comm) = text
+                .rfind('[')
+                .and_then(|i| text[i + 1..].split(']').next())
+                .and_then(|inner| inner.rsplit_once(':'))
+                .map_or((None, None), |(comm, pid)| {
+                    (pid.parse().ok(), Some(comm.to_owned()))
+                });
+            (cpu, pid, comm)
+        }
+        // INFO: task insmod:123 blocked for more than 120 seconds.
+        Flavor::HungTask | Flavor::HungTaskTail => {
+            let inner = text
+                .find("INFO: task ")
+                .map(|i| &text[i + "INFO: task ".len()..])
+                .and_then(|r| r.find(" blocked").map(|j| &r[..j]));
+            let (pid, comm) = inner
+                .and_then(|inner| inner.rsplit_once(':'))
+                .map_or((None, None), |(comm, pid)| {
+                    (pid.parse().ok(), Some(comm.to_owned()))
+                });
+            (None, pid, comm)
+        }
+        _ => (None, None, None),
+    }
+}
+
+/// The title and culprit of a `Kernel panic - not syncing: MESSAGE` report.
+fn panic_info(header_text: &str, candidates: &[&Frame]) -> PanicInfo {
+    let message = header_text
+        .strip_prefix("Kernel panic - not syncing")
+        .unwrap_or(header_text)
+        .trim_start_matches(':')
+        .trim();
+    let of =
+        |g: Option<Guilty<'_>>| g.map(|g| (Some(g.frame.function.clone()), g.frame.module.clone()));
+    let named = |g: &Option<Guilty<'_>>| {
+        g.as_ref()
+            .map_or_else(|| "corrupted".to_owned(), |g| g.name.clone())
+    };
+    let own = of(guilty::plain(candidates, &[]));
+    let simple = |title: &str, consequence: bool| PanicInfo {
+        title: title.to_owned(),
+        needs_trace: !consequence,
+        consequence,
+        guilty: own.clone(),
+    };
+    const STACK_CHK: &[Pat] = &[Pat::Has("stack_chk")];
+    if let Some(rest) = message.strip_prefix("stack-protector: Kernel stack is corrupted in: ") {
+        let name_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        if name_len > 0 && matches!(rest.as_bytes().get(name_len), Some(b'+' | b'.')) {
+            return PanicInfo {
+                needs_trace: false,
+                ..simple(
+                    &format!("kernel panic: stack is corrupted in {}", &rest[..name_len]),
+                    false,
+                )
+            };
+        }
+        let g = guilty::plain(candidates, STACK_CHK);
+        return PanicInfo {
+            title: format!("kernel panic: stack is corrupted in {}", named(&g)),
+            needs_trace: true,
+            consequence: false,
+            guilty: of(g),
+        };
+    }
+    if message.starts_with("corrupted stack end detected inside scheduler") {
+        let g = guilty::stall(
+            candidates,
+            &[Pat::Has("schedule"), Pat::Has("retint_kernel")],
+        );
+        return PanicInfo {
+            title: format!("kernel panic: corrupted stack end in {}", named(&g)),
+            needs_trace: true,
+            consequence: false,
+            guilty: of(g),
+        };
+    }
+    if message.starts_with("kernel stack overflow") {
+        let g = guilty::stall(candidates, &[Pat::Has("bad_stack")]);
+        return PanicInfo {
+            title: format!("kernel stack overflow in {}", named(&g)),
+            needs_trace: true,
+            consequence: false,
+            guilty: of(g),
+        };
+    }
+    if message.starts_with("Attempted to kill init!") {
+        return simple("kernel panic: Attempted to kill init!", false);
+    }
+    if message.starts_with("Couldn't open N_TTY ldisc") {
+        return simple("kernel panic: Couldn't open N_TTY ldisc", false);
+    }
+    if message.starts_with("Fatal exception") {
+        return simple("kernel panic: Fatal exception", true);
+    }
+    // arm64 says `Oops: Fatal exception`, after the oops it ends.
+    let consequence = message.contains("Fatal exception");
+    if message.contains("panic_on_warn set") {
+        return simple("kernel panic: panic_on_warn set", true);
+    }
+    const CONSEQUENCES: &[&str] = &["hung_task: ", "softlockup: ", "hardlockup: ", "Hard LOCKUP"];
+    let consequence = consequence || CONSEQUENCES.iter().any(|p| message.starts_with(p));
+    PanicInfo {
+        title: format!("kernel panic: {}", title::replace_dynamic(message)),
+        needs_trace: !consequence,
+        consequence,
+        guilty: own,
+    }
+}

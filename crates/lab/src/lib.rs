@@ -1,0 +1,479 @@
+//! The lab loop, put together: pick the kernel, build or read the module, check that it fits the
+//! kernel, run it in a VM, and run test specs in parallel. No argument parsing and no printing of
+//! its own: the binary does that.
+#![deny(missing_docs)]
+
+use kmodlab_events::{Event, RunResult};
+use kmodlab_kbuild::Kernel;
+use kmodlab_report::CaseOutcome;
+use kmodlab_spec::{KernelKind, Spec};
+use kmodlab_vm::accel::Decision;
+use kmodlab_vm::{BootKernel, Deadlines, InfraError, RunPlan};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What went wrong, sorted by who can fix it; each maps to an exit code.
+#[derive(Debug)]
+pub enum LabError {
+    /// Bad arguments or input files (exit 2).
+    Input(String),
+    /// The module failed to build (exit 1).
+    Build(String),
+    /// No kernel, no QEMU, the VM did not boot (exit 3).
+    Infra(String),
+}
+
+impl LabError {
+    /// The exit code scripts see: 1 build failed, 2 input error, 3 infrastructure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LabError::Build(_) => 1,
+            LabError::Input(_) => 2,
+            LabError::Infra(_) => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for LabError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabError::Input(s) | LabError::Build(s) | LabError::Infra(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A module ready to load.
+#[derive(Clone, Debug)]
+pub struct Module {
+    /// Its name as the kernel knows it.
+    pub name: String,
+    /// The .ko file.
+    pub ko: PathBuf,
+    /// The uncompressed image.
+    pub image: Vec<u8>,
+}
+
+/// The host side of the lab: kernel, QEMU, accelerator, where runs go.
+pub struct Lab {
+    /// The kernel modules are built for and booted.
+    pub kernel: Kernel,
+    /// The QEMU binary.
+    pub qemu: PathBuf,
+    /// The accelerator and why.
+    pub accel: Decision,
+    /// The static binary that becomes the guest's `/init`.
+    pub agent_binary: PathBuf,
+    /// Where run directories are made.
+    pub runs_dir: PathBuf,
+    kernel_vermagic: Option<String>,
+    counter: AtomicUsize,
+}
+
+/// The user's cache directory for kmodlab (`$XDG_CACHE_HOME/kmodlab` or `~/.cache/kmodlab`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("kmodlab");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/kmodlab")
+}
+
+/// Finds QEMU on PATH (or `KMODLAB_QEMU`).
+pub fn find_qemu() -> Result<PathBuf, LabError> {
+    if let Some(q) = std::env::var_os("KMODLAB_QEMU").filter(|q| !q.is_empty()) {
+        return Ok(PathBuf::from(q));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            LabError::Infra(
+                "qemu-system-x86_64 not found; install qemu-system-x86 (scripts/setup)".into(),
+            )
+        })
+}
+
+/// Whether an ELF executable is statically linked (has no PT_INTERP program header).
+pub fn is_static_elf(bytes: &[u8]) -> bool {
+    let rd16 = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let rd32 = |o: usize| {
+        bytes
+            .get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let rd64 = |o: usize| {
+        bytes
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+    };
+    if bytes.get(..4) != Some(b"\x7fELF") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (rd64(0x20), rd16(0x36), rd16(0x38)) else {
+        return false;
+    };
+    (0..phnum).all(|i| rd32(phoff + i * phentsize) != Some(3))
+}
+
+impl Lab {
+    /// Selects the kernel (see [`kmodlab_kbuild::select`]), finds QEMU and picks the accelerator.
+    pub fn new(image: Option<PathBuf>, kdir: Option<PathBuf>) -> Result<Lab, LabError> {
+        let kernel = kmodlab_kbuild::select(image, kdir).map_err(|e| LabError::Infra(e.0))?;
+        let qemu = find_qemu()?;
+        let agent_binary = std::env::current_exe()
+            .map_err(|e| LabError::Infra(format!("cannot find the kmodlab binary: {e}")))?;
+        let bytes = std::fs::read(&agent_binary)
+            .map_err(|e| LabError::Infra(format!("{}: {e}", agent_binary.display())))?;
+        if !is_static_elf(&bytes) {
+            return Err(LabError::Infra(format!(
+                "{} is not statically linked, so it cannot be the guest's /init; build it with \
+                 the repository's .cargo/config.toml",
+                agent_binary.display()
+            )));
+        }
+        let cache = cache_dir();
+        let accel = kmodlab_vm::accel::choose(&qemu, &kernel.image, &cache);
+        let runs_dir = std::env::var_os("KMODLAB_RUNS")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cache.join("runs"));
+        let kernel_vermagic = kmodlab_kbuild::kernel_vermagic(&kernel);
+        Ok(Lab {
+            kernel,
+            qemu,
+            accel,
+            agent_binary,
+            runs_dir,
+            kernel_vermagic,
+            counter: AtomicUsize::new(0),
+        })
+    }
+
+    /// Builds a module directory, or reads a .ko; checks that it fits the kernel.
+    /// `want` names the module when a directory builds several.
+    pub fn prepare(
+        &self,
+        path: &Path,
+        want: Option<&str>,
+        build_log: &mut dyn Write,
+    ) -> Result<Module, LabError> {
+        let ko = if path.is_dir() {
+            let kos =
+                kmodlab_kbuild::build(path, &self.kernel, build_log).map_err(|e| match e {
+                    kmodlab_kbuild::BuildError::Make(s) => LabError::Infra(s),
+                    other => LabError::Build(format!("{}: {other}", path.display())),
+                })?;
+            pick(&kos, want, path)?
+        } else if path.exists() {
+            path.to_path_buf()
+        } else {
+            return Err(LabError::Input(format!(
+                "{}: no such file or directory",
+                path.display()
+            )));
+        };
+        let raw =
+            std::fs::read(&ko).map_err(|e| LabError::Input(format!("{}: {e}", ko.display())))?;
+        let info = kmodlab_modfile::parse_module_file(&raw).map_err(|e| {
+            LabError::Input(format!(
+                "{}: not a loadable kernel module: {e}",
+                ko.display()
+            ))
+        })?;
+        let vermagic = info.modinfo.vermagic().unwrap_or("").to_string();
+        kmodlab_kbuild::check_vermagic(&vermagic, &self.kernel, self.kernel_vermagic.as_deref())
+            .map_err(|e| LabError::Input(format!("{}: {e}", ko.display())))?;
+        let image = kmodlab_modfile::decompress(&raw)
+            .map_err(|e| LabError::Input(format!("{}: {e}", ko.display())))?
+            .into_owned();
+        Ok(Module {
+            name: info.name.clone(),
+            ko,
+            image,
+        })
+    }
+
+    /// A new run directory for `what`.
+    pub fn new_run_dir(&self, what: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let safe: String = what
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.runs_dir
+            .join(format!("{secs}-{}-{n}-{safe}", std::process::id()))
+    }
+
+    /// Runs one load/unload cycle of `module` in a new VM.
+    pub fn run(
+        &self,
+        module: &Module,
+        options: &RunOptions,
+        sink: &mut dyn FnMut(&Event),
+    ) -> Result<RunResult, InfraError> {
+        let plan = RunPlan {
+            qemu: self.qemu.clone(),
+            kernel: BootKernel {
+                release: self.kernel.release.clone(),
+                image: self.kernel.image.clone(),
+                modules_dir: self.kernel.modules_dir.clone(),
+            },
+            accel: self.accel.accel,
+            agent_binary: self.agent_binary.clone(),
+            module_name: module.name.clone(),
+            module_image: module.image.clone(),
+            params: options.params.clone(),
+            read_paths: options.read_paths.clone(),
+            skip_unload: options.skip_unload,
+            deadlines: options.deadlines,
+            run_dir: self.new_run_dir(&module.name),
+            memory_mb: 512,
+        };
+        kmodlab_vm::run(&plan, sink)
+    }
+}
+
+/// How to run a module.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Parameters, `name=value` each.
+    pub params: Vec<String>,
+    /// Paths to read while loaded.
+    pub read_paths: Vec<String>,
+    /// Leave it loaded.
+    pub skip_unload: bool,
+    /// Deadlines.
+    pub deadlines: Deadlines,
+}
+
+fn pick(kos: &[PathBuf], want: Option<&str>, dir: &Path) -> Result<PathBuf, LabError> {
+    let stem = |p: &PathBuf| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .replace('-', "_")
+    };
+    match want {
+        Some(w) => kos
+            .iter()
+            .find(|k| stem(k) == w.replace('-', "_"))
+            .cloned()
+            .ok_or_else(|| {
+                LabError::Input(format!(
+                    "{}: builds no module named {w} (it builds: {})",
+                    dir.display(),
+                    kos.iter().map(stem).collect::<Vec<_>>().join(", ")
+                ))
+            }),
+        None if kos.len() == 1 => Ok(kos[0].clone()),
+        None => Err(LabError::Input(format!(
+            "{}: builds several modules ({}); name one in the spec's `module` key",
+            dir.display(),
+            kos.iter().map(stem).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Every directory under `paths` (recursively, paths included) that holds a spec file, sorted.
+pub fn find_specs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LabError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        if dir.join(kmodlab_spec::SPEC_FILE).is_file() {
+            out.push(dir.to_path_buf());
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut subdirs: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .filter(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+            })
+            .collect();
+        subdirs.sort();
+        for d in subdirs {
+            walk(&d, out);
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_file() && p.file_name().and_then(|n| n.to_str()) == Some(kmodlab_spec::SPEC_FILE) {
+            out.push(p.parent().unwrap_or(Path::new(".")).to_path_buf());
+        } else if p.is_dir() {
+            walk(p, &mut out);
+        } else {
+            return Err(LabError::Input(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+/// A parsed spec with its directory.
+pub struct SpecDir {
+    /// The module directory.
+    pub dir: PathBuf,
+    /// The label in reports (the directory as given).
+    pub label: String,
+    /// The spec.
+    pub spec: Spec,
+}
+
+/// Parses the spec of every directory; the first broken spec is an input error naming FILE:LINE.
+pub fn load_specs(dirs: &[PathBuf]) -> Result<Vec<SpecDir>, LabError> {
+    dirs.iter()
+        .map(|dir| {
+            let file = dir.join(kmodlab_spec::SPEC_FILE);
+            let label = dir.display().to_string();
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| LabError::Input(format!("{}: {e}", file.display())))?;
+            let spec = kmodlab_spec::parse(&file.display().to_string(), &text)
+                .map_err(|e| LabError::Input(e.to_string()))?;
+            Ok(SpecDir {
+                dir: dir.clone(),
+                label,
+                spec,
+            })
+        })
+        .collect()
+}
+
+/// Runs every case of every spec, `jobs` VMs at a time; `on_done` sees each outcome as it ends.
+/// Modules are built first, one directory after another.
+pub fn run_specs(
+    lab: &Lab,
+    specs: &[SpecDir],
+    jobs: usize,
+    build_log: &mut dyn Write,
+    on_done: &(dyn Fn(&CaseOutcome) + Sync),
+) -> Vec<CaseOutcome> {
+    struct Job<'a> {
+        spec: &'a SpecDir,
+        case: usize,
+        module: Result<Module, String>,
+    }
+    let mut queue = Vec::new();
+    for s in specs {
+        let module = match s.spec.kernel {
+            KernelKind::Rust => Err(
+                "this spec needs the Rust lab kernel, which this kmodlab cannot build yet".into(),
+            ),
+            KernelKind::Debian => lab
+                .prepare(&s.dir, s.spec.module.as_deref(), build_log)
+                .map_err(|e| e.to_string()),
+        };
+        for case in 0..s.spec.cases.len() {
+            queue.push(Job {
+                spec: s,
+                case,
+                module: module.clone(),
+            });
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, CaseOutcome)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(queue.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = queue.get(i) else { break };
+                let outcome = run_case(lab, job.spec, job.case, &job.module);
+                on_done(&outcome);
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((i, outcome));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, o)| o).collect()
+}
+
+fn run_case(
+    lab: &Lab,
+    spec: &SpecDir,
+    index: usize,
+    module: &Result<Module, String>,
+) -> CaseOutcome {
+    let case = &spec.spec.cases[index];
+    let started = std::time::Instant::now();
+    let mut outcome = CaseOutcome {
+        spec: spec.label.clone(),
+        case: case.name.clone(),
+        result: None,
+        failures: Vec::new(),
+        infra_error: false,
+        duration_s: 0.0,
+        console_tail: Vec::new(),
+    };
+    let module = match module {
+        Ok(m) => m,
+        Err(e) => {
+            outcome.failures.push(e.clone());
+            outcome.infra_error = true;
+            return outcome;
+        }
+    };
+    let mut deadlines = Deadlines::default();
+    if let Some(t) = case.timeout.or(spec.spec.timeout) {
+        deadlines.step = Duration::from_secs_f64(t.max(0.1));
+    }
+    let options = RunOptions {
+        params: case.params.clone(),
+        read_paths: case.paths_to_read(),
+        skip_unload: case.unload.skip,
+        deadlines,
+    };
+    match lab.run(module, &options, &mut |_| {}) {
+        Ok(result) => {
+            outcome.failures = case.evaluate(&result);
+            if !outcome.failures.is_empty() {
+                outcome.console_tail = console_tail(&result.run_dir, 30);
+            }
+            outcome.result = Some(result);
+        }
+        Err(e) => {
+            outcome.failures.push(e.to_string());
+            outcome.infra_error = true;
+            outcome.console_tail = e.console_tail;
+        }
+    }
+    outcome.duration_s = started.elapsed().as_secs_f64();
+    outcome
+}
+
+/// The last `n` lines of a run's console log.
+pub fn console_tail(run_dir: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read(run_dir.join("console.log")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}

@@ -1,0 +1,690 @@
+use super::*;
+use std::path::PathBuf;
+
+const FULL: &str = r#"# Which kernel the spec needs
+kernel = "rust"
+module = "hello_mod"
+timeout = 30
+
+[[case]]
+name = "prints hello and goodbye"
+params = ["str=tired", "label=two words"]
+verdict = "pass"
+timeout = 5.5
+
+[case.load]
+log = ["^Hello!$"]
+no_log = ["Oops"]
+
+[case.loaded]
+exists = ["/sys/module/hello_mod", "/sys/module/hello_mod/initstate"]
+absent = ["/sys/module/hello_mod/parameters"]
+files = { "/sys/module/hello_mod/initstate" = "^live$", "/proc/modules" = "hello_mod" }
+
+[case.unload]
+log = ["Goodbye!"]
+no_log = []
+
+[[case]]
+name = "oopses"
+
+[case.crash]
+kind = "oops"
+title = "NULL pointer dereference"
+function = "my_oops_init"
+module = "oops_mod"
+phase = "load"
+"#;
+
+fn err(text: &str) -> SpecError {
+    parse("labs/x/kmodlab.toml", text).expect_err("spec should be rejected")
+}
+
+fn case(text: &str) -> Case {
+    let mut spec = parse("kmodlab.toml", text).expect("spec should parse");
+    assert_eq!(spec.cases.len(), 1);
+    spec.cases.remove(0)
+}
+
+// ------------------------------------------------------------------------------------------
+// Parsing good specs.
+
+#[test]
+fn full_spec_parses() {
+    let spec = parse("kmodlab.toml", FULL).unwrap();
+    assert_eq!(spec.kernel, KernelKind::Rust);
+    assert_eq!(spec.module.as_deref(), Some("hello_mod"));
+    assert_eq!(spec.timeout, Some(30.0));
+    assert_eq!(spec.cases.len(), 2);
+
+    let c = &spec.cases[0];
+    assert_eq!(c.name, "prints hello and goodbye");
+    assert_eq!(c.params, ["str=tired", "label=two words"]);
+    assert_eq!(c.verdict, Verdict::Pass);
+    assert_eq!(c.timeout, Some(5.5));
+    assert_eq!(spec.timeout_for(c), Some(5.5));
+    assert_eq!(c.load.log[0].as_str(), "^Hello!$");
+    assert_eq!(c.load.no_log[0].as_str(), "Oops");
+    assert_eq!(c.load.error, None);
+    assert_eq!(c.unload.expect.log[0].as_str(), "Goodbye!");
+    assert!(c.unload.expect.no_log.is_empty());
+    assert!(!c.unload.skip);
+    assert_eq!(c.loaded.files.len(), 2);
+    assert_eq!(c.loaded.files[0].0, "/sys/module/hello_mod/initstate");
+    assert_eq!(c.loaded.files[1].0, "/proc/modules");
+    assert_eq!(
+        c.paths_to_read(),
+        [
+            "/sys/module/hello_mod",
+            "/sys/module/hello_mod/initstate",
+            "/sys/module/hello_mod/parameters",
+            "/proc/modules",
+        ]
+    );
+    assert!(c.crash.is_none());
+
+    let c = &spec.cases[1];
+    assert_eq!(spec.timeout_for(c), Some(30.0));
+    assert_eq!(c.verdict, Verdict::Crashed);
+    let crash = c.crash.as_ref().unwrap();
+    assert_eq!(crash.kind, Some(ReportKind::Oops));
+    assert_eq!(
+        crash.title.as_ref().unwrap().as_str(),
+        "NULL pointer dereference"
+    );
+    assert_eq!(crash.function.as_deref(), Some("my_oops_init"));
+    assert_eq!(crash.module.as_deref(), Some("oops_mod"));
+    assert_eq!(crash.phase, Some(Phase::Load));
+    assert!(c.paths_to_read().is_empty());
+}
+
+#[test]
+fn empty_spec_has_the_implicit_case() {
+    for text in ["", "# nothing\n", "module = \"m\"\n"] {
+        let spec = parse("kmodlab.toml", text).unwrap();
+        assert_eq!(spec.kernel, KernelKind::Debian);
+        assert_eq!(spec.timeout, None);
+        assert_eq!(spec.cases.len(), 1);
+        assert_eq!(spec.cases[0].name, IMPLICIT_CASE);
+        assert_eq!(spec.cases[0].verdict, Verdict::Pass);
+        assert!(spec.cases[0].params.is_empty());
+    }
+}
+
+#[test]
+fn integer_timeouts_are_accepted() {
+    let c = case("[[case]]\nname = \"a\"\ntimeout = 7\n");
+    assert_eq!(c.timeout, Some(7.0));
+}
+
+#[test]
+fn param_values_may_hold_spaces_and_equals() {
+    let c =
+        case("[[case]]\nname = \"a\"\nparams = [\"label=two words\", \"expr=a=b\", \"empty=\"]\n");
+    assert_eq!(c.params, ["label=two words", "expr=a=b", "empty="]);
+}
+
+#[test]
+fn implied_verdicts() {
+    let v = |body: &str| case(&format!("[[case]]\nname = \"a\"\n{body}")).verdict;
+    assert_eq!(v(""), Verdict::Pass);
+    assert_eq!(v("[case.crash]\n"), Verdict::Crashed);
+    assert_eq!(v("[case.crash]\nkind = \"oops\"\n"), Verdict::Crashed);
+    assert_eq!(v("[case.crash]\nkind = \"bug\"\n"), Verdict::Crashed);
+    assert_eq!(
+        v("[case.crash]\nkind = \"soft-lockup\"\n"),
+        Verdict::Crashed
+    );
+    assert_eq!(v("[case.crash]\nkind = \"hung-task\"\n"), Verdict::Crashed);
+    assert_eq!(v("[case.crash]\nkind = \"warning\"\n"), Verdict::Warned);
+    assert_eq!(v("[case.crash]\nkind = \"panic\"\n"), Verdict::Panicked);
+    assert_eq!(v("[case.load]\nerror = \"ENODEV\"\n"), Verdict::LoadFailed);
+    assert_eq!(
+        v("[case.unload]\nerror = \"EAGAIN\"\n"),
+        Verdict::UnloadFailed
+    );
+    // A crash wins over a load error; an explicit verdict wins over everything.
+    assert_eq!(
+        v("[case.load]\nerror = \"EFAULT\"\n[case.crash]\nkind = \"warning\"\n"),
+        Verdict::Warned
+    );
+    assert_eq!(
+        v("verdict = \"timeout\"\n[case.crash]\nkind = \"soft-lockup\"\n"),
+        Verdict::Timeout
+    );
+    for verdict in Verdict::ALL {
+        assert_eq!(v(&format!("verdict = \"{verdict}\"\n")), verdict);
+    }
+}
+
+#[test]
+fn unload_skip() {
+    let c = case("[[case]]\nname = \"a\"\n[case.unload]\nskip = true\n");
+    assert!(c.unload.skip);
+    assert_eq!(c.verdict, Verdict::Pass);
+}
+
+#[test]
+fn files_keep_spec_order() {
+    let c = case(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nexists = [\"/b\", \"/a\"]\n\
+         [case.loaded.files]\n\"/z\" = \"1\"\n\"/b\" = \"2\"\n\"/c\" = \"3\"\n",
+    );
+    let keys: Vec<&str> = c.loaded.files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(keys, ["/z", "/b", "/c"]);
+    assert_eq!(c.paths_to_read(), ["/b", "/a", "/z", "/c"]);
+}
+
+// ------------------------------------------------------------------------------------------
+// Errors: one line, FILE:LINE: message, with the offending line.
+
+fn assert_err(text: &str, line: usize, needle: &str) {
+    let e = err(text);
+    let shown = e.to_string();
+    assert!(!shown.contains('\n'), "multi-line error: {shown:?}");
+    assert!(
+        shown.starts_with(&format!("labs/x/kmodlab.toml:{line}: ")),
+        "wrong location in {shown:?} (want line {line})"
+    );
+    assert_eq!(e.line(), line, "{shown}");
+    assert_eq!(e.file(), "labs/x/kmodlab.toml");
+    assert!(
+        e.message().contains(needle),
+        "{shown:?} does not contain {needle:?}"
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    assert_err("kernel = \"debian\"\n\nmodule = \n", 3, "");
+    assert_err(
+        "[[case]]\nname = \"a\"\nparams = [\"x=1\"\n",
+        3,
+        "unclosed array",
+    );
+    assert_err(
+        "kernel = \"debian\"\nkernel = \"rust\"\n",
+        2,
+        "duplicate key",
+    );
+}
+
+#[test]
+fn unknown_keys() {
+    assert_err(
+        "kernel = \"debian\"\nmodules = \"m\"\n",
+        2,
+        "unknown field `modules`",
+    );
+    assert_err("[[cases]]\nname = \"a\"\n", 1, "unknown field `cases`");
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.load]\nlog = []\nlogs = [\"x\"]\n",
+        5,
+        "unknown field `logs`",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.unload]\nskip = false\nerrno = \"x\"\n",
+        5,
+        "unknown field `errno`",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nfile = {}\n",
+        4,
+        "unknown field `file`",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.crash]\nkind = \"oops\"\nguilty = \"f\"\n",
+        5,
+        "unknown field `guilty`",
+    );
+}
+
+#[test]
+fn wrong_types() {
+    assert_err(
+        "timeout = \"30\"\n",
+        1,
+        "timeout: invalid type: string \"30\", expected a number",
+    );
+    assert_err("[case]\nname = \"a\"\n", 1, "write [[case]], not [case]");
+    assert_err("[[case]]\nname = \"a\"\nparams = \"x=1\"\n", 3, "");
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.unload]\nskip = \"yes\"\n",
+        4,
+        "",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nfiles = { \"/x\" = 1 }\n",
+        4,
+        "",
+    );
+}
+
+#[test]
+fn bad_regexes() {
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.load]\nlog = [\"ok\",\n  \"(unclosed\"]\n",
+        5,
+        "load.log: invalid regex /(unclosed/",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.load]\nno_log = [\"[z-a]\"]\n",
+        4,
+        "load.no_log: invalid regex",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n\n[case.unload]\nlog = [\"*\"]\n",
+        5,
+        "unload.log: invalid regex",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.unload]\nno_log = [\"a{2,1}\"]\n",
+        4,
+        "unload.no_log: invalid regex",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded.files]\n\"/x\" = \"ok\"\n\"/y\" = \"(\"\n",
+        5,
+        "loaded.files \"/y\": invalid regex",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.crash]\nkind = \"oops\"\ntitle = \"(\"\n",
+        5,
+        "crash.title: invalid regex",
+    );
+}
+
+#[test]
+fn unknown_names() {
+    assert_err("kernel = \"gentoo\"\n", 1, "unknown kernel \"gentoo\"");
+    assert_err(
+        "[[case]]\nname = \"a\"\nverdict = \"ok\"\n",
+        3,
+        "unknown verdict \"ok\" (expected one of: pass, load-failed",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.crash]\nkind = \"Oops\"\n",
+        4,
+        "unknown report kind \"Oops\"",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.crash]\nphase = \"boot\"\n",
+        4,
+        "unknown phase \"boot\"",
+    );
+}
+
+#[test]
+fn case_names() {
+    assert_err(
+        "[[case]]\nname = \"a\"\n\n[[case]]\nname = \"b\"\n[[case]]\n\nname = \"a\"\n",
+        8,
+        "duplicate case name \"a\" (first used at line 2)",
+    );
+    assert_err("[[case]]\nname = \"\"\n", 2, "`name` is empty");
+    assert_err("[[case]]\nname = \"  \"\n", 2, "`name` is empty");
+    let e = err("[[case]]\nname = \"a\"\n\n[[case]]\nparams = []\n");
+    assert!(e.message().contains("missing `name`"), "{e}");
+    assert!((4..=5).contains(&e.line()), "{e}");
+}
+
+#[test]
+fn bad_params() {
+    assert_err(
+        "[[case]]\nname = \"a\"\nparams = [\n  \"a=1\",\n  \"novalue\",\n]\n",
+        5,
+        "params: \"novalue\" is not name=value",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\nparams = [\"=1\"]\n",
+        3,
+        "is not name=value",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\nparams = [\"a b=1\"]\n",
+        3,
+        "is not name=value",
+    );
+}
+
+#[test]
+fn other_invalid_values() {
+    assert_err("timeout = 0\n", 1, "timeout: must be a positive number");
+    assert_err("\ntimeout = -1.5\n", 2, "must be a positive number");
+    assert_err("timeout = nan\n", 1, "must be a positive number");
+    assert_err("[[case]]\nname = \"a\"\ntimeout = 0.0\n", 3, "positive");
+    assert_err("module = \"\"\n", 1, "invalid module name");
+    assert_err("module = \"a/b\"\n", 1, "invalid module name");
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nexists = [\"sys/module/x\"]\n",
+        4,
+        "loaded.exists: path \"sys/module/x\" is not absolute",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nabsent = [\"x\"]\n",
+        4,
+        "loaded.absent: path",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded.files]\n\"x\" = \"y\"\n",
+        4,
+        "loaded.files: path \"x\" is not absolute",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.unload]\nlog = [\"bye\"]\nskip = true\n",
+        5,
+        "unload.skip = true conflicts",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.load]\nerror = \"ENODEV\"\n[case.unload]\nerror = \"EBUSY\"\n",
+        6,
+        "unload.error conflicts with load.error",
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Evaluation.
+
+fn phase(ok: bool, log: &[&str]) -> PhaseResult {
+    PhaseResult {
+        ok,
+        error: None,
+        errno: None,
+        log: log.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn run(verdict: Verdict) -> RunResult {
+    RunResult {
+        verdict,
+        module: "hello_mod".into(),
+        params: vec![],
+        load: phase(
+            true,
+            &["Hello!", "loading out-of-tree module taints kernel."],
+        ),
+        unload: Some(phase(true, &["Goodbye!"])),
+        files: vec![],
+        reports: vec![],
+        timeout_phase: None,
+        kernel: "6.12.95+deb12-amd64".into(),
+        accel: "tcg".into(),
+        run_dir: PathBuf::from("/tmp/run"),
+        duration_s: 4.5,
+    }
+}
+
+fn file(path: &str, exists: bool, contents: Option<&str>) -> FileRead {
+    FileRead {
+        path: path.into(),
+        exists,
+        contents: contents.map(str::to_string),
+        error: None,
+    }
+}
+
+fn report(
+    kind: ReportKind,
+    title: &str,
+    function: Option<&str>,
+    module: Option<&str>,
+) -> CrashReport {
+    CrashReport {
+        kind,
+        title: title.into(),
+        corrupted: false,
+        corrupted_reason: None,
+        module: module.map(str::to_string),
+        function: function.map(str::to_string),
+        source: None,
+        frames: vec![],
+        taint: None,
+        cpu: None,
+        pid: None,
+        comm: None,
+        lines: (0, 0),
+        text: String::new(),
+    }
+}
+
+#[test]
+fn evaluate_verdict() {
+    let c = case("[[case]]\nname = \"a\"\n");
+    assert!(c.evaluate(&run(Verdict::Pass)).is_empty());
+    assert_eq!(
+        c.evaluate(&run(Verdict::Crashed)),
+        ["verdict: expected pass, got crashed"]
+    );
+    let mut r = run(Verdict::Timeout);
+    r.timeout_phase = Some(Phase::Unload);
+    assert_eq!(
+        c.evaluate(&r),
+        ["verdict: expected pass, got timeout (the unload phase missed its deadline)"]
+    );
+}
+
+#[test]
+fn evaluate_logs() {
+    let c = case(
+        "[[case]]\nname = \"a\"\n[case.load]\nlog = [\"^Hello!$\"]\nno_log = [\"Oops\"]\n\
+         [case.unload]\nlog = [\"Goodbye\"]\nno_log = [\"WARNING\"]\n",
+    );
+    assert!(c.evaluate(&run(Verdict::Pass)).is_empty());
+
+    let mut r = run(Verdict::Pass);
+    r.load = phase(true, &["Hello! ", "x", "Oops: general protection fault"]);
+    r.unload = Some(phase(true, &["WARNING: here"]));
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "load log: no line matches /^Hello!$/ (3 lines seen)",
+            "load log: line \"Oops: general protection fault\" matches /Oops/, which must match no line",
+            "unload log: no line matches /Goodbye/ (1 line seen)",
+            "unload log: line \"WARNING: here\" matches /WARNING/, which must match no line",
+        ]
+    );
+
+    r.unload = None;
+    let f = c.evaluate(&r);
+    assert_eq!(
+        &f[2..],
+        [
+            "unload log: expected a line matching /Goodbye/, but unload was not attempted",
+            "unload log: expected no line matching /WARNING/, but unload was not attempted",
+        ]
+    );
+}
+
+#[test]
+fn evaluate_errors() {
+    let c = case("[[case]]\nname = \"a\"\n[case.load]\nerror = \"No such device\"\n");
+    let e = case("[[case]]\nname = \"a\"\n[case.load]\nerror = \"ENODEV\"\n");
+    let mut r = run(Verdict::LoadFailed);
+    r.unload = None;
+    r.load = PhaseResult {
+        ok: false,
+        error: Some("No such device".into()),
+        errno: Some("ENODEV".into()),
+        log: vec![],
+    };
+    assert!(c.evaluate(&r).is_empty());
+    assert!(e.evaluate(&r).is_empty());
+
+    r.load.error = Some("Invalid argument".into());
+    r.load.errno = Some("EINVAL".into());
+    assert_eq!(
+        c.evaluate(&r),
+        ["load error: expected \"No such device\", got \"Invalid argument\" (EINVAL)"]
+    );
+
+    let ok = run(Verdict::Pass);
+    assert_eq!(
+        e.evaluate(&ok),
+        [
+            "verdict: expected load-failed, got pass",
+            "load error: expected \"ENODEV\", load succeeded",
+        ]
+    );
+
+    let u = case("[[case]]\nname = \"a\"\n[case.unload]\nerror = \"EAGAIN\"\n");
+    let mut r = run(Verdict::UnloadFailed);
+    r.unload = Some(PhaseResult {
+        ok: false,
+        error: Some("Resource temporarily unavailable".into()),
+        errno: Some("EAGAIN".into()),
+        log: vec![],
+    });
+    assert!(u.evaluate(&r).is_empty());
+    r.unload = None;
+    r.verdict = Verdict::Crashed;
+    assert_eq!(
+        u.evaluate(&r),
+        [
+            "verdict: expected unload-failed, got crashed",
+            "unload error: expected \"EAGAIN\", but unload was not attempted",
+        ]
+    );
+}
+
+#[test]
+fn evaluate_loaded() {
+    let c = case(
+        "[[case]]\nname = \"a\"\n[case.loaded]\n\
+         exists = [\"/sys/module/hello_mod\"]\n\
+         absent = [\"/sys/module/hello_mod/parameters\"]\n\
+         files = { \"/sys/module/hello_mod/initstate\" = \"^live$\" }\n",
+    );
+    let mut r = run(Verdict::Pass);
+    r.files = vec![
+        file("/sys/module/hello_mod", true, None),
+        file("/sys/module/hello_mod/parameters", false, None),
+        file("/sys/module/hello_mod/initstate", true, Some("live\n")),
+    ];
+    assert!(c.evaluate(&r).is_empty());
+
+    r.files = vec![
+        FileRead {
+            error: Some("No such file or directory".into()),
+            ..file("/sys/module/hello_mod", false, None)
+        },
+        file("/sys/module/hello_mod/parameters", true, None),
+        file("/sys/module/hello_mod/initstate", true, Some("coming\n")),
+    ];
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "loaded: expected /sys/module/hello_mod to exist, but it does not (No such file or directory)",
+            "loaded: expected /sys/module/hello_mod/parameters to be absent, but it exists",
+            "loaded: expected /sys/module/hello_mod/initstate to match /^live$/, got \"coming\"",
+        ]
+    );
+
+    r.files = vec![FileRead {
+        error: Some("Permission denied".into()),
+        ..file("/sys/module/hello_mod/initstate", true, None)
+    }];
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "loaded: /sys/module/hello_mod was not read",
+            "loaded: /sys/module/hello_mod/parameters was not read",
+            "loaded: expected /sys/module/hello_mod/initstate to match /^live$/, but it could not be read (Permission denied)",
+        ]
+    );
+
+    r.files = vec![file("/sys/module/hello_mod/initstate", false, None)];
+    assert_eq!(
+        c.evaluate(&r)[2],
+        "loaded: expected /sys/module/hello_mod/initstate to match /^live$/, but it does not exist"
+    );
+
+    r.files.clear();
+    r.load.ok = false;
+    assert_eq!(
+        c.evaluate(&r)[0],
+        "loaded: /sys/module/hello_mod was not read (the module did not load)"
+    );
+}
+
+#[test]
+fn evaluate_crash() {
+    let c = case(
+        "[[case]]\nname = \"a\"\n[case.crash]\nkind = \"oops\"\n\
+         title = \"NULL pointer dereference\"\nfunction = \"my_oops_init\"\nmodule = \"oops_mod\"\n",
+    );
+    let good = report(
+        ReportKind::Oops,
+        "BUG: kernel NULL pointer dereference in my_oops_init",
+        Some("my_oops_init"),
+        Some("oops_mod"),
+    );
+    let mut r = run(Verdict::Crashed);
+    r.unload = None;
+    r.reports = vec![
+        report(ReportKind::Warning, "WARNING in f", Some("f"), None),
+        good.clone(),
+    ];
+    assert!(c.evaluate(&r).is_empty());
+
+    let expected = "crash: expected a report with kind oops, title /NULL pointer dereference/, \
+                    function my_oops_init, module oops_mod";
+    r.reports.clear();
+    assert_eq!(c.evaluate(&r), [format!("{expected}, no reports seen")]);
+
+    // Each field on its own can make the match fail.
+    let wrong = [
+        CrashReport {
+            kind: ReportKind::Bug,
+            ..good.clone()
+        },
+        CrashReport {
+            title: "general protection fault in my_oops_init".into(),
+            ..good.clone()
+        },
+        CrashReport {
+            function: Some("other".into()),
+            ..good.clone()
+        },
+        CrashReport {
+            module: None,
+            ..good.clone()
+        },
+    ];
+    for w in wrong {
+        r.reports = vec![w];
+        assert_eq!(c.evaluate(&r).len(), 1, "{:?}", r.reports[0]);
+    }
+    r.reports = vec![
+        CrashReport {
+            module: None,
+            ..good.clone()
+        },
+        report(ReportKind::Warning, "WARNING in f", Some("f"), Some("m")),
+    ];
+    assert_eq!(
+        c.evaluate(&r),
+        [format!(
+            "{expected}, 2 reports seen: oops \"BUG: kernel NULL pointer dereference in my_oops_init\" \
+             in my_oops_init; warning \"WARNING in f\" in f [m]"
+        )]
+    );
+
+    // An empty [case.crash] matches any report.
+    let any = case("[[case]]\nname = \"a\"\n[case.crash]\n");
+    r.reports = vec![good];
+    assert!(any.evaluate(&r).is_empty());
+    r.reports.clear();
+    assert_eq!(
+        any.evaluate(&r),
+        ["crash: expected a crash report, no reports seen"]
+    );
+}
+
+#[test]
+fn report_kind_names_match_serde() {
+    for (name, kind) in REPORT_KINDS {
+        assert_eq!(report_kind_name(kind), name);
+        let serde_name = toml::Value::try_from(kind).unwrap();
+        assert_eq!(serde_name.as_str(), Some(name));
+    }
+}
