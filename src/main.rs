@@ -165,6 +165,7 @@ fn build(dir: PathBuf, k: KernelArgs) -> u8 {
             0
         }
         Err(kmodlab_kbuild::BuildError::Make(s)) => fail(&LabError::Infra(s)),
+        Err(kmodlab_kbuild::BuildError::NotModuleDir(s)) => fail(&LabError::Input(s)),
         Err(e) => fail(&LabError::Build(format!("{}: {e}", dir.display()))),
     }
 }

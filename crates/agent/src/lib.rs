@@ -105,7 +105,7 @@ fn serve() -> io::Result<()> {
         let reply = match request {
             Request::Load { path, params } => {
                 kmsg.drain();
-                let status = call(|| load(&path, &params));
+                let status = call("insmod", || load(&path, &params));
                 Reply::Call {
                     status,
                     log: kmsg.drain(),
@@ -113,7 +113,7 @@ fn serve() -> io::Result<()> {
             }
             Request::Unload { name } => {
                 kmsg.drain();
-                let status = call(|| kmodlab_sys::delete_module(&name, false));
+                let status = call("rmmod", || kmodlab_sys::delete_module(&name, false));
                 Reply::Call {
                     status,
                     log: kmsg.drain(),
@@ -188,10 +188,14 @@ fn load(path: &str, params: &str) -> io::Result<()> {
     }
 }
 
-fn call(f: impl FnOnce() -> io::Result<()>) -> CallStatus {
-    let exit = kmodlab_sys::fork_call(|| match f() {
-        Ok(()) => 0,
-        Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+/// Runs a load or unload in a child named `comm` (so that crash reports say `Comm: insmod`).
+fn call(comm: &str, f: impl FnOnce() -> io::Result<()>) -> CallStatus {
+    let exit = kmodlab_sys::fork_call(|| {
+        kmodlab_sys::set_comm(comm);
+        match f() {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        }
     });
     match exit {
         Ok(ChildExit::Exited(0)) => CallStatus::Ok,
@@ -207,7 +211,21 @@ fn read(path: &str) -> GuestFile {
     let meta = std::fs::metadata(path);
     let exists = meta.is_ok();
     let (contents, error) = match meta {
-        Ok(m) if m.is_dir() => (None, None),
+        // A directory reads as its entry names, one per line, sorted.
+        Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                (Some(names.iter().map(|n| format!("{n}\n")).collect()), None)
+            }
+            Err(e) => (
+                None,
+                Some(kmodlab_sys::strerror(e.raw_os_error().unwrap_or(0))),
+            ),
+        },
         Ok(_) => {
             let mut buf = Vec::new();
             match File::open(path).and_then(|f| f.take(READ_LIMIT).read_to_end(&mut buf)) {

@@ -120,7 +120,7 @@ pub struct FileRead {
     pub path: String,
     /// Whether the path exists (a directory exists but has no contents).
     pub exists: bool,
-    /// The contents, or `None` when the file could not be read.
+    /// The contents (a directory: its entry names, one per line), `None` when unreadable.
     pub contents: Option<String>,
     /// Why the file could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]

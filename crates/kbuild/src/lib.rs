@@ -150,6 +150,8 @@ pub fn select_in(
 pub enum BuildError {
     /// `make` could not run at all (infrastructure).
     Make(String),
+    /// The directory is not a module directory (input error).
+    NotModuleDir(String),
     /// The module does not compile; the compiler's `file:line: error` lines.
     Compile {
         /// `make`'s exit status.
@@ -164,7 +166,9 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::Make(s) | BuildError::NoModule(s) => f.write_str(s),
+            BuildError::Make(s) | BuildError::NotModuleDir(s) | BuildError::NoModule(s) => {
+                f.write_str(s)
+            }
             BuildError::Compile { status, errors } => {
                 write!(f, "build failed ({status})")?;
                 for e in errors {
@@ -202,9 +206,9 @@ pub fn is_module_dir(dir: &Path) -> bool {
 /// Returns the built `.ko` files (from `modules.order`).
 pub fn build(dir: &Path, kernel: &Kernel, out: &mut dyn Write) -> Result<Vec<PathBuf>, BuildError> {
     let dir = std::fs::canonicalize(dir)
-        .map_err(|e| BuildError::Make(format!("{}: {e}", dir.display())))?;
+        .map_err(|e| BuildError::NotModuleDir(format!("{}: {e}", dir.display())))?;
     if !is_module_dir(&dir) {
-        return Err(BuildError::Make(format!(
+        return Err(BuildError::NotModuleDir(format!(
             "{}: not a module directory (no Kbuild file, no Makefile with obj-m)",
             dir.display()
         )));

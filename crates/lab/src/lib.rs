@@ -86,7 +86,14 @@ pub fn cache_dir() -> PathBuf {
 /// Finds QEMU on PATH (or `KMODLAB_QEMU`).
 pub fn find_qemu() -> Result<PathBuf, LabError> {
     if let Some(q) = std::env::var_os("KMODLAB_QEMU").filter(|q| !q.is_empty()) {
-        return Ok(PathBuf::from(q));
+        let q = PathBuf::from(q);
+        if !q.is_file() {
+            return Err(LabError::Infra(format!(
+                "KMODLAB_QEMU={}: no such file; install qemu-system-x86 (scripts/setup)",
+                q.display()
+            )));
+        }
+        return Ok(q);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -171,6 +178,7 @@ impl Lab {
             let kos =
                 kmodlab_kbuild::build(path, &self.kernel, build_log).map_err(|e| match e {
                     kmodlab_kbuild::BuildError::Make(s) => LabError::Infra(s),
+                    kmodlab_kbuild::BuildError::NotModuleDir(s) => LabError::Input(s),
                     other => LabError::Build(format!("{}: {other}", path.display())),
                 })?;
             pick(&kos, want, path)?

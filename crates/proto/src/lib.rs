@@ -63,7 +63,7 @@ pub struct GuestFile {
     pub path: String,
     /// Whether the path exists.
     pub exists: bool,
-    /// Contents when it is a readable file.
+    /// Contents when it is a readable file; for a directory, its entry names, one per line, sorted.
     pub contents: Option<String>,
     /// The read error, when any.
     pub error: Option<String>,

@@ -185,6 +185,17 @@ pub fn kill_with_parent(cmd: &mut std::process::Command) {
     }
 }
 
+/// Sets the calling thread's name (`comm`, as oops reports print it), truncated to 15 bytes.
+pub fn set_comm(name: &str) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated buffer of at most 16 bytes.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, buf.as_ptr());
+    }
+}
+
 /// Sends SIGKILL to a process group or process.
 pub fn kill(pid: u32) {
     // SAFETY: plain syscall.

@@ -311,12 +311,12 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         // Check: the module's /sys/module state and what the spec asks for.
         (live.sink)(&Event::StepStarted(Phase::Check));
         let sys = format!("/sys/module/{}", plan.module_name);
+        let params_dir = format!("{sys}/parameters");
         let mut paths = vec![
-            sys.clone(),
             format!("{sys}/initstate"),
             format!("{sys}/refcnt"),
             format!("{sys}/taint"),
-            format!("{sys}/parameters"),
+            params_dir.clone(),
         ];
         for p in &plan.read_paths {
             if !paths.contains(p) {
@@ -336,10 +336,14 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
                 // Parameter values: the parameters directory lists their names.
                 let names: Vec<String> = files
                     .iter()
-                    .find(|f| f.path == format!("{sys}/parameters"))
+                    .find(|f| f.path == params_dir)
                     .and_then(|f| f.contents.clone())
-                    .map(|c| c.lines().map(|n| format!("{sys}/parameters/{n}")).collect())
+                    .map(|c| c.lines().map(|n| format!("{params_dir}/{n}")).collect())
                     .unwrap_or_default();
+                // The listing itself is only kept when the spec asked for it.
+                if !plan.read_paths.contains(&params_dir) {
+                    files.retain(|f| f.path != params_dir);
+                }
                 let names: Vec<String> = names
                     .into_iter()
                     .filter(|p| !files.iter().any(|f| &f.path == p))

@@ -1,0 +1,210 @@
+//! The command line without a VM: usage, bad input and infrastructure errors are caught before
+//! anything boots, each with one clear line and the right exit code.
+
+mod util;
+use util::*;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Builds a copy of the hello lab in a scratch directory and returns the .ko path.
+fn built_hello(name: &str) -> std::path::PathBuf {
+    let dir = scratch(name).join("hello");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &dir);
+    let out = kmodlab().arg("build").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let ko = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(ko.ends_with("hello_mod.ko"), "{}", show(&out));
+    ko.into()
+}
+
+#[test]
+fn help_names_every_subcommand() {
+    let out = kmodlab().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["build", "run", "test"] {
+        assert!(text.contains(sub), "{text}");
+    }
+    assert!(text.contains("Exit codes"), "{text}");
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let out = kmodlab()
+        .args(["run", "--no-such-flag", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+}
+
+#[test]
+fn parameter_without_value_is_a_usage_error() {
+    let out = kmodlab()
+        .args(["run", "labs/kernel_modules/6-cmd-mod", "novalue"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("\"novalue\" is not NAME=VALUE"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_module_is_an_input_error() {
+    let d = scratch("notmod");
+    let f = d.join("notes.ko");
+    std::fs::write(&f, "just text\n").unwrap();
+    let out = kmodlab().arg("run").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("notes.ko") && e.contains("not an ELF file"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
+}
+
+#[test]
+fn a_truncated_module_is_an_input_error() {
+    let ko = built_hello("trunc");
+    let bytes = std::fs::read(&ko).unwrap();
+    let cut = ko.with_file_name("cut.ko");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = kmodlab().arg("run").arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let e = stderr(&out);
+    assert!(e.contains("cut.ko") && e.contains("truncated"), "{e}");
+}
+
+#[test]
+fn a_module_for_another_kernel_is_refused_naming_both() {
+    let ko = built_hello("vermagic");
+    let mut bytes = std::fs::read(&ko).unwrap();
+    let key = b"vermagic=";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("vermagic in .modinfo")
+        + key.len();
+    // Same length, another release: "6.12.95+deb12-amd64" becomes "0.12.95+deb12-amd64".
+    let end = at + bytes[at..].iter().position(|&b| b == b' ').unwrap();
+    let theirs = String::from_utf8_lossy(&bytes[at..end]).to_string();
+    bytes[at] = b'0';
+    let other = String::from_utf8_lossy(&bytes[at..end]).to_string();
+    let patched = ko.with_file_name("other.ko");
+    std::fs::write(&patched, &bytes).unwrap();
+    let out = kmodlab().arg("run").arg(&patched).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains(&other) && e.contains(&theirs),
+        "names both releases: {e}"
+    );
+}
+
+#[test]
+fn a_broken_spec_names_file_and_line() {
+    let d = scratch("badspec");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &d);
+    std::fs::write(
+        d.join("kmodlab.toml"),
+        "module = \"hello_mod\"\n\n[[case]]\nname = \"x\"\n[case.load]\nlog = [\"(unclosed\"]\n",
+    )
+    .unwrap();
+    let out = kmodlab().arg("test").arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let e = stderr(&out);
+    assert!(e.contains("kmodlab.toml:6:"), "{e}");
+}
+
+#[test]
+fn no_spec_found_is_a_usage_error() {
+    let d = scratch("nospec");
+    let out = kmodlab().arg("test").arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+}
+
+#[test]
+fn missing_qemu_is_an_infrastructure_error() {
+    let out = kmodlab()
+        .env("KMODLAB_QEMU", "/nonexistent/qemu-system-x86_64")
+        .args(["run", "labs/kernel_modules/1-2-test-mod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(stderr(&out).contains("qemu-system-x86"), "{}", show(&out));
+}
+
+#[test]
+fn missing_kernel_is_an_infrastructure_error() {
+    let out = kmodlab()
+        .env("KMODLAB_KERNEL", "/nonexistent/vmlinuz")
+        .args(["run", "labs/kernel_modules/1-2-test-mod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/vmlinuz"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn missing_headers_is_an_infrastructure_error_naming_the_package() {
+    let d = scratch("nokdir");
+    let out = kmodlab()
+        .arg("build")
+        .arg("labs/kernel_modules/1-2-test-mod")
+        .arg("--kdir")
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("linux-headers-amd64"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_compile_error_shows_file_and_line() {
+    let d = scratch("compile").join("broken");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &d);
+    let src = d.join("hello_mod.c");
+    let text = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(
+        &src,
+        text.replacen("pr_debug(\"Hello!\\n\");", "pr_debug(\"Hello!\\n\")", 1),
+    )
+    .unwrap();
+    let out = kmodlab().arg("build").arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let e = stderr(&out);
+    let last = e
+        .lines()
+        .rev()
+        .find(|l| l.contains("hello_mod.c:"))
+        .unwrap_or("");
+    assert!(
+        last.contains(": error:"),
+        "the summary names file:line: {e}"
+    );
+}
+
+#[test]
+fn building_a_directory_without_kbuild_is_an_input_error() {
+    let d = scratch("nokbuild");
+    let out = kmodlab().arg("build").arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("not a module directory"),
+        "{}",
+        show(&out)
+    );
+}

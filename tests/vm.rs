@@ -1,0 +1,343 @@
+//! End-to-end tests that boot real VMs: real QEMU, the Debian kernel, real Kbuild builds.
+//! Each test names the runs directory it used; a failing case prints its run directory and the
+//! console tail. VM tests run one at a time (each may start several VMs itself).
+
+mod util;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use util::*;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every lab and every failure-mode module, two VMs at a time: each case must pass its spec, and
+/// the verdicts must be the ones each module exists to prove.
+#[test]
+fn vm_labs_and_failure_modes_pass_their_specs() {
+    let _g = lock();
+    let runs = scratch("vm-all");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "test",
+            "-j",
+            "2",
+            "--format",
+            "json",
+            "labs/kernel_modules",
+            "tests/modules",
+        ])
+        .output()
+        .unwrap();
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    let cases = json["cases"].as_array().unwrap();
+    let mut failed = Vec::new();
+    let mut verdicts = BTreeMap::new();
+    for c in cases {
+        let key = format!(
+            "{} / {}",
+            c["spec"].as_str().unwrap(),
+            c["case"].as_str().unwrap()
+        );
+        if c["passed"] != Value::Bool(true) {
+            failed.push(format!(
+                "{key}: {}\n  run dir: {}\n  console tail:\n    {}",
+                c["failures"],
+                c["result"]["run_dir"],
+                c["console_tail"]
+                    .as_array()
+                    .map(|t| t
+                        .iter()
+                        .map(|l| l.as_str().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n    "))
+                    .unwrap_or_default()
+            ));
+        }
+        verdicts.insert(
+            key,
+            c["result"]["verdict"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string(),
+        );
+    }
+    assert!(
+        failed.is_empty(),
+        "failed cases:\n{}\n{}",
+        failed.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        cases.len() >= 16,
+        "every lab and failure mode ran: {verdicts:?}"
+    );
+    let verdict_of = |spec: &str| -> Vec<&str> {
+        verdicts
+            .iter()
+            .filter(|(k, _)| k.starts_with(spec))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    for (spec, want) in [
+        ("labs/kernel_modules/1-2-test-mod", "pass"),
+        ("labs/kernel_modules/4-multi-mod", "pass"),
+        ("labs/kernel_modules/5-oops-mod", "crashed"),
+        ("labs/kernel_modules/6-cmd-mod", "pass"),
+        ("labs/kernel_modules/7-list-proc", "pass"),
+        ("tests/modules/init-error", "load-failed"),
+        ("tests/modules/unknown-symbol", "load-failed"),
+        ("tests/modules/warn", "warned"),
+        ("tests/modules/bug", "crashed"),
+        ("tests/modules/null-deref", "crashed"),
+        ("tests/modules/panic", "panicked"),
+        ("tests/modules/busy-loop", "timeout"),
+        ("tests/modules/exit-oops", "crashed"),
+        ("tests/modules/params", "pass"),
+    ] {
+        let got = verdict_of(spec);
+        assert!(
+            !got.is_empty() && got.iter().all(|v| *v == want),
+            "{spec}: expected {want}, got {got:?}"
+        );
+    }
+    let busy = cases
+        .iter()
+        .find(|c| c["spec"] == "tests/modules/busy-loop")
+        .unwrap();
+    assert_eq!(
+        busy["result"]["timeout_phase"], "load",
+        "the timeout names the phase"
+    );
+    assert_no_qemu_left(&runs);
+}
+
+/// `kmodlab run --json`: the DESIGN.md contract, a parameter value with spaces arriving as one
+/// value, and the module's sysfs state.
+#[test]
+fn vm_run_json_keeps_a_value_with_spaces_as_one_value() {
+    let _g = lock();
+    let runs = scratch("vm-params");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "run",
+            "--json",
+            "tests/modules/params",
+            "label=two words",
+            "count=3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["verdict"], "pass");
+    for key in ["load", "unload", "reports", "kernel", "accel", "run_dir"] {
+        assert!(!r[key].is_null(), "{key} missing: {r}");
+    }
+    assert_eq!(r["load"]["ok"], true);
+    assert_eq!(r["load"]["error"], Value::Null);
+    let load_log: Vec<&str> = r["load"]["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        load_log.contains(&"label=[two words] count=3"),
+        "{load_log:?}"
+    );
+    let files = r["files"].as_array().unwrap();
+    let label = files
+        .iter()
+        .find(|f| f["path"] == "/sys/module/params/parameters/label")
+        .expect("label read");
+    assert_eq!(label["contents"], "two words\n");
+    let run_dir = std::path::PathBuf::from(r["run_dir"].as_str().unwrap());
+    let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
+    assert!(
+        console.contains("label=[two words] count=3"),
+        "the console log is kept whole"
+    );
+    let transcript = std::fs::read_to_string(run_dir.join("agent.log")).unwrap();
+    assert!(
+        transcript.contains("label=\\\"two words\\\""),
+        "quoted as kmod does: {transcript}"
+    );
+    assert_no_qemu_left(&runs);
+}
+
+/// The oops lab as a user sees it: the human report names the guilty function, exit code 1.
+#[test]
+fn vm_run_oops_lab_reports_the_crash() {
+    let _g = lock();
+    let runs = scratch("vm-oops");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["run", "labs/kernel_modules/5-oops-mod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verdict: crashed"), "{}", show(&out));
+    assert!(
+        text.contains("NULL pointer dereference in my_oops_init"),
+        "{}",
+        show(&out)
+    );
+    assert!(text.contains("run dir: "), "{}", show(&out));
+    assert_no_qemu_left(&runs);
+}
+
+/// KTAP output goes through the kernel's own parser (`kunit.py parse`), failures included.
+#[test]
+fn vm_ktap_is_accepted_by_kunit_parser() {
+    let _g = lock();
+    let tarball = std::fs::read_dir("/usr/src")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("linux-source-")
+                && p.to_string_lossy().ends_with(".tar.xz")
+        })
+        .expect("linux-source is installed by scripts/setup");
+    let work = scratch("vm-ktap");
+    let untar = std::process::Command::new("tar")
+        .arg("-xJf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&work)
+        .arg("--wildcards")
+        .arg("*/tools/testing/kunit/*")
+        .output()
+        .unwrap();
+    assert!(untar.status.success(), "{}", show(&untar));
+    let kunit = walk_find(&work, "kunit.py").expect("kunit.py in the tarball");
+
+    // One spec that passes and one that is made to fail (it expects a line that never comes).
+    let failing = work.join("failing");
+    copy_module(&repo().join("tests/modules/init-error"), &failing);
+    let spec = std::fs::read_to_string(failing.join("kmodlab.toml")).unwrap();
+    std::fs::write(
+        failing.join("kmodlab.toml"),
+        spec.replacen("log = [", "log = [\"a line init_error never prints\", ", 1),
+    )
+    .unwrap();
+    let runs = work.join("runs");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "test",
+            "--format",
+            "ktap",
+            "labs/kernel_modules/1-2-test-mod",
+        ])
+        .arg(&failing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "one case fails: {}", show(&out));
+    let ktap = out.stdout.clone();
+    assert!(String::from_utf8_lossy(&ktap).starts_with("KTAP version 1\n"));
+    let mut parse = std::process::Command::new("python3")
+        .arg(&kunit)
+        .arg("parse")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    parse.stdin.take().unwrap().write_all(&ktap).unwrap();
+    let parsed = parse.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&parsed.stdout).to_string();
+    assert!(
+        text.contains("passed: 1") && text.contains("failed: 1"),
+        "kunit.py counted:\n{text}\n{}",
+        String::from_utf8_lossy(&ktap)
+    );
+    assert!(
+        !text.contains("CRASHED") && !text.contains("missing"),
+        "kunit.py complained:\n{text}"
+    );
+    assert_no_qemu_left(&runs);
+}
+
+fn walk_find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = walk_find(&p, name) {
+                return Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// SIGTERM or Ctrl-C (SIGINT) while a module hangs in init: kmodlab dies and takes QEMU with it.
+#[test]
+fn vm_sigterm_and_sigint_leave_no_qemu_behind() {
+    let _g = lock();
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let runs = scratch(&format!("vm-signal-{signal}"));
+        let mut child = kmodlab()
+            .env("KMODLAB_RUNS", &runs)
+            .args(["run", "--timeout", "120", "tests/modules/busy-loop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut seen = String::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("load...") {
+                break;
+            }
+        }
+        assert!(seen.contains("load..."), "the load began: {seen}");
+        let qemu = processes_with(&runs.display().to_string());
+        assert_eq!(qemu.len(), 1, "one QEMU runs: {qemu:?}");
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{}", qemu[0])).exists() && !is_zombie(qemu[0]) {
+            assert!(
+                Instant::now() < deadline,
+                "QEMU {} outlived kmodlab after signal {signal}",
+                qemu[0]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_no_qemu_left(&runs);
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
