@@ -106,6 +106,65 @@ pub fn find_qemu() -> Result<PathBuf, LabError> {
         })
 }
 
+/// A copy of the kmodlab binary without symbols and debug info, for the guest's `/init`: the kernel
+/// unpacks the initramfs on every boot, and under TCG its size costs boot time (a debug build is
+/// about ten times larger than the stripped one). Made once per binary with `objcopy`, kept in
+/// the cache; the binary itself when that fails.
+pub fn stripped_agent(exe: &Path, cache: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let Ok(meta) = std::fs::metadata(exe) else {
+        return exe.to_path_buf();
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    exe.hash(&mut h);
+    meta.len().hash(&mut h);
+    meta.modified().ok().hash(&mut h);
+    let dir = cache.join("agent");
+    let out = dir.join(format!("init-{:016x}", h.finish()));
+    if out.is_file() {
+        return out;
+    }
+    let _ = std::fs::create_dir_all(&dir);
+    let tmp = dir.join(format!(".init-{}", std::process::id()));
+    let ok = std::process::Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(exe)
+        .arg(&tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok && std::fs::rename(&tmp, &out).is_ok() {
+        prune(&dir, 4);
+        return out;
+    }
+    let _ = std::fs::remove_file(&tmp);
+    exe.to_path_buf()
+}
+
+/// Keeps the `keep` most recently modified entries of `dir` and removes the rest.
+pub fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut all: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, p) in all.into_iter().skip(keep) {
+        let _ = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+    }
+}
+
+/// How many run directories the default runs directory keeps.
+pub const RUNS_KEPT: usize = 200;
+
 /// Whether an ELF executable is statically linked (has no PT_INTERP program header).
 pub fn is_static_elf(bytes: &[u8]) -> bool {
     let rd16 = |o: usize| {
@@ -149,11 +208,16 @@ impl Lab {
             )));
         }
         let cache = cache_dir();
+        let agent_binary = stripped_agent(&agent_binary, &cache);
         let accel = kmodlab_vm::accel::choose(&qemu, &kernel.image, &cache);
-        let runs_dir = std::env::var_os("KMODLAB_RUNS")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| cache.join("runs"));
+        let runs_dir = match std::env::var_os("KMODLAB_RUNS").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let d = cache.join("runs");
+                prune(&d, RUNS_KEPT);
+                d
+            }
+        };
         let kernel_vermagic = kmodlab_kbuild::kernel_vermagic(&kernel);
         Ok(Lab {
             kernel,

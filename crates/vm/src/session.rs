@@ -457,6 +457,8 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         run_dir: plan.run_dir.clone(),
         duration_s: started.elapsed().as_secs_f64(),
     };
+    // The initramfs is large and can be made again; the run directory keeps what explains the run.
+    let _ = std::fs::remove_file(plan.run_dir.join("initramfs.cpio"));
     if let Ok(json) = serde_json::to_string_pretty(&result) {
         let _ = std::fs::write(plan.run_dir.join("result.json"), json + "\n");
     }
