@@ -152,7 +152,7 @@ pub fn prune(dir: &Path, keep: usize) {
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (_, p) in all.into_iter().skip(keep) {
         let _ = if p.is_dir() {
             std::fs::remove_dir_all(&p)
