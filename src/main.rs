@@ -328,11 +328,15 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
     let human = format == Format::Human;
     let on_done = |o: &kmodlab_report::CaseOutcome| {
         if human {
-            let mut err = std::io::stdout().lock();
-            let _ = kmodlab_report::write_human_case(&mut err, o);
+            let mut out = std::io::stdout().lock();
+            let _ = kmodlab_report::write_human_case(&mut out, o);
             if verbose {
                 if let Some(r) = &o.result {
-                    let _ = kmodlab_report::write_human_run(&mut err, r);
+                    let mut buf = Vec::new();
+                    let _ = kmodlab_report::write_human_run(&mut buf, r);
+                    for line in String::from_utf8_lossy(&buf).lines() {
+                        let _ = writeln!(out, "    {line}");
+                    }
                 }
             }
         } else {

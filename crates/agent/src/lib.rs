@@ -210,6 +210,7 @@ fn call(comm: &str, f: impl FnOnce() -> io::Result<()>) -> CallStatus {
 fn read(path: &str) -> GuestFile {
     let meta = std::fs::metadata(path);
     let exists = meta.is_ok();
+    let dir = meta.as_ref().is_ok_and(|m| m.is_dir());
     let (contents, error) = match meta {
         // A directory reads as its entry names, one per line, sorted.
         Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
@@ -244,6 +245,7 @@ fn read(path: &str) -> GuestFile {
     GuestFile {
         path: path.to_string(),
         exists,
+        dir,
         contents,
         error,
     }

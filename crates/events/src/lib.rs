@@ -118,8 +118,11 @@ pub struct PhaseResult {
 pub struct FileRead {
     /// Absolute path in the guest.
     pub path: String,
-    /// Whether the path exists (a directory exists but has no contents).
+    /// Whether the path exists.
     pub exists: bool,
+    /// Whether it is a directory (its contents are then its entry names, one per line).
+    #[serde(default)]
+    pub dir: bool,
     /// The contents (a directory: its entry names, one per line), `None` when unreadable.
     pub contents: Option<String>,
     /// Why the file could not be read.

@@ -63,6 +63,9 @@ pub struct GuestFile {
     pub path: String,
     /// Whether the path exists.
     pub exists: bool,
+    /// Whether it is a directory.
+    #[serde(default)]
+    pub dir: bool,
     /// Contents when it is a readable file; for a directory, its entry names, one per line, sorted.
     pub contents: Option<String>,
     /// The read error, when any.

@@ -180,6 +180,10 @@ fn write_phase(out: &mut dyn Write, name: &str, p: &PhaseResult) -> io::Result<(
 fn write_file(out: &mut dyn Write, f: &FileRead) -> io::Result<()> {
     match (&f.contents, &f.error) {
         _ if !f.exists => writeln!(out, "{INDENT}{}: absent", f.path),
+        (Some(c), _) if f.dir => {
+            let names: Vec<&str> = c.lines().collect();
+            writeln!(out, "{INDENT}{}/: {}", f.path, names.join(" "))
+        }
         (Some(c), _) => {
             let c = c.strip_suffix('\n').unwrap_or(c);
             let mut lines = c.lines();

@@ -42,18 +42,21 @@ fn run(verdict: Verdict) -> RunResult {
             FileRead {
                 path: "/sys/module/hello_mod".into(),
                 exists: true,
-                contents: None,
+                dir: true,
+                contents: Some("holders\ninitstate\nrefcnt\n".into()),
                 error: None,
             },
             FileRead {
                 path: "/sys/module/hello_mod/initstate".into(),
                 exists: true,
+                dir: false,
                 contents: Some("live\n".into()),
                 error: None,
             },
             FileRead {
                 path: "/sys/module/hello_mod/parameters".into(),
                 exists: false,
+                dir: false,
                 contents: None,
                 error: Some("No such file or directory".into()),
             },
@@ -560,7 +563,7 @@ module: hello_mod str=tired \"label=two words\"
 load: ok
     Hello!
 while loaded:
-    /sys/module/hello_mod: exists
+    /sys/module/hello_mod/: holders initstate refcnt
     /sys/module/hello_mod/initstate: live
     /sys/module/hello_mod/parameters: absent
 unload: ok
@@ -580,18 +583,21 @@ fn human_run_crash_and_failures() {
         FileRead {
             path: "/proc/modules".into(),
             exists: true,
+            dir: false,
             contents: Some("a 1 0 - Live\nb 2 0 - Live\n".into()),
             error: None,
         },
         FileRead {
             path: "/sys/module/hello_mod/secret".into(),
             exists: true,
+            dir: false,
             contents: None,
             error: Some("Permission denied".into()),
         },
         FileRead {
             path: "/sys/module/hello_mod/empty".into(),
             exists: true,
+            dir: false,
             contents: Some(String::new()),
             error: None,
         },

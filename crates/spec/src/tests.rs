@@ -418,6 +418,7 @@ fn file(path: &str, exists: bool, contents: Option<&str>) -> FileRead {
     FileRead {
         path: path.into(),
         exists,
+        dir: false,
         contents: contents.map(str::to_string),
         error: None,
     }

@@ -492,6 +492,7 @@ fn file_read(f: kmodlab_proto::GuestFile) -> FileRead {
     FileRead {
         path: f.path,
         exists: f.exists,
+        dir: f.dir,
         contents: f.contents,
         error: f.error,
     }
