@@ -318,8 +318,10 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
     };
     let cases: usize = specs.iter().map(|s| s.spec.cases.len()).sum();
     eprintln!(
-        "kmodlab: {} specs, {cases} cases on {} ({}, {}), {} at a time",
+        "kmodlab: {} spec{}, {cases} case{} on {} ({}, {}), {} at a time",
         specs.len(),
+        if specs.len() == 1 { "" } else { "s" },
+        if cases == 1 { "" } else { "s" },
         lab.kernel.release,
         lab.accel.accel.as_str(),
         lab.accel.reason,

@@ -103,6 +103,7 @@ fn vm_labs_and_failure_modes_pass_their_specs() {
         ("tests/modules/busy-loop", "timeout"),
         ("tests/modules/exit-oops", "crashed"),
         ("tests/modules/params", "pass"),
+        ("tests/modules/unload-busy", "unload-failed"),
     ] {
         let got = verdict_of(spec);
         assert!(
