@@ -112,6 +112,18 @@ fn main() -> ExitCode {
     if name == "init" || std::process::id() == 1 {
         kmodlab_agent::run();
     }
+    // Invoked as a module tool (a link named insmod, modinfo, ...), or as `kmodlab TOOL ...`.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = kmodlab_kmod::run(&name, args.clone()) {
+        return ExitCode::from(code as u8);
+    }
+    if let Some(tool) = args.get(1).and_then(|a| a.to_str()) {
+        if kmodlab_kmod::TOOLS.contains(&tool) {
+            if let Some(code) = kmodlab_kmod::run(tool, args[1..].to_vec()) {
+                return ExitCode::from(code as u8);
+            }
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
