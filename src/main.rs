@@ -76,6 +76,30 @@ enum Command {
         /// Module parameters, NAME=VALUE.
         params: Vec<String>,
     },
+    /// Boot a VM and run commands in it: the module tools (modprobe, lsmod, rmmod, ...) against
+    /// modules from the kernel's own tree.
+    ///
+    /// Commands are separated by a `;` argument (quote it from the shell):
+    /// `kmodlab exec -m 9p -- modprobe 9p ';' lsmod ';' modprobe -r 9p`.
+    /// Exit code 0 when every command ran (whatever their exit codes), 1 on a crash report or a
+    /// hang, 3 when the VM did not boot.
+    Exec {
+        /// Put this module of the kernel's tree (with its dependencies and the tree's index files)
+        /// into the guest's /lib/modules; repeatable.
+        #[arg(short = 'm', long = "kernel-module", value_name = "NAME")]
+        kernel_modules: Vec<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Deadline for each command in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        /// The commands, separated by `;`.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Run every test spec (kmodlab.toml) found under the paths, several VMs at a time.
     Test {
         /// Output format.
@@ -143,6 +167,13 @@ fn main() -> ExitCode {
             path,
             params,
         } => run(json, module, timeout, no_unload, kernel, path, params),
+        Command::Exec {
+            kernel_modules,
+            json,
+            timeout,
+            kernel,
+            command,
+        } => exec(kernel_modules, json, timeout, kernel, command),
         Command::Test {
             format,
             jobs,
@@ -295,6 +326,93 @@ fn run(
             }
             EXIT_INFRA
         }
+    }
+}
+
+fn exec(
+    kernel_modules: Vec<String>,
+    json: bool,
+    timeout: f64,
+    k: KernelArgs,
+    words: Vec<String>,
+) -> u8 {
+    let commands: Vec<Vec<String>> = words
+        .split(|w| w == ";")
+        .filter(|c| !c.is_empty())
+        .map(|c| c.to_vec())
+        .collect();
+    if commands.is_empty() {
+        eprintln!("kmodlab: exec needs a command");
+        return EXIT_USAGE;
+    }
+    if !timeout.is_finite() || timeout <= 0.0 {
+        eprintln!("kmodlab: --timeout must be a positive number of seconds");
+        return EXIT_USAGE;
+    }
+    let lab = match Lab::new(k.kernel, k.kdir) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let deadlines = kmodlab_vm::Deadlines {
+        step: Duration::from_secs_f64(timeout),
+        ..Default::default()
+    };
+    let progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+    };
+    let result = lab.exec(&commands, &kernel_modules, deadlines, &mut |e| {
+        progress.event(e)
+    });
+    progress.done();
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut out, &r);
+        let _ = writeln!(out);
+    } else {
+        for c in &r.commands {
+            let _ = writeln!(out, "$ {}", c.argv.join(" "));
+            let _ = out.write_all(c.stdout.as_bytes());
+            for l in c.stderr.lines() {
+                let _ = writeln!(out, "{l}");
+            }
+            for l in &c.log {
+                let _ = writeln!(out, "    kernel: {l}");
+            }
+            match (&c.error, c.exit_code, &c.signal) {
+                (Some(e), _, _) => {
+                    let _ = writeln!(out, "[{e}]");
+                }
+                (None, Some(0), _) => {}
+                (None, Some(code), _) => {
+                    let _ = writeln!(out, "[exit {code}]");
+                }
+                (None, None, Some(sig)) => {
+                    let _ = writeln!(out, "[killed by {sig}]");
+                }
+                _ => {}
+            }
+        }
+        for rep in &r.reports {
+            let _ = writeln!(
+                out,
+                "{}: {}",
+                serde_json::to_value(rep.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                rep.title
+            );
+        }
+        let _ = writeln!(out, "run dir: {}", r.run_dir.display());
+    }
+    if r.timed_out || !r.reports.is_empty() {
+        EXIT_FAILED
+    } else {
+        0
     }
 }
 

@@ -305,11 +305,7 @@ impl Lab {
     ) -> Result<RunResult, InfraError> {
         let plan = RunPlan {
             qemu: self.qemu.clone(),
-            kernel: BootKernel {
-                release: self.kernel.release.clone(),
-                image: self.kernel.image.clone(),
-                modules_dir: self.kernel.modules_dir.clone(),
-            },
+            kernel: self.boot_kernel(),
             accel: self.accel.accel,
             agent_binary: self.agent_binary.clone(),
             module_name: module.name.clone(),
@@ -322,6 +318,89 @@ impl Lab {
             memory_mb: 512,
         };
         kmodlab_vm::run(&plan, sink)
+    }
+}
+
+impl Lab {
+    /// The files that put `names` (and what they depend on) from the kernel's module tree into the
+    /// guest at their usual paths, with the tree's index files (`modules.dep`, `.bin`, ...), so that
+    /// `modprobe` in the guest finds them.
+    pub fn kernel_module_files(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, LabError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dir = self.kernel.modules_dir.as_ref().ok_or_else(|| {
+            LabError::Infra(format!(
+                "kernel {} has no module tree (no modules.dep)",
+                self.kernel.release
+            ))
+        })?;
+        let dep_path = dir.join("modules.dep");
+        let dep = std::fs::read_to_string(&dep_path)
+            .map_err(|e| LabError::Infra(format!("{}: {e}", dep_path.display())))?;
+        let guest_dir = format!("/lib/modules/{}", self.kernel.release);
+        let mut rels: Vec<String> = Vec::new();
+        for name in names {
+            let order = kmodlab_vm::initramfs::load_order(&dep, name).ok_or_else(|| {
+                LabError::Input(format!("module {name} not found in {}", dep_path.display()))
+            })?;
+            for rel in order {
+                if !rels.contains(&rel) {
+                    rels.push(rel);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        let read = |p: PathBuf| {
+            std::fs::read(&p).map_err(|e| LabError::Infra(format!("{}: {e}", p.display())))
+        };
+        for rel in rels {
+            files.push((format!("{guest_dir}/{rel}"), read(dir.join(&rel))?));
+        }
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| LabError::Infra(format!("{}: {e}", dir.display())))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("modules.") && e.path().is_file() {
+                files.push((format!("{guest_dir}/{name}"), read(e.path())?));
+            }
+        }
+        Ok(files)
+    }
+
+    /// Boots a VM with `kernel_modules` from the kernel's tree and runs `commands` in it.
+    pub fn exec(
+        &self,
+        commands: &[Vec<String>],
+        kernel_modules: &[String],
+        deadlines: Deadlines,
+        sink: &mut dyn FnMut(&Event),
+    ) -> Result<kmodlab_vm::script::ScriptResult, LabError> {
+        let files = self.kernel_module_files(kernel_modules)?;
+        let spec = kmodlab_vm::BootSpec {
+            qemu: self.qemu.clone(),
+            kernel: self.boot_kernel(),
+            accel: self.accel.accel,
+            agent_binary: self.agent_binary.clone(),
+            memory_mb: 512,
+            run_dir: self.new_run_dir("exec"),
+            boot_deadline: deadlines.boot,
+            modules: Vec::new(),
+            files,
+        };
+        kmodlab_vm::script::run_script(&spec, commands, deadlines.step, deadlines.shutdown, sink)
+            .map_err(|e| LabError::Infra(e.to_string()))
+    }
+
+    fn boot_kernel(&self) -> BootKernel {
+        BootKernel {
+            release: self.kernel.release.clone(),
+            image: self.kernel.image.clone(),
+            modules_dir: self.kernel.modules_dir.clone(),
+        }
     }
 }
 

@@ -34,6 +34,12 @@ pub enum Request {
         /// Absolute paths.
         paths: Vec<String>,
     },
+    /// Run a program in the guest: the kmodlab binary itself under the name `argv[0]` (a module
+    /// tool such as `modprobe` or `lsmod`), or an absolute path.
+    Exec {
+        /// The command and its arguments.
+        argv: Vec<String>,
+    },
     /// Sync and power off.
     PowerOff,
 }
@@ -94,6 +100,19 @@ pub enum Reply {
     Files {
         /// One entry per requested path.
         files: Vec<GuestFile>,
+    },
+    /// A program run by [`Request::Exec`] ended.
+    Exited {
+        /// Its exit code, when it exited.
+        code: Option<i32>,
+        /// The signal that killed it, when it was killed.
+        signal: Option<i32>,
+        /// What it wrote to standard output.
+        stdout: String,
+        /// What it wrote to standard error.
+        stderr: String,
+        /// Kernel log lines printed while it ran.
+        log: Vec<String>,
     },
     /// The request could not be handled.
     Error {

@@ -15,7 +15,12 @@ pub struct GuestModule {
 
 /// Builds the initramfs: `/init`, `/dev/console`, the agent's transport modules (in load order) and
 /// the modules under test.
-pub fn build(init: &[u8], boot_modules: &[GuestModule], modules: &[GuestModule]) -> Vec<u8> {
+pub fn build(
+    init: &[u8],
+    boot_modules: &[GuestModule],
+    modules: &[GuestModule],
+    files: &[(String, Vec<u8>)],
+) -> Vec<u8> {
     let mut c = Cpio::new();
     for d in ["dev", "proc", "sys", "tmp", "kmodlab"] {
         c.dir(d);
@@ -36,6 +41,31 @@ pub fn build(init: &[u8], boot_modules: &[GuestModule], modules: &[GuestModule])
     c.dir(dir);
     for m in modules {
         c.file(&format!("{dir}/{}", m.file_name), 0o644, &m.image);
+    }
+    let mut made: Vec<String> = ["dev", "proc", "sys", "tmp", "kmodlab", boot, dir]
+        .iter()
+        .map(|d| d.trim_start_matches('/').to_string())
+        .collect();
+    for (path, data) in files {
+        let path = path.trim_start_matches('/');
+        let mut parent = String::new();
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, p)| p)
+            .unwrap_or(&[])
+        {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            if !made.contains(&parent) {
+                c.dir(&parent);
+                made.push(parent.clone());
+            }
+        }
+        c.file(path, 0o644, data);
     }
     c.finish()
 }

@@ -5,10 +5,13 @@
 
 pub mod accel;
 pub mod cpio;
+pub mod guest;
 pub mod initramfs;
 pub mod machine;
 pub mod qemu;
+pub mod script;
 pub mod session;
 
+pub use guest::{BootKernel, BootSpec, Guest, InfraError};
 pub use qemu::Accel;
-pub use session::{run, BootKernel, Deadlines, InfraError, RunPlan};
+pub use session::{run, Deadlines, RunPlan};

@@ -1,25 +1,14 @@
 //! One run: boot, load with parameters, read files, unload, power off; the verdict from what the
 //! agent answered and what the console showed.
 
-use crate::initramfs::{self, GuestModule};
-use crate::machine::{Vm, VmSpec, WaitError};
-use crate::qemu::{self, Accel};
-use kmodlab_crash::{CrashReport, ReportKind, Scanner};
+use crate::guest::{BootKernel, BootSpec, Guest, InfraError, Step};
+use crate::initramfs::GuestModule;
+use crate::qemu::Accel;
+use kmodlab_crash::{CrashReport, ReportKind};
 use kmodlab_events::{Event, FileRead, Phase, PhaseResult, RunResult, Verdict};
 use kmodlab_proto::{CallStatus, Reply, Request};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// The kernel to boot.
-#[derive(Clone, Debug)]
-pub struct BootKernel {
-    /// Kernel release (`uname -r`).
-    pub release: String,
-    /// The image QEMU boots.
-    pub image: PathBuf,
-    /// Its module tree (`/lib/modules/RELEASE`), for the agent's transport modules.
-    pub modules_dir: Option<PathBuf>,
-}
 
 /// Per-phase deadlines.
 #[derive(Clone, Copy, Debug)]
@@ -71,89 +60,6 @@ pub struct RunPlan {
     pub memory_mb: u32,
 }
 
-/// The run could not happen: no QEMU, the VM did not boot, ...
-#[derive(Debug)]
-pub struct InfraError {
-    /// One line saying what went wrong.
-    pub message: String,
-    /// The run directory.
-    pub run_dir: PathBuf,
-    /// The last console lines.
-    pub console_tail: Vec<String>,
-}
-
-impl std::fmt::Display for InfraError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (run dir {})", self.message, self.run_dir.display())
-    }
-}
-
-/// The last `n` lines of a console.
-pub fn tail(lines: &[String], n: usize) -> Vec<String> {
-    lines[lines.len().saturating_sub(n)..].to_vec()
-}
-
-struct Live<'a> {
-    scanner: Scanner,
-    reports: Vec<CrashReport>,
-    sink: &'a mut dyn FnMut(&Event),
-    /// Console line index from which reports count (after the agent came up).
-    count_from: usize,
-    lines_seen: usize,
-}
-
-impl Live<'_> {
-    fn line(&mut self, line: &str) {
-        (self.sink)(&Event::KernelLine(line.to_string()));
-        self.lines_seen += 1;
-        for r in self.scanner.push_line(line) {
-            self.found(r);
-        }
-    }
-
-    fn found(&mut self, r: CrashReport) {
-        if r.lines.0 + 1 < self.count_from {
-            return;
-        }
-        (self.sink)(&Event::ReportFound {
-            kind: serde_kind(r.kind),
-            title: r.title.clone(),
-        });
-        self.reports.push(r);
-    }
-
-    fn finish(&mut self) {
-        for r in self.scanner.finish() {
-            self.found(r);
-        }
-    }
-}
-
-fn serde_kind(k: ReportKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
-/// How a phase ended.
-enum Step {
-    Reply(Reply),
-    Timeout,
-    Gone(String),
-}
-
-fn step(vm: &mut Vm, live: &mut Live, req: &Request, within: Duration) -> Step {
-    if let Err(e) = vm.send(req) {
-        return Step::Gone(format!("cannot reach the agent: {e}"));
-    }
-    match vm.wait_reply(Instant::now() + within, &mut |l| live.line(l)) {
-        Ok(r) => Step::Reply(r),
-        Err(WaitError::Timeout) => Step::Timeout,
-        Err(WaitError::Gone(why)) => Step::Gone(why),
-    }
-}
-
 fn phase_result(status: &CallStatus, log: Vec<String>, unload: bool) -> PhaseResult {
     match *status {
         CallStatus::Ok => PhaseResult {
@@ -184,92 +90,23 @@ fn phase_result(status: &CallStatus, log: Vec<String>, unload: bool) -> PhaseRes
 /// Boots a VM and runs one load/check/unload cycle.
 pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, InfraError> {
     let started = Instant::now();
-    let infra = |message: String, console: &[String]| InfraError {
-        message,
-        run_dir: plan.run_dir.clone(),
-        console_tail: tail(console, 30),
-    };
-    std::fs::create_dir_all(&plan.run_dir).map_err(|e| {
-        infra(
-            format!("cannot create {}: {e}", plan.run_dir.display()),
-            &[],
-        )
-    })?;
-    let init = std::fs::read(&plan.agent_binary)
-        .map_err(|e| infra(format!("{}: {e}", plan.agent_binary.display()), &[]))?;
-    let boot_modules = match &plan.kernel.modules_dir {
-        Some(dir) => initramfs::transport_modules(dir).map_err(|e| infra(e.to_string(), &[]))?,
-        None => Vec::new(),
-    };
     let file_name = format!("{}.ko", plan.module_name);
-    let module = GuestModule {
-        file_name: file_name.clone(),
-        image: plan.module_image.clone(),
-    };
-    let initrd = plan.run_dir.join("initramfs.cpio");
-    std::fs::write(&initrd, initramfs::build(&init, &boot_modules, &[module]))
-        .map_err(|e| infra(format!("{}: {e}", initrd.display()), &[]))?;
-
-    let spec = VmSpec {
+    let spec = BootSpec {
         qemu: plan.qemu.clone(),
-        kernel_image: plan.kernel.image.clone(),
-        initrd,
-        cmdline: qemu::kernel_cmdline(""),
+        kernel: plan.kernel.clone(),
         accel: plan.accel,
+        agent_binary: plan.agent_binary.clone(),
         memory_mb: plan.memory_mb,
         run_dir: plan.run_dir.clone(),
+        boot_deadline: plan.deadlines.boot,
+        modules: vec![GuestModule {
+            file_name: file_name.clone(),
+            image: plan.module_image.clone(),
+        }],
+        files: Vec::new(),
     };
-    sink(&Event::BootStarted {
-        kernel: plan.kernel.release.clone(),
-        accel: plan.accel.as_str().to_string(),
-        run_dir: plan.run_dir.clone(),
-    });
-    let mut vm = Vm::start(&spec).map_err(|e| infra(e.to_string(), &[]))?;
-    let mut live = Live {
-        scanner: Scanner::new(),
-        reports: Vec::new(),
-        sink,
-        count_from: 0,
-        lines_seen: 0,
-    };
-
-    // Boot until the agent says it is ready.
-    (live.sink)(&Event::StepStarted(Phase::Boot));
-    let kernel = match vm.wait_reply(Instant::now() + plan.deadlines.boot, &mut |l| live.line(l)) {
-        Ok(Reply::Ready { kernel, .. }) => kernel,
-        Ok(Reply::Fatal { message }) => {
-            vm.kill(&mut |l| live.line(l));
-            return Err(infra(
-                format!("the guest agent failed: {message}"),
-                &vm.console,
-            ));
-        }
-        Ok(other) => {
-            vm.kill(&mut |l| live.line(l));
-            return Err(infra(
-                format!("unexpected first message from the agent: {other:?}"),
-                &vm.console,
-            ));
-        }
-        Err(WaitError::Timeout) => {
-            vm.kill(&mut |l| live.line(l));
-            return Err(infra(
-                format!(
-                    "the VM did not boot within {:?} (phase boot)",
-                    plan.deadlines.boot
-                ),
-                &vm.console,
-            ));
-        }
-        Err(WaitError::Gone(why)) => {
-            vm.kill(&mut |l| live.line(l));
-            return Err(infra(format!("the VM did not boot: {why}"), &vm.console));
-        }
-    };
-    live.count_from = live.lines_seen;
-    (live.sink)(&Event::AgentReady {
-        boot_s: vm.elapsed_s(),
-    });
+    let mut guest = Guest::boot(&spec, sink)?;
+    let kernel = guest.kernel.clone();
 
     let mut verdict: Option<Verdict> = None;
     let mut timeout_phase = None;
@@ -279,14 +116,14 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     let mut vm_gone = false;
 
     // Load.
-    (live.sink)(&Event::StepStarted(Phase::Load));
+    guest.emit(&Event::StepStarted(Phase::Load));
     let params = kmodlab_proto::param_string(&plan.params);
     let req = Request::Load {
         path: format!("{}/{file_name}", kmodlab_proto::GUEST_MODULE_DIR),
         params,
     };
-    let load_from = live.lines_seen;
-    match step(&mut vm, &mut live, &req, plan.deadlines.step) {
+    let load_from = guest.lines_seen();
+    match guest.request(&req, plan.deadlines.step) {
         Step::Reply(Reply::Call { status, log }) => load = phase_result(&status, log, false),
         Step::Reply(other) => load.error = Some(format!("agent: {other:?}")),
         Step::Timeout => {
@@ -302,14 +139,14 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     // A phase the agent never answered (a hang, a panic) gets its log from the console instead.
     let mut unanswered: Option<(Phase, usize)> =
         (timeout_phase.is_some() || vm_gone).then_some((Phase::Load, load_from));
-    (live.sink)(&Event::StepFinished {
+    guest.emit(&Event::StepFinished {
         phase: Phase::Load,
         ok: load.ok,
     });
 
     if load.ok {
         // Check: the module's /sys/module state and what the spec asks for.
-        (live.sink)(&Event::StepStarted(Phase::Check));
+        guest.emit(&Event::StepStarted(Phase::Check));
         let sys = format!("/sys/module/{}", plan.module_name);
         let params_dir = format!("{sys}/parameters");
         let mut paths = vec![
@@ -324,12 +161,7 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             }
         }
         let mut ok = false;
-        match step(
-            &mut vm,
-            &mut live,
-            &Request::Read { paths },
-            plan.deadlines.step,
-        ) {
+        match guest.request(&Request::Read { paths }, plan.deadlines.step) {
             Step::Reply(Reply::Files { files: got }) => {
                 ok = true;
                 files = got.into_iter().map(file_read).collect();
@@ -349,12 +181,9 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
                     .filter(|p| !files.iter().any(|f| &f.path == p))
                     .collect();
                 if !names.is_empty() {
-                    if let Step::Reply(Reply::Files { files: more }) = step(
-                        &mut vm,
-                        &mut live,
-                        &Request::Read { paths: names },
-                        plan.deadlines.step,
-                    ) {
+                    if let Step::Reply(Reply::Files { files: more }) =
+                        guest.request(&Request::Read { paths: names }, plan.deadlines.step)
+                    {
                         files.extend(more.into_iter().map(file_read));
                     }
                 }
@@ -366,19 +195,19 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             }
             Step::Gone(_) => vm_gone = true,
         }
-        (live.sink)(&Event::StepFinished {
+        guest.emit(&Event::StepFinished {
             phase: Phase::Check,
             ok,
         });
 
         if !plan.skip_unload && verdict.is_none() && !vm_gone {
-            (live.sink)(&Event::StepStarted(Phase::Unload));
+            guest.emit(&Event::StepStarted(Phase::Unload));
             let req = Request::Unload {
                 name: plan.module_name.clone(),
             };
             let mut result = PhaseResult::default();
-            let unload_from = live.lines_seen;
-            match step(&mut vm, &mut live, &req, plan.deadlines.step) {
+            let unload_from = guest.lines_seen();
+            match guest.request(&req, plan.deadlines.step) {
                 Step::Reply(Reply::Call { status, log }) => {
                     result = phase_result(&status, log, true)
                 }
@@ -396,7 +225,7 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             if timeout_phase.is_some() || vm_gone {
                 unanswered = Some((Phase::Unload, unload_from));
             }
-            (live.sink)(&Event::StepFinished {
+            guest.emit(&Event::StepFinished {
                 phase: Phase::Unload,
                 ok: result.ok,
             });
@@ -406,25 +235,13 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
 
     // Power off (or kill after a timeout), and drain the console to its end.
     if verdict == Some(Verdict::Timeout) || vm_gone {
-        vm.kill(&mut |l| live.line(l));
+        guest.kill();
     } else {
-        (live.sink)(&Event::StepStarted(Phase::Shutdown));
-        let _ = vm.send(&Request::PowerOff);
-        let clean = vm.wait_exit(Instant::now() + plan.deadlines.shutdown, &mut |l| {
-            live.line(l)
-        });
-        if !clean {
-            vm.kill(&mut |l| live.line(l));
-        }
-        (live.sink)(&Event::StepFinished {
-            phase: Phase::Shutdown,
-            ok: clean,
-        });
+        guest.power_off(plan.deadlines.shutdown);
     }
-    live.finish();
+    let (reports, console) = guest.finish();
     if let Some((phase, from)) = unanswered {
-        let log: Vec<String> = vm
-            .console
+        let log: Vec<String> = console
             .get(from..)
             .unwrap_or_default()
             .iter()
@@ -439,10 +256,7 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             _ => load.log = log,
         }
     }
-    let status = vm.exit_status().unwrap_or("unknown").to_string();
-    (live.sink)(&Event::VmExited { status });
-
-    let verdict = verdict.unwrap_or_else(|| decide(&live.reports, vm_gone, &load, unload.as_ref()));
+    let verdict = verdict.unwrap_or_else(|| decide(&reports, vm_gone, &load, unload.as_ref()));
     let result = RunResult {
         verdict,
         module: plan.module_name.clone(),
@@ -450,15 +264,13 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         load,
         unload,
         files,
-        reports: live.reports,
+        reports,
         timeout_phase,
         kernel,
         accel: plan.accel.as_str().to_string(),
         run_dir: plan.run_dir.clone(),
         duration_s: started.elapsed().as_secs_f64(),
     };
-    // The initramfs is large and can be made again; the run directory keeps what explains the run.
-    let _ = std::fs::remove_file(plan.run_dir.join("initramfs.cpio"));
     if let Ok(json) = serde_json::to_string_pretty(&result) {
         let _ = std::fs::write(plan.run_dir.join("result.json"), json + "\n");
     }

@@ -1,0 +1,319 @@
+//! A booted guest: QEMU plus its agent, with the console scanned live for crash reports. The
+//! building block of a run ([`crate::session`]) and of command scripts ([`crate::script`]).
+
+use crate::initramfs::{self, GuestModule};
+use crate::machine::{Vm, VmSpec, WaitError};
+use crate::qemu::{self, Accel};
+use kmodlab_crash::{CrashReport, ReportKind, Scanner};
+use kmodlab_events::{Event, Phase};
+use kmodlab_proto::{Reply, Request};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The kernel to boot.
+#[derive(Clone, Debug)]
+pub struct BootKernel {
+    /// Kernel release (`uname -r`).
+    pub release: String,
+    /// The image QEMU boots.
+    pub image: PathBuf,
+    /// Its module tree (`/lib/modules/RELEASE`), for the agent's transport modules.
+    pub modules_dir: Option<PathBuf>,
+}
+
+/// What to boot and what to put in the guest.
+#[derive(Clone, Debug)]
+pub struct BootSpec {
+    /// The QEMU binary.
+    pub qemu: PathBuf,
+    /// The kernel.
+    pub kernel: BootKernel,
+    /// The accelerator.
+    pub accel: Accel,
+    /// The static kmodlab binary that becomes `/init`.
+    pub agent_binary: PathBuf,
+    /// Guest memory in MiB.
+    pub memory_mb: u32,
+    /// The run directory (created).
+    pub run_dir: PathBuf,
+    /// QEMU start until the agent is ready.
+    pub boot_deadline: Duration,
+    /// Modules under test, placed in [`kmodlab_proto::GUEST_MODULE_DIR`].
+    pub modules: Vec<GuestModule>,
+    /// More files, at absolute guest paths (parent directories are made).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// The run could not happen: no QEMU, the VM did not boot, ...
+#[derive(Debug)]
+pub struct InfraError {
+    /// One line saying what went wrong.
+    pub message: String,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The last console lines.
+    pub console_tail: Vec<String>,
+}
+
+impl std::fmt::Display for InfraError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (run dir {})", self.message, self.run_dir.display())
+    }
+}
+
+/// The last `n` lines of a console.
+pub fn tail(lines: &[String], n: usize) -> Vec<String> {
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// How a request ended.
+#[derive(Debug)]
+pub enum Step {
+    /// The agent answered.
+    Reply(Reply),
+    /// The deadline passed.
+    Timeout,
+    /// QEMU or the agent went away first.
+    Gone(String),
+}
+
+/// A running guest whose agent is ready.
+pub struct Guest<'s> {
+    vm: Vm,
+    scanner: Scanner,
+    reports: Vec<CrashReport>,
+    sink: &'s mut dyn FnMut(&Event),
+    /// Console line index from which reports count (after the agent came up).
+    count_from: usize,
+    lines_seen: usize,
+    run_dir: PathBuf,
+    /// The guest kernel's release, as the agent read it.
+    pub kernel: String,
+}
+
+/// Feeds one console line to the reporters and the crash scanner.
+fn on_line(
+    sink: &mut dyn FnMut(&Event),
+    scanner: &mut Scanner,
+    reports: &mut Vec<CrashReport>,
+    count_from: usize,
+    lines_seen: &mut usize,
+    line: &str,
+) {
+    sink(&Event::KernelLine(line.to_string()));
+    *lines_seen += 1;
+    for r in scanner.push_line(line) {
+        found(sink, reports, count_from, r);
+    }
+}
+
+fn found(
+    sink: &mut dyn FnMut(&Event),
+    reports: &mut Vec<CrashReport>,
+    count_from: usize,
+    r: CrashReport,
+) {
+    // Reports from before the agent came up belong to the boot, not to the module.
+    if r.lines.0 + 1 < count_from {
+        return;
+    }
+    sink(&Event::ReportFound {
+        kind: kind_name(r.kind),
+        title: r.title.clone(),
+    });
+    reports.push(r);
+}
+
+fn kind_name(k: ReportKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+impl<'s> Guest<'s> {
+    /// Writes the initramfs, starts QEMU and waits until the agent is ready.
+    pub fn boot(spec: &BootSpec, sink: &'s mut dyn FnMut(&Event)) -> Result<Guest<'s>, InfraError> {
+        let infra = |message: String, console: &[String]| InfraError {
+            message,
+            run_dir: spec.run_dir.clone(),
+            console_tail: tail(console, 30),
+        };
+        std::fs::create_dir_all(&spec.run_dir).map_err(|e| {
+            infra(
+                format!("cannot create {}: {e}", spec.run_dir.display()),
+                &[],
+            )
+        })?;
+        let init = std::fs::read(&spec.agent_binary)
+            .map_err(|e| infra(format!("{}: {e}", spec.agent_binary.display()), &[]))?;
+        let boot_modules = match &spec.kernel.modules_dir {
+            Some(dir) => {
+                initramfs::transport_modules(dir).map_err(|e| infra(e.to_string(), &[]))?
+            }
+            None => Vec::new(),
+        };
+        let initrd = spec.run_dir.join("initramfs.cpio");
+        std::fs::write(
+            &initrd,
+            initramfs::build(&init, &boot_modules, &spec.modules, &spec.files),
+        )
+        .map_err(|e| infra(format!("{}: {e}", initrd.display()), &[]))?;
+        let vm_spec = VmSpec {
+            qemu: spec.qemu.clone(),
+            kernel_image: spec.kernel.image.clone(),
+            initrd,
+            cmdline: qemu::kernel_cmdline(""),
+            accel: spec.accel,
+            memory_mb: spec.memory_mb,
+            run_dir: spec.run_dir.clone(),
+        };
+        sink(&Event::BootStarted {
+            kernel: spec.kernel.release.clone(),
+            accel: spec.accel.as_str().to_string(),
+            run_dir: spec.run_dir.clone(),
+        });
+        let vm = Vm::start(&vm_spec).map_err(|e| infra(e.to_string(), &[]))?;
+        let mut guest = Guest {
+            vm,
+            scanner: Scanner::new(),
+            reports: Vec::new(),
+            sink,
+            count_from: 0,
+            lines_seen: 0,
+            run_dir: spec.run_dir.clone(),
+            kernel: String::new(),
+        };
+        guest.emit(&Event::StepStarted(Phase::Boot));
+        let deadline = Instant::now() + spec.boot_deadline;
+        let failure = match guest.wait(deadline) {
+            Ok(Reply::Ready { kernel, .. }) => {
+                guest.kernel = kernel;
+                guest.count_from = guest.lines_seen;
+                let boot_s = guest.vm.elapsed_s();
+                guest.emit(&Event::AgentReady { boot_s });
+                return Ok(guest);
+            }
+            Ok(Reply::Fatal { message }) => format!("the guest agent failed: {message}"),
+            Ok(other) => format!("unexpected first message from the agent: {other:?}"),
+            Err(WaitError::Timeout) => {
+                format!(
+                    "the VM did not boot within {:?} (phase boot)",
+                    spec.boot_deadline
+                )
+            }
+            Err(WaitError::Gone(why)) => format!("the VM did not boot: {why}"),
+        };
+        guest.kill();
+        Err(guest.infra(failure))
+    }
+
+    fn wait(&mut self, deadline: Instant) -> Result<Reply, WaitError> {
+        let Guest {
+            vm,
+            scanner,
+            reports,
+            sink,
+            count_from,
+            lines_seen,
+            ..
+        } = self;
+        vm.wait_reply(deadline, &mut |l| {
+            on_line(*sink, scanner, reports, *count_from, lines_seen, l)
+        })
+    }
+
+    /// An infrastructure error with this guest's run directory and console tail.
+    pub fn infra(&self, message: String) -> InfraError {
+        InfraError {
+            message,
+            run_dir: self.run_dir.clone(),
+            console_tail: tail(&self.vm.console, 30),
+        }
+    }
+
+    /// Passes an event to the consumer.
+    pub fn emit(&mut self, e: &Event) {
+        (self.sink)(e);
+    }
+
+    /// Console lines seen so far.
+    pub fn lines_seen(&self) -> usize {
+        self.lines_seen
+    }
+
+    /// Every console line so far.
+    pub fn console(&self) -> &[String] {
+        &self.vm.console
+    }
+
+    /// Sends a request and waits for its reply, at most `within`.
+    pub fn request(&mut self, req: &Request, within: Duration) -> Step {
+        if let Err(e) = self.vm.send(req) {
+            return Step::Gone(format!("cannot reach the agent: {e}"));
+        }
+        match self.wait(Instant::now() + within) {
+            Ok(r) => Step::Reply(r),
+            Err(WaitError::Timeout) => Step::Timeout,
+            Err(WaitError::Gone(why)) => Step::Gone(why),
+        }
+    }
+
+    /// Asks the agent to power off and waits for QEMU to exit; kills it past `within`.
+    /// Returns whether it ended cleanly.
+    pub fn power_off(&mut self, within: Duration) -> bool {
+        self.emit(&Event::StepStarted(Phase::Shutdown));
+        let _ = self.vm.send(&Request::PowerOff);
+        let deadline = Instant::now() + within;
+        let Guest {
+            vm,
+            scanner,
+            reports,
+            sink,
+            count_from,
+            lines_seen,
+            ..
+        } = self;
+        let clean = vm.wait_exit(deadline, &mut |l| {
+            on_line(*sink, scanner, reports, *count_from, lines_seen, l)
+        });
+        if !clean {
+            self.kill();
+        }
+        self.emit(&Event::StepFinished {
+            phase: Phase::Shutdown,
+            ok: clean,
+        });
+        clean
+    }
+
+    /// Kills QEMU and drains its console.
+    pub fn kill(&mut self) {
+        let Guest {
+            vm,
+            scanner,
+            reports,
+            sink,
+            count_from,
+            lines_seen,
+            ..
+        } = self;
+        vm.kill(&mut |l| on_line(*sink, scanner, reports, *count_from, lines_seen, l));
+    }
+
+    /// Ends the guest (QEMU must have exited: [`Guest::power_off`] or [`Guest::kill`] first) and
+    /// returns the crash reports found and the whole console.
+    pub fn finish(mut self) -> (Vec<CrashReport>, Vec<String>) {
+        for r in self.scanner.finish() {
+            found(self.sink, &mut self.reports, self.count_from, r);
+        }
+        let status = self.vm.exit_status().unwrap_or("unknown").to_string();
+        (self.sink)(&Event::VmExited { status });
+        // The initramfs is large and can be made again; the run directory keeps what explains it.
+        let _ = std::fs::remove_file(self.run_dir.join("initramfs.cpio"));
+        (
+            std::mem::take(&mut self.reports),
+            std::mem::take(&mut self.vm.console),
+        )
+    }
+}

@@ -1,0 +1,115 @@
+//! Command scripts: boot, run programs in the guest one after another (the module tools, or
+//! anything the initramfs holds), power off. Each command's output and the kernel messages it
+//! caused come back, with the crash reports of the whole session.
+
+use crate::guest::{BootSpec, Guest, InfraError, Step};
+use kmodlab_crash::CrashReport;
+use kmodlab_events::Event;
+use kmodlab_proto::{Reply, Request};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What one command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommandResult {
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when it was killed.
+    pub signal: Option<String>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Kernel messages printed while it ran.
+    pub log: Vec<String>,
+    /// Why it has no result (timeout, VM gone, agent error), when it has none.
+    pub error: Option<String>,
+}
+
+/// What a script did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScriptResult {
+    /// One entry per command that was started.
+    pub commands: Vec<CommandResult>,
+    /// Crash reports found on the console.
+    pub reports: Vec<CrashReport>,
+    /// Whether a command missed its deadline (the VM was then killed).
+    pub timed_out: bool,
+    /// The guest kernel release.
+    pub kernel: String,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// Boots `spec` and runs `commands` in order, each within `step`; stops at the first command
+/// without a result (a hang or a dead VM).
+pub fn run_script(
+    spec: &BootSpec,
+    commands: &[Vec<String>],
+    step: Duration,
+    shutdown: Duration,
+    sink: &mut dyn FnMut(&Event),
+) -> Result<ScriptResult, InfraError> {
+    let mut guest = Guest::boot(spec, sink)?;
+    let kernel = guest.kernel.clone();
+    let mut results = Vec::new();
+    let mut alive = true;
+    let mut timed_out = false;
+    for argv in commands {
+        let mut r = CommandResult {
+            argv: argv.clone(),
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            log: Vec::new(),
+            error: None,
+        };
+        match guest.request(&Request::Exec { argv: argv.clone() }, step) {
+            Step::Reply(Reply::Exited {
+                code,
+                signal,
+                stdout,
+                stderr,
+                log,
+            }) => {
+                r.exit_code = code;
+                r.signal = signal.map(kmodlab_sys::signal_name);
+                r.stdout = stdout;
+                r.stderr = stderr;
+                r.log = log;
+            }
+            Step::Reply(Reply::Error { message }) => r.error = Some(message),
+            Step::Reply(other) => r.error = Some(format!("unexpected reply {other:?}")),
+            Step::Timeout => {
+                r.error = Some(format!("timed out after {step:?}"));
+                timed_out = true;
+                alive = false;
+            }
+            Step::Gone(why) => {
+                r.error = Some(why);
+                alive = false;
+            }
+        }
+        results.push(r);
+        if !alive {
+            break;
+        }
+    }
+    if alive {
+        guest.power_off(shutdown);
+    } else {
+        guest.kill();
+    }
+    let (reports, _) = guest.finish();
+    Ok(ScriptResult {
+        commands: results,
+        reports,
+        timed_out,
+        kernel,
+        run_dir: spec.run_dir.clone(),
+    })
+}
