@@ -133,7 +133,8 @@ fn main() -> ExitCode {
         .and_then(|n| n.to_str())
         .unwrap_or("")
         .to_string();
-    if name == "init" || std::process::id() == 1 {
+    // PID 1 of the guest: the agent (never on the host, whatever the binary is called).
+    if std::process::id() == 1 {
         kmodlab_agent::run();
     }
     // Invoked as a module tool (a link named insmod, modinfo, ...), or as `kmodlab TOOL ...`.

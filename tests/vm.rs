@@ -342,3 +342,49 @@ fn is_zombie(pid: u32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// `kmodlab exec`: commands run in the guest as the multi-call binary, with their output, exit
+/// codes and the kernel's module files shipped in.
+#[test]
+fn vm_exec_runs_commands_in_the_guest() {
+    let _g = lock();
+    let runs = scratch("vm-exec");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "exec",
+            "--json",
+            "-m",
+            "9p",
+            "--",
+            "kmodlab",
+            "--version",
+            ";",
+            "kmodlab",
+            "run",
+            "--no-such-flag",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cmds = r["commands"].as_array().unwrap();
+    assert_eq!(cmds.len(), 2, "{r}");
+    assert_eq!(cmds[0]["exit_code"], 0);
+    assert!(
+        cmds[0]["stdout"].as_str().unwrap().starts_with("kmodlab "),
+        "{r}"
+    );
+    assert_eq!(
+        cmds[1]["exit_code"], 2,
+        "usage errors keep exit code 2 in the guest: {r}"
+    );
+    assert!(
+        cmds[1]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag"),
+        "{r}"
+    );
+    assert_no_qemu_left(&runs);
+}
