@@ -64,8 +64,8 @@ enum Command {
         #[arg(long)]
         module: Option<String>,
         /// Per-phase deadline in seconds (load, checks, unload).
-        #[arg(long, default_value_t = 30.0)]
-        timeout: f64,
+        #[arg(long, default_value = "30", value_parser = seconds)]
+        timeout: Duration,
         /// Leave the module loaded (skip the unload).
         #[arg(long)]
         no_unload: bool,
@@ -92,8 +92,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Deadline for each command in seconds.
-        #[arg(long, default_value_t = 30.0)]
-        timeout: f64,
+        #[arg(long, default_value = "30", value_parser = seconds)]
+        timeout: Duration,
         #[command(flatten)]
         kernel: KernelArgs,
         /// The commands, separated by `;`.
@@ -186,6 +186,14 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A positive number of seconds, for deadlines.
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
 fn fail(e: &LabError) -> u8 {
     eprintln!("kmodlab: {e}");
     e.exit_code() as u8
@@ -254,7 +262,7 @@ impl Progress {
 fn run(
     json: bool,
     module: Option<String>,
-    timeout: f64,
+    timeout: Duration,
     no_unload: bool,
     k: KernelArgs,
     path: PathBuf,
@@ -265,10 +273,6 @@ fn run(
         .find(|p| !p.contains('=') || p.starts_with('='))
     {
         eprintln!("kmodlab: parameter {bad:?} is not NAME=VALUE");
-        return EXIT_USAGE;
-    }
-    if !timeout.is_finite() || timeout <= 0.0 {
-        eprintln!("kmodlab: --timeout must be a positive number of seconds");
         return EXIT_USAGE;
     }
     if !path.exists() {
@@ -291,7 +295,7 @@ fn run(
         Err(e) => return fail(&e),
     };
     let deadlines = kmodlab_vm::Deadlines {
-        step: Duration::from_secs_f64(timeout),
+        step: timeout,
         ..Default::default()
     };
     let options = RunOptions {
@@ -333,7 +337,7 @@ fn run(
 fn exec(
     kernel_modules: Vec<String>,
     json: bool,
-    timeout: f64,
+    timeout: Duration,
     k: KernelArgs,
     words: Vec<String>,
 ) -> u8 {
@@ -346,16 +350,12 @@ fn exec(
         eprintln!("kmodlab: exec needs a command");
         return EXIT_USAGE;
     }
-    if !timeout.is_finite() || timeout <= 0.0 {
-        eprintln!("kmodlab: --timeout must be a positive number of seconds");
-        return EXIT_USAGE;
-    }
     let lab = match Lab::new(k.kernel, k.kdir) {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
     let deadlines = kmodlab_vm::Deadlines {
-        step: Duration::from_secs_f64(timeout),
+        step: timeout,
         ..Default::default()
     };
     let progress = Progress {

@@ -80,48 +80,42 @@ pub enum Step {
 /// A running guest whose agent is ready.
 pub struct Guest<'s> {
     vm: Vm,
+    console: ConsoleWatch<'s>,
+    run_dir: PathBuf,
+    /// The guest kernel's release, as the agent read it.
+    pub kernel: String,
+}
+
+/// What every console line goes through: the event consumer and the crash-report scanner.
+struct ConsoleWatch<'s> {
     scanner: Scanner,
     reports: Vec<CrashReport>,
     sink: &'s mut dyn FnMut(&Event),
     /// Console line index from which reports count (after the agent came up).
     count_from: usize,
     lines_seen: usize,
-    run_dir: PathBuf,
-    /// The guest kernel's release, as the agent read it.
-    pub kernel: String,
 }
 
-/// Feeds one console line to the reporters and the crash scanner.
-fn on_line(
-    sink: &mut dyn FnMut(&Event),
-    scanner: &mut Scanner,
-    reports: &mut Vec<CrashReport>,
-    count_from: usize,
-    lines_seen: &mut usize,
-    line: &str,
-) {
-    sink(&Event::KernelLine(line.to_string()));
-    *lines_seen += 1;
-    for r in scanner.push_line(line) {
-        found(sink, reports, count_from, r);
+impl ConsoleWatch<'_> {
+    fn line(&mut self, line: &str) {
+        (self.sink)(&Event::KernelLine(line.to_string()));
+        self.lines_seen += 1;
+        for r in self.scanner.push_line(line) {
+            self.found(r);
+        }
     }
-}
 
-fn found(
-    sink: &mut dyn FnMut(&Event),
-    reports: &mut Vec<CrashReport>,
-    count_from: usize,
-    r: CrashReport,
-) {
-    // Reports from before the agent came up belong to the boot, not to the module.
-    if r.lines.0 + 1 < count_from {
-        return;
+    fn found(&mut self, r: CrashReport) {
+        // Reports from before the agent came up belong to the boot, not to the module.
+        if r.lines.0 + 1 < self.count_from {
+            return;
+        }
+        (self.sink)(&Event::ReportFound {
+            kind: kind_name(r.kind),
+            title: r.title.clone(),
+        });
+        self.reports.push(r);
     }
-    sink(&Event::ReportFound {
-        kind: kind_name(r.kind),
-        title: r.title.clone(),
-    });
-    reports.push(r);
 }
 
 fn kind_name(k: ReportKind) -> String {
@@ -176,11 +170,13 @@ impl<'s> Guest<'s> {
         let vm = Vm::start(&vm_spec).map_err(|e| infra(e.to_string(), &[]))?;
         let mut guest = Guest {
             vm,
-            scanner: Scanner::new(),
-            reports: Vec::new(),
-            sink,
-            count_from: 0,
-            lines_seen: 0,
+            console: ConsoleWatch {
+                scanner: Scanner::new(),
+                reports: Vec::new(),
+                sink,
+                count_from: 0,
+                lines_seen: 0,
+            },
             run_dir: spec.run_dir.clone(),
             kernel: String::new(),
         };
@@ -189,7 +185,7 @@ impl<'s> Guest<'s> {
         let failure = match guest.wait(deadline) {
             Ok(Reply::Ready { kernel, .. }) => {
                 guest.kernel = kernel;
-                guest.count_from = guest.lines_seen;
+                guest.console.count_from = guest.console.lines_seen;
                 let boot_s = guest.vm.elapsed_s();
                 guest.emit(&Event::AgentReady { boot_s });
                 return Ok(guest);
@@ -209,18 +205,8 @@ impl<'s> Guest<'s> {
     }
 
     fn wait(&mut self, deadline: Instant) -> Result<Reply, WaitError> {
-        let Guest {
-            vm,
-            scanner,
-            reports,
-            sink,
-            count_from,
-            lines_seen,
-            ..
-        } = self;
-        vm.wait_reply(deadline, &mut |l| {
-            on_line(*sink, scanner, reports, *count_from, lines_seen, l)
-        })
+        let console = &mut self.console;
+        self.vm.wait_reply(deadline, &mut |l| console.line(l))
     }
 
     /// An infrastructure error with this guest's run directory and console tail.
@@ -234,12 +220,12 @@ impl<'s> Guest<'s> {
 
     /// Passes an event to the consumer.
     pub fn emit(&mut self, e: &Event) {
-        (self.sink)(e);
+        (self.console.sink)(e);
     }
 
     /// Console lines seen so far.
     pub fn lines_seen(&self) -> usize {
-        self.lines_seen
+        self.console.lines_seen
     }
 
     /// Every console line so far.
@@ -265,18 +251,8 @@ impl<'s> Guest<'s> {
         self.emit(&Event::StepStarted(Phase::Shutdown));
         let _ = self.vm.send(&Request::PowerOff);
         let deadline = Instant::now() + within;
-        let Guest {
-            vm,
-            scanner,
-            reports,
-            sink,
-            count_from,
-            lines_seen,
-            ..
-        } = self;
-        let clean = vm.wait_exit(deadline, &mut |l| {
-            on_line(*sink, scanner, reports, *count_from, lines_seen, l)
-        });
+        let console = &mut self.console;
+        let clean = self.vm.wait_exit(deadline, &mut |l| console.line(l));
         if !clean {
             self.kill();
         }
@@ -289,30 +265,22 @@ impl<'s> Guest<'s> {
 
     /// Kills QEMU and drains its console.
     pub fn kill(&mut self) {
-        let Guest {
-            vm,
-            scanner,
-            reports,
-            sink,
-            count_from,
-            lines_seen,
-            ..
-        } = self;
-        vm.kill(&mut |l| on_line(*sink, scanner, reports, *count_from, lines_seen, l));
+        let console = &mut self.console;
+        self.vm.kill(&mut |l| console.line(l));
     }
 
     /// Ends the guest (QEMU must have exited: [`Guest::power_off`] or [`Guest::kill`] first) and
     /// returns the crash reports found and the whole console.
     pub fn finish(mut self) -> (Vec<CrashReport>, Vec<String>) {
-        for r in self.scanner.finish() {
-            found(self.sink, &mut self.reports, self.count_from, r);
+        for r in self.console.scanner.finish() {
+            self.console.found(r);
         }
         let status = self.vm.exit_status().unwrap_or("unknown").to_string();
-        (self.sink)(&Event::VmExited { status });
+        self.emit(&Event::VmExited { status });
         // The initramfs is large and can be made again; the run directory keeps what explains it.
         let _ = std::fs::remove_file(self.run_dir.join("initramfs.cpio"));
         (
-            std::mem::take(&mut self.reports),
+            std::mem::take(&mut self.console.reports),
             std::mem::take(&mut self.vm.console),
         )
     }
