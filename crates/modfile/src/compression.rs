@@ -57,9 +57,7 @@ fn is_zstd_skippable_frame(bytes: &[u8]) -> bool {
 /// All of a multi-stream gzip file and every frame of a zstd file are decoded (zstd skippable
 /// frames are skipped); an xz file must hold exactly one stream without padding, which is what
 /// `xz` writes. Checksums are verified when the format carries them (xz CRC32/CRC64, gzip
-/// CRC32, zstd content checksum). An image that would grow past 1 GiB is refused (for xz the
-/// check comes after each block, since `lzma-rs` decodes a whole block in memory; `xz` writes
-/// one block per module).
+/// CRC32, zstd content checksum). An image that would grow past 1 GiB is refused.
 ///
 /// Every failure is [`ErrorKind::Decompress`], with the format and the cause in the detail.
 pub fn decompress(bytes: &[u8]) -> Result<Cow<'_, [u8]>, Error> {
@@ -115,18 +113,63 @@ impl Write for CappedVec {
 }
 
 fn decompress_xz(bytes: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
+    use liblzma::stream::{Action, Status, Stream};
+
     check_xz_footer(bytes)?;
-    let mut out = CappedVec::new(limit);
+    // liblzma's messages for each failure are the ones kmod prints (`xz: File is corrupt`).
+    let lzma_error = |e: liblzma::stream::Error| {
+        let detail = match e {
+            liblzma::stream::Error::Data => "File is corrupt",
+            liblzma::stream::Error::Format => "File format not recognized",
+            liblzma::stream::Error::Options => "Unsupported compression options",
+            liblzma::stream::Error::Mem | liblzma::stream::Error::MemLimit => {
+                "Cannot allocate memory"
+            }
+            _ => "Internal error (bug)",
+        };
+        decompress_error("xz", detail)
+    };
+    let mut stream = Stream::new_stream_decoder(u64::MAX, 0).map_err(lzma_error)?;
+    // Modules compress about 5:1; start there and double as needed.
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len().saturating_mul(6).min(limit));
     let mut input = bytes;
-    match lzma_rs::xz_decompress(&mut input, &mut out) {
-        Ok(()) => Ok(out.out),
-        Err(lzma_rs::error::Error::IoError(e)) => Err(io_error("xz", &e, limit)),
-        Err(e) => Err(decompress_error("xz", e)),
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= limit {
+                return Err(too_large("xz", limit));
+            }
+            let grow = out.capacity().max(1 << 16).min(limit - out.len());
+            out.reserve_exact(grow);
+        }
+        let in_before = stream.total_in();
+        let out_before = out.len();
+        let status = stream
+            .process_vec(input, &mut out, Action::Finish)
+            .map_err(lzma_error)?;
+        let consumed = usize::try_from(stream.total_in() - in_before).unwrap_or(usize::MAX);
+        input = input.get(consumed..).unwrap_or_default();
+        match status {
+            Status::StreamEnd => break,
+            Status::MemNeeded if out.len() < out.capacity() => {
+                return Err(decompress_error("xz", "Unexpected end of input"))
+            }
+            _ if consumed == 0 && out.len() == out_before && out.len() < out.capacity() => {
+                return Err(decompress_error("xz", "Unexpected end of input"))
+            }
+            _ => {}
+        }
     }
+    if !input.is_empty() {
+        return Err(decompress_error(
+            "xz",
+            "trailing data after the end of the stream",
+        ));
+    }
+    Ok(out)
 }
 
-/// Checks the fixed-size xz stream footer (the last 12 bytes) before handing the stream to
-/// `lzma-rs`, which adds 1 to the footer's backward size without checking for overflow.
+/// Checks the fixed-size xz stream footer (the last 12 bytes) before decoding: a stream that
+/// does not end there (truncated, padded, trailing data) is refused without decoding it.
 fn check_xz_footer(bytes: &[u8]) -> Result<(), Error> {
     let footer = match bytes
         .len()

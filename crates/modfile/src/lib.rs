@@ -3,13 +3,17 @@
 //! This crate does no I/O: callers read the file and pass its bytes.
 //!
 //! - [`detect_compression`] tells xz, zstd and gzip apart by their magic bytes (never by file
-//!   name) and [`decompress`] undoes them with pure-Rust decoders, borrowing the input when it
+//!   name) and [`decompress`] undoes them (xz with liblzma, built from source and linked
+//!   statically; zstd and gzip with pure-Rust decoders), borrowing the input when it
 //!   is not compressed.
 //! - [`parse_module`] reads an uncompressed module: a 64-bit little-endian ELF relocatable file
 //!   with `.modinfo` and `.gnu.linkonce.this_module` sections. It returns a [`ModuleInfo`]: the
 //!   [`Modinfo`] entries, the module name, the undefined symbols and whether it has init and
 //!   exit functions.
 //! - [`parse_module_file`] does both.
+//! - [`parse_signature`] reads the signature appended to a module image (`CONFIG_MODULE_SIG`):
+//!   signer, key identifier, digest algorithm and signature bytes, from the PKCS#7 message or
+//!   the older trailer formats, as `kmod`'s `modinfo` shows them (see [`signature`]).
 //!
 //! Parsing never panics and never reads out of bounds, whatever the input: section headers,
 //! string tables and symbol tables may point anywhere, and every failure is an [`Error`] with
@@ -28,6 +32,7 @@ mod elf;
 mod error;
 mod modinfo;
 mod module;
+pub mod signature;
 #[cfg(test)]
 mod test_image;
 
@@ -35,6 +40,7 @@ pub use compression::{decompress, detect_compression, Compression};
 pub use error::{Error, ErrorKind};
 pub use modinfo::{modinfo_from_section, Modinfo};
 pub use module::{parse_module, ModuleInfo};
+pub use signature::{parse_signature, ModuleSignature};
 
 /// Detects the compression, decompresses and parses a module file.
 ///
@@ -43,3 +49,4 @@ pub use module::{parse_module, ModuleInfo};
 pub fn parse_module_file(bytes: &[u8]) -> Result<ModuleInfo, Error> {
     parse_module(&decompress(bytes)?)
 }
+pub mod exports;
