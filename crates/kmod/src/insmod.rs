@@ -1,10 +1,119 @@
-//! `insmod`, as kmod 30 has it.
+//! `insmod`, as kmod 30 has it: `insmod [-f] FILE [ARGS...]` loads one module file with the
+//! arguments joined by spaces, and words a failure as kmod does
+//! (`insmod: ERROR: could not insert module X: Unknown symbol in module`).
+//!
+//! Unlike kmod 30, and like kmod 31 and later, a compressed module is handed to the kernel to
+//! decompress when `/sys/module/compression` names its compression.
 
 use std::ffi::OsString;
+use std::io::Write;
+
+use crate::getopt::{getopt_long, short_name, HasArg, LongOpt, Parsed};
+use crate::kernel_state::Kernel;
+use crate::kmod_context::Context;
+use crate::module_insert::ForceFlags;
+use crate::tool_log::{prio, strerror, Log};
+
+const LONG: &[LongOpt] = &[
+    LongOpt {
+        name: "version",
+        has_arg: HasArg::No,
+        val: 'V' as u32,
+    },
+    LongOpt {
+        name: "help",
+        has_arg: HasArg::No,
+        val: 'h' as u32,
+    },
+];
+
+/// insmod's wording of a load failure (`mod_strerror`).
+pub fn mod_strerror(errno: i32) -> String {
+    kmodlab_sys::insmod_strerror(errno)
+}
 
 /// Runs `insmod` with `args` (`args[0]` is the name it was invoked as); returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let _ = args;
-    eprintln!("insmod: not implemented yet");
-    1
+    let kernel = Kernel::host();
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    run_with(&args, &kernel, &mut stdout.lock(), &mut stderr.lock())
+}
+
+/// Runs `insmod` on the running kernel, writing to `out` and `err`.
+pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    run_with(&args, &Kernel::host(), out, err)
+}
+
+/// Runs `insmod` against `kernel`.
+pub fn run_with(
+    args: &[OsString],
+    kernel: &Kernel,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let argv: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv0 = argv.first().cloned().unwrap_or_else(|| "insmod".into());
+    let name = short_name(&argv0).to_string();
+    let log = Log::new(&name);
+    let parsed = getopt_long(&argv0, argv.get(1..).unwrap_or(&[]), "psfVh", LONG, err);
+    let mut force = ForceFlags::default();
+    for opt in &parsed.opts {
+        match opt {
+            Parsed::Opt(c, _) => match char::from_u32(*c) {
+                Some('p') | Some('s') => {}
+                Some('f') => {
+                    force.modversion = true;
+                    force.vermagic = true;
+                }
+                Some('h') => {
+                    let _ = write!(
+                        out,
+                        "Usage:\n\t{name} [options] filename [args]\nOptions:\n\
+                         \t-V, --version     show version\n\t-h, --help        show this help\n"
+                    );
+                    return 0;
+                }
+                Some('V') => {
+                    let _ = out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
+                    return 0;
+                }
+                _ => return 1,
+            },
+            Parsed::Error => return 1,
+        }
+    }
+    let Some(filename) = parsed.operands.first() else {
+        log.print(err, prio::ERR, "missing filename.\n");
+        return 1;
+    };
+    if filename == "-" {
+        log.print(
+            err,
+            prio::ERR,
+            "this tool does not support loading from stdin!\n",
+        );
+        return 1;
+    }
+    let opts = parsed.operands[1..].join(" ");
+
+    let mut ctx = Context::new(None, Some(&[]), kernel, Log::new(&name), err);
+    let id = match ctx.new_from_path(filename) {
+        Ok(id) => id,
+        Err(e) => {
+            let msg = format!("could not load module {filename}: {}\n", strerror(-e));
+            log.print(ctx.err, prio::ERR, &msg);
+            return 1;
+        }
+    };
+    match ctx.insert_module(id, force, &opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            let msg = format!("could not insert module {filename}: {}\n", mod_strerror(-e));
+            log.print(ctx.err, prio::ERR, &msg);
+            1
+        }
+    }
 }

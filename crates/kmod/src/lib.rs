@@ -3,12 +3,22 @@
 //! writes to the process's stdout and stderr and returns the exit code.
 #![deny(missing_docs)]
 
+pub mod common_modinfo;
 pub mod depmod;
+pub mod fnmatch;
+pub mod getopt;
 pub mod insmod;
+pub mod kernel_state;
+pub mod kmod_context;
 pub mod lsmod;
 pub mod modinfo;
 pub mod modprobe;
+pub mod modprobe_config;
+pub mod module_elf;
+pub mod module_insert;
+pub mod modules_dir;
 pub mod rmmod;
+pub mod tool_log;
 
 use std::ffi::OsString;
 

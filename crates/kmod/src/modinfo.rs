@@ -1,10 +1,842 @@
-//! `modinfo`, as kmod 30 has it.
+//! `modinfo`, as kmod 30 has it (Debian bookworm's `30+20221128`): the same options, output,
+//! messages and exit codes, byte for byte.
+//!
+//! Each argument is a module file (an existing regular file whose name ends in `.ko`,
+//! `.ko.xz`, `.ko.zst` or `.ko.gz`) or else a module name or alias, looked up in the indexes
+//! of `/lib/modules/$(uname -r)` (or `-b DIR`/`-k VERSION`) as libkmod looks it up. For each
+//! module it prints `filename:` (`name:` and `filename: (builtin)` for a built-in module), the
+//! `.modinfo` entries in order, the appended signature, and the parameters merged from `parm`
+//! and `parmtype`; `-F FIELD` prints only the values of one key, `-0` ends records with NUL.
+//!
+//! Where this differs from Debian's kmod: gzip-compressed modules are read (kmod is built
+//! there without zlib, so it treats `.ko.gz` as an unknown name; kmod built with zlib reads
+//! them, as here) and `-V` says `+ZLIB`; a module whose section name table index is 0 or out
+//! of range gets `Invalid argument`, where kmod aborts on an assertion.
 
 use std::ffi::OsString;
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 
-/// Runs `modinfo` with `args` (`args[0]` is the name it was invoked as); returns the exit code.
+use crate::common_modinfo::getopt::{Getopt, HasArg, LongOpt, Parsed};
+use crate::common_modinfo::kmod_elf::modinfo_strings;
+use crate::common_modinfo::lookup::{
+    errno_of, strerror, Context, ModuleRef, EINVAL, ENOENT, PATH_MAX,
+};
+
+/// What `-V` prints. kmod 30 as Debian builds it, except that gzip is supported here.
+const VERSION: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
+
+/// File name endings that make an existing regular file a module file.
+const MODULE_EXTENSIONS: [&[u8]; 4] = [b".ko", b".ko.gz", b".ko.xz", b".ko.zst"];
+
+const SHORT_OPTIONS: &[u8] = b"adlpn0mF:k:b:Vh";
+
+const LONG_OPTIONS: &[LongOpt] = &[
+    long("author", HasArg::No, b'a'),
+    long("description", HasArg::No, b'd'),
+    long("license", HasArg::No, b'l'),
+    long("parameters", HasArg::No, b'p'),
+    long("filename", HasArg::No, b'n'),
+    long("null", HasArg::No, b'0'),
+    long("modname", HasArg::No, b'm'),
+    long("field", HasArg::Required, b'F'),
+    long("set-version", HasArg::Required, b'k'),
+    long("basedir", HasArg::Required, b'b'),
+    long("version", HasArg::No, b'V'),
+    long("help", HasArg::No, b'h'),
+];
+
+const fn long(name: &'static str, has_arg: HasArg, val: u8) -> LongOpt {
+    LongOpt { name, has_arg, val }
+}
+
+/// Runs `modinfo` with `args` (`args[0]` is the name it was invoked as) on the process's
+/// stdout and stderr; returns the exit code.
+///
+/// Standard output is buffered the way C's stdio buffers it (by lines on a terminal, else in
+/// blocks of the file's preferred size), so that output and error messages interleave as
+/// kmod's do when both go to the same place.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let _ = args;
-    eprintln!("modinfo: not implemented yet");
-    1
+    let stdout = io::stdout();
+    let mode = if stdout.is_terminal() {
+        Buffering::Line
+    } else {
+        Buffering::Block(stdio_block_size(&stdout))
+    };
+    // Write to the file descriptor itself: Rust's own stdout buffer flushes at every newline.
+    match stdout.as_fd().try_clone_to_owned() {
+        Ok(fd) => run_buffered(&args, StdioBuffer::new(std::fs::File::from(fd), mode)),
+        Err(_) => run_buffered(&args, StdioBuffer::new(stdout.lock(), mode)),
+    }
+}
+
+fn run_buffered<W: Write>(args: &[OsString], mut out: StdioBuffer<W>) -> i32 {
+    let code = run(args, &mut out, &mut io::stderr().lock());
+    let _ = out.flush();
+    code
+}
+
+/// Runs `modinfo` with `args` (`args[0]` is the name it was invoked as), writing what it
+/// prints to `out` and its messages to `err`; returns the exit code (0, or 1 when an option or
+/// any module failed). Reads the environment variables kmod reads: `POSIXLY_CORRECT`,
+/// `KMOD_LOG` and `PWD`.
+pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let program = args.first().map_or(&b"modinfo"[..], |a| a.as_bytes());
+    let short_name = program
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map_or(program, |slash| &program[slash + 1..]);
+    let mut tool = Tool {
+        short_name,
+        field: None,
+        separator: b'\n',
+        out,
+        err,
+    };
+    let mut arg_is_modname = false;
+    let mut kversion: Option<Vec<u8>> = None;
+    let mut root: Option<Vec<u8>> = None;
+    let posixly_correct = std::env::var_os("POSIXLY_CORRECT").is_some();
+    let mut getopt = Getopt::new(args, SHORT_OPTIONS, LONG_OPTIONS, posixly_correct);
+    while let Some(parsed) = getopt.next_opt() {
+        match parsed {
+            Parsed::Error(message) => {
+                let _ = tool.err.write_all(&message);
+                return 1;
+            }
+            Parsed::Opt(c, arg) => match (c, arg) {
+                (b'a', _) => tool.field = Some(b"author".to_vec()),
+                (b'd', _) => tool.field = Some(b"description".to_vec()),
+                (b'l', _) => tool.field = Some(b"license".to_vec()),
+                (b'p', _) => tool.field = Some(b"parm".to_vec()),
+                (b'n', _) => tool.field = Some(b"filename".to_vec()),
+                (b'0', _) => tool.separator = 0,
+                (b'm', _) => arg_is_modname = true,
+                (b'F', Some(field)) => tool.field = Some(field),
+                (b'k', Some(version)) => kversion = Some(version),
+                (b'b', Some(dir)) => root = Some(dir),
+                (b'h', _) => {
+                    tool.help();
+                    return 0;
+                }
+                (b'V', _) => {
+                    tool.print(VERSION.as_bytes());
+                    return 0;
+                }
+                (c, _) => {
+                    tool.error(format!("unexpected getopt_long() value '{}'.\n", c as char));
+                    return 1;
+                }
+            },
+        }
+    }
+    let operands = getopt.operands();
+    if operands.is_empty() {
+        tool.error("missing module or filename.\n");
+        return 1;
+    }
+
+    // The module directory: `/lib/modules/$(uname -r)`, or `DIR/lib/modules/VERSION` with -b
+    // or -k (in kmod's fixed-size buffer).
+    let release = || rustix::system::uname().release().to_bytes().to_vec();
+    let dirname = if root.is_some() || kversion.is_some() {
+        let mut dir = root.unwrap_or_default();
+        dir.extend_from_slice(b"/lib/modules/");
+        dir.extend_from_slice(&kversion.unwrap_or_else(release));
+        dir.truncate(PATH_MAX - 1);
+        dir
+    } else {
+        [&b"/lib/modules/"[..], &release()].concat()
+    };
+    let kmod_log = std::env::var_os("KMOD_LOG");
+    let ctx = Context::new(&dirname, kmod_log.as_ref().map(|v| v.as_bytes()));
+
+    let mut failed = false;
+    for &name in operands {
+        ctx.release_modules();
+        let result = if arg_is_modname {
+            tool.name_do(&ctx, name)
+        } else if is_module_filename(name) {
+            tool.path_do(&ctx, name)
+        } else {
+            tool.alias_do(&ctx, name)
+        };
+        failed |= result.is_err();
+    }
+    i32::from(failed)
+}
+
+/// An existing regular file (symbolic links followed) with a module file name ending.
+fn is_module_filename(name: &[u8]) -> bool {
+    let is_file = std::fs::metadata(std::ffi::OsStr::from_bytes(name)).is_ok_and(|m| m.is_file());
+    is_file
+        && MODULE_EXTENSIONS
+            .iter()
+            .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// The output settings and the two streams.
+struct Tool<'a> {
+    short_name: &'a [u8],
+    field: Option<Vec<u8>>,
+    separator: u8,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+/// One `key=value` entry of a module's information.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// A module parameter, merged from its `parm` and `parmtype` entries.
+struct Param<'a> {
+    name: &'a [u8],
+    description: Option<&'a [u8]>,
+    kind: Option<&'a [u8]>,
+}
+
+/// What C's `%s` prints of a string: up to its first NUL.
+fn c_str(bytes: &[u8]) -> &[u8] {
+    bytes
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(bytes, |end| &bytes[..end])
+}
+
+/// Bytes as kmod shows a key identifier or signature: `01:AB:...`, 20 bytes a line, the next
+/// lines indented by two tabs.
+fn hex_lines(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() * 3 + bytes.len() / 20 * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        out.extend_from_slice(format!("{b:02X}").as_bytes());
+        if i + 1 < bytes.len() {
+            out.push(b':');
+            if (i + 1) % 20 == 0 {
+                out.extend_from_slice(b"\n\t\t");
+            }
+        }
+    }
+    out
+}
+
+impl Tool<'_> {
+    fn print(&mut self, bytes: &[u8]) {
+        let _ = self.out.write_all(bytes);
+    }
+
+    /// kmod's `ERR()`: `modinfo: ERROR: ...` on stderr.
+    fn error(&mut self, message: impl AsRef<[u8]>) {
+        let mut line = self.short_name.to_vec();
+        line.extend_from_slice(b": ERROR: ");
+        line.extend_from_slice(message.as_ref());
+        let _ = self.err.write_all(&line);
+    }
+
+    fn error_parts(&mut self, parts: &[&[u8]]) {
+        self.error(parts.concat());
+    }
+
+    /// `printf("%-16s%s%c", label, value, separator)`.
+    fn labelled(&mut self, label: &[u8], value: &[u8]) {
+        let mut line = label.to_vec();
+        line.resize(label.len().max(16), b' ');
+        line.extend_from_slice(c_str(value));
+        line.push(self.separator);
+        self.print(&line);
+    }
+
+    /// `printf("%s%c", value, separator)`.
+    fn value(&mut self, value: &[u8]) {
+        let mut line = c_str(value).to_vec();
+        line.push(self.separator);
+        self.print(&line);
+    }
+
+    fn help(&mut self) {
+        const OPTIONS: &str = " [options] <modulename|filename> [args]\n\
+            Options:\n\
+            \t-a, --author                Print only 'author'\n\
+            \t-d, --description           Print only 'description'\n\
+            \t-l, --license               Print only 'license'\n\
+            \t-p, --parameters            Print only 'parm'\n\
+            \t-n, --filename              Print only 'filename'\n\
+            \t-0, --null                  Use \\0 instead of \\n\n\
+            \t-m, --modname               Handle argument as module name instead of alias or filename\n\
+            \t-F, --field=FIELD           Print only provided FIELD\n\
+            \t-k, --set-version=VERSION   Use VERSION instead of `uname -r`\n\
+            \t-b, --basedir=DIR           Use DIR as filesystem root for /lib/modules\n\
+            \t-V, --version               Show version\n\
+            \t-h, --help                  Show this help\n";
+        let text = [b"Usage:\n\t", self.short_name, OPTIONS.as_bytes()].concat();
+        self.print(&text);
+    }
+
+    fn path_do(&mut self, ctx: &Context, path: &[u8]) -> Result<(), i32> {
+        match ctx.module_from_path(path) {
+            Ok(module) => self.modinfo_do(ctx, &module),
+            Err(errno) => {
+                self.error_parts(&[b"Module file ", path, b" not found.\n"]);
+                Err(errno)
+            }
+        }
+    }
+
+    fn name_do(&mut self, ctx: &Context, name: &[u8]) -> Result<(), i32> {
+        match ctx.lookup_name(name, self.err) {
+            Some(module) => self.modinfo_do(ctx, &module),
+            None => {
+                self.error_parts(&[b"Module name ", name, b" not found.\n"]);
+                Err(ENOENT)
+            }
+        }
+    }
+
+    fn alias_do(&mut self, ctx: &Context, alias: &[u8]) -> Result<(), i32> {
+        let modules = match ctx.lookup(alias, self.err) {
+            Ok(modules) => modules,
+            Err(errno) => {
+                self.error_parts(&[b"Module alias ", alias, b" not found.\n"]);
+                return Err(errno);
+            }
+        };
+        if modules.is_empty() {
+            self.error_parts(&[b"Module ", alias, b" not found.\n"]);
+            return Err(ENOENT);
+        }
+        let mut result = Ok(());
+        for module in &modules {
+            if let Err(errno) = self.modinfo_do(ctx, module) {
+                result = Err(errno);
+            }
+        }
+        result
+    }
+
+    /// Prints one module.
+    fn modinfo_do(&mut self, ctx: &Context, module: &ModuleRef) -> Result<(), i32> {
+        let name = module.borrow().name.clone();
+        let path = ctx.module_path(module, self.err);
+        let builtin = path.is_none();
+        let field = self.field.clone();
+        if builtin {
+            match field.as_deref() {
+                None => self.labelled(b"name:", &name),
+                Some(b"name") => self.value(&name),
+                Some(_) => {}
+            }
+        }
+        let filename = path.unwrap_or_else(|| b"(builtin)".to_vec());
+        match field.as_deref() {
+            Some(b"filename") => {
+                self.value(&filename);
+                return Ok(());
+            }
+            None => self.labelled(b"filename:", &filename),
+            Some(_) => {}
+        }
+        let entries = match module_info(ctx, module, self.err) {
+            Ok(entries) => entries,
+            // An old kernel with no modules.builtin.modinfo: nothing more to say.
+            Err(errno) if builtin && errno == ENOENT => return Ok(()),
+            Err(errno) => {
+                let message = strerror(errno);
+                self.error_parts(&[
+                    b"could not get modinfo from '",
+                    &name,
+                    b"': ",
+                    message.as_bytes(),
+                    b"\n",
+                ]);
+                return Err(errno);
+            }
+        };
+        match field.as_deref() {
+            Some(b"parm") => {
+                let params = self.params(&entries);
+                self.print_params(&params, false);
+            }
+            Some(field) => {
+                for (key, value) in &entries {
+                    if key == field {
+                        self.value(value);
+                    }
+                }
+            }
+            None => {
+                for (key, value) in &entries {
+                    if key == b"parm" || key == b"parmtype" {
+                        continue;
+                    }
+                    if self.separator == 0 {
+                        self.print(&[key.as_slice(), b"=", c_str(value), b"\0"].concat());
+                        continue;
+                    }
+                    // printf("%s:%-*s%s%c", key, 15 - strlen(key), "", value, sep): a negative
+                    // width pads too.
+                    let key = c_str(key);
+                    let pad = 15usize.abs_diff(key.len());
+                    let mut line = key.to_vec();
+                    line.push(b':');
+                    line.resize(line.len() + pad, b' ');
+                    line.extend_from_slice(c_str(value));
+                    line.push(self.separator);
+                    self.print(&line);
+                }
+                let params = self.params(&entries);
+                self.print_params(&params, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// The parameters from the `parm` and `parmtype` entries, in kmod's order: last seen
+    /// first. Entries without a `:` are reported and skipped.
+    fn params<'e>(&mut self, entries: &'e [Entry]) -> Vec<Param<'e>> {
+        let mut params: Vec<Param<'e>> = Vec::new();
+        for (key, value) in entries {
+            let is_description = key == b"parm";
+            if !is_description && key != b"parmtype" {
+                continue;
+            }
+            let value = c_str(value);
+            let Some(colon) = value.iter().position(|&b| b == b':') else {
+                self.error_parts(&[b"Found invalid \"", key, b"=", value, b"\": missing ':'\n"]);
+                continue;
+            };
+            let (name, text) = (&value[..colon], &value[colon + 1..]);
+            let at = match params.iter().position(|p| p.name == name) {
+                Some(at) => at,
+                None => {
+                    params.push(Param {
+                        name,
+                        description: None,
+                        kind: None,
+                    });
+                    params.len() - 1
+                }
+            };
+            if is_description {
+                params[at].description = Some(text);
+            } else {
+                params[at].kind = Some(text);
+            }
+        }
+        params.reverse();
+        params
+    }
+
+    fn print_params(&mut self, params: &[Param<'_>], labelled: bool) {
+        for p in params {
+            let mut line = Vec::new();
+            if labelled {
+                line.extend_from_slice(b"parm:           ");
+            }
+            line.extend_from_slice(p.name);
+            match (p.description, p.kind) {
+                (None, Some(kind)) if labelled => {
+                    line.push(b':');
+                    line.extend_from_slice(kind);
+                }
+                (None, kind) => {
+                    line.extend_from_slice(b": (");
+                    line.extend_from_slice(kind.unwrap_or_default());
+                    line.push(b')');
+                }
+                (Some(description), Some(kind)) => {
+                    line.push(b':');
+                    line.extend_from_slice(description);
+                    line.extend_from_slice(b" (");
+                    line.extend_from_slice(kind);
+                    line.push(b')');
+                }
+                (Some(description), None) => {
+                    line.push(b':');
+                    line.extend_from_slice(description);
+                }
+            }
+            line.push(self.separator);
+            self.print(&line);
+        }
+    }
+}
+
+/// A module's information (`kmod_module_get_info()`): the `.modinfo` entries of its file and
+/// its signature, or a built-in module's entries from `modules.builtin.modinfo`.
+fn module_info(ctx: &Context, module: &ModuleRef, err: &mut dyn Write) -> Result<Vec<Entry>, i32> {
+    if ctx.is_builtin(module) {
+        let name = module.borrow().name.clone();
+        let strings = ctx.builtin_modinfo(&name, err)?;
+        return Ok(strings.iter().map(|s| split_entry(s)).collect());
+    }
+    let path = ctx.module_path(module, err).ok_or(ENOENT)?;
+    let image = load_module_file(&path)?;
+    let mut entries: Vec<Entry> = modinfo_strings(&image)?
+        .into_iter()
+        .map(split_entry)
+        .collect();
+    if let Ok(Some(sig)) = kmodlab_modfile::parse_signature(&image) {
+        // kmod shows no signature when it does not know the digest algorithm.
+        if let Some(hash) = sig.hash_algo {
+            entries.push((b"sig_id".to_vec(), sig.key_id_type.as_str().into()));
+            entries.push((b"signer".to_vec(), sig.signer.to_vec()));
+            entries.push((b"sig_key".to_vec(), hex_lines(&sig.key_id)));
+            entries.push((b"sig_hashalgo".to_vec(), hash.as_str().into()));
+            entries.push((b"signature".to_vec(), hex_lines(&sig.signature)));
+        }
+    }
+    Ok(entries)
+}
+
+/// `key=value` split at the first `=`; a string without one is a key with an empty value.
+fn split_entry(s: &[u8]) -> Entry {
+    match s.iter().position(|&b| b == b'=') {
+        Some(eq) => (s[..eq].to_vec(), s[eq + 1..].to_vec()),
+        None => (s.to_vec(), Vec::new()),
+    }
+}
+
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+
+/// Reads a module file and decompresses it as libkmod does (`kmod_file_open()`): the format by
+/// its magic, a file shorter than the longest magic (6 bytes) refused with `EINVAL`, any
+/// decompression failure `EINVAL`, except that a zstd stream cut short gives what could be
+/// decoded of it.
+fn load_module_file(path: &[u8]) -> Result<Vec<u8>, i32> {
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    let mut file = std::fs::File::open(path).map_err(|e| errno_of(&e))?;
+    let kind = file.metadata().map_err(|e| errno_of(&e))?.file_type();
+    if !kind.is_file() && !kind.is_dir() {
+        // libkmod maps what is not a regular file with its size, 0: that fails.
+        return Err(EINVAL);
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| errno_of(&e))?;
+    if bytes.len() < XZ_MAGIC.len() {
+        return Err(EINVAL);
+    }
+    if bytes.starts_with(ZSTD_MAGIC) {
+        return zstd_like_libzstd(&bytes);
+    }
+    if bytes.starts_with(XZ_MAGIC) {
+        // liblzma with LZMA_CONCATENATED accepts stream padding (zero bytes, a multiple of 4).
+        let mut end = bytes.len();
+        while end >= 4 && bytes[end - 4..end] == [0; 4] {
+            end -= 4;
+        }
+        return match kmodlab_modfile::decompress(&bytes[..end]) {
+            Ok(image) => Ok(image.into_owned()),
+            Err(_) => Err(EINVAL),
+        };
+    }
+    if bytes.starts_with(GZIP_MAGIC) {
+        if kmodlab_modfile::detect_compression(&bytes) != kmodlab_modfile::Compression::Gzip {
+            // zlib refuses a compression method other than deflate.
+            return Err(EINVAL);
+        }
+        return match kmodlab_modfile::decompress(&bytes) {
+            Ok(image) => Ok(image.into_owned()),
+            Err(_) => Err(EINVAL),
+        };
+    }
+    Ok(bytes)
+}
+
+/// Decompresses zstd as libkmod's streaming loop over libzstd does: corrupt data, a frame
+/// whose content is not the size its header declares, and trailing garbage are `EINVAL`, but
+/// a stream that simply ends early yields what its complete blocks decode to.
+fn zstd_like_libzstd(bytes: &[u8]) -> Result<Vec<u8>, i32> {
+    let walk = zstd_frames(bytes).ok_or(EINVAL)?;
+    let mut image = Vec::new();
+    for frame in &walk.frames {
+        let data = bytes.get(frame.range.clone()).ok_or(EINVAL)?;
+        let decoded = kmodlab_modfile::decompress(data).map_err(|_| EINVAL)?;
+        if frame
+            .content_size
+            .is_some_and(|size| size != decoded.len() as u64)
+        {
+            return Err(EINVAL);
+        }
+        image.extend_from_slice(&decoded);
+    }
+    if let Some(cut) = &walk.cut_frame {
+        let decoded = kmodlab_modfile::decompress(cut).map_err(|_| EINVAL)?;
+        image.extend_from_slice(&decoded);
+    }
+    Ok(image)
+}
+
+/// A little-endian number of `len` bytes at `at`.
+fn le_bytes(bytes: &[u8], at: usize, len: usize) -> Option<u64> {
+    let field = bytes.get(at..at.checked_add(len)?)?;
+    Some(field.iter().rev().fold(0, |v, &b| (v << 8) | u64::from(b)))
+}
+
+/// One whole zstd frame of a stream.
+struct ZstdFrame {
+    range: std::ops::Range<usize>,
+    /// The content size its header declares, if it does.
+    content_size: Option<u64>,
+}
+
+/// The frames of a zstd stream, as far as the input goes.
+struct ZstdWalk {
+    /// The whole frames (skippable frames left out).
+    frames: Vec<ZstdFrame>,
+    /// When the input ends inside a frame: that frame's complete blocks made a stream of
+    /// their own (its header rewritten without content size and checksum, an empty last
+    /// block added), which decodes to what libzstd had produced when its input ran out.
+    cut_frame: Option<Vec<u8>>,
+}
+
+/// Walks the frames and blocks of a zstd stream; `None` when a frame or block header is
+/// malformed (not a frame magic where a frame should start, a reserved block type).
+fn zstd_frames(bytes: &[u8]) -> Option<ZstdWalk> {
+    const FRAME_MAGIC: u32 = 0xFD2F_B528;
+    let mut walk = ZstdWalk {
+        frames: Vec::new(),
+        cut_frame: None,
+    };
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let Some(magic) = le_bytes(bytes, pos, 4) else {
+            return Some(walk);
+        };
+        if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+            // A skippable frame.
+            let Some(size) = le_bytes(bytes, pos + 4, 4) else {
+                return Some(walk);
+            };
+            pos = (pos + 8).checked_add(usize::try_from(size).ok()?)?;
+            continue;
+        }
+        if magic != u64::from(FRAME_MAGIC) {
+            return None;
+        }
+        let Some(&descriptor) = bytes.get(pos + 4) else {
+            return Some(walk);
+        };
+        if descriptor & 0x08 != 0 {
+            // The reserved bit.
+            return None;
+        }
+        let single_segment = descriptor & 0x20 != 0;
+        let has_checksum = descriptor & 0x04 != 0;
+        let dict_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
+        let fcs_len = match descriptor >> 6 {
+            0 => usize::from(single_segment),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let window_at = pos + 5;
+        let dict_at = window_at + usize::from(!single_segment);
+        let fcs_at = dict_at + dict_len;
+        let blocks_start = fcs_at + fcs_len;
+        if blocks_start > bytes.len() {
+            return Some(walk);
+        }
+        let content_size = match fcs_len {
+            0 => None,
+            2 => le_bytes(bytes, fcs_at, 2).map(|size| size + 256),
+            len => le_bytes(bytes, fcs_at, len),
+        };
+        // libzstd refuses windows over 128 MiB, and blocks larger than the window or 128 KiB.
+        let window_size = if single_segment {
+            content_size.unwrap_or(0)
+        } else {
+            let descriptor = u64::from(*bytes.get(window_at)?);
+            let base = 1u64 << ((descriptor >> 3) + 10);
+            base + base / 8 * (descriptor & 7)
+        };
+        if window_size > 1 << 27 {
+            return None;
+        }
+        let block_max = window_size.min(128 << 10);
+        let mut at = blocks_start;
+        let mut read_last_block = false;
+        while let Some(header) = le_bytes(bytes, at, 3) {
+            let size = usize::try_from(header >> 3).ok()?;
+            let (content, rle) = match (header >> 1) & 3 {
+                0 | 2 => (size, false),
+                1 => (1, true),
+                _ => return None,
+            };
+            if !rle && header >> 3 > block_max {
+                return None;
+            }
+            if at + 3 + content > bytes.len() {
+                break;
+            }
+            if rle && header >> 3 > block_max {
+                return None;
+            }
+            at += 3 + content;
+            if header & 1 != 0 {
+                read_last_block = true;
+                break;
+            }
+        }
+        let frame_end = at + if has_checksum { 4 } else { 0 };
+        if read_last_block && frame_end <= bytes.len() {
+            walk.frames.push(ZstdFrame {
+                range: pos..frame_end,
+                content_size,
+            });
+            pos = frame_end;
+            continue;
+        }
+        // The frame ends early: keep its complete blocks and end it there.
+        let window = if single_segment {
+            // The window was the content size: describe one at least as large.
+            let size = content_size.unwrap_or(0);
+            let exponent = (10u8..=41).find(|&e| 1u64 << e >= size).unwrap_or(41) - 10;
+            exponent << 3
+        } else {
+            *bytes.get(window_at)?
+        };
+        let mut cut = FRAME_MAGIC.to_le_bytes().to_vec();
+        cut.push(descriptor & 0x03);
+        cut.push(window);
+        cut.extend_from_slice(bytes.get(dict_at..fcs_at)?);
+        cut.extend_from_slice(bytes.get(blocks_start..at)?);
+        if !read_last_block {
+            cut.extend_from_slice(&[0x01, 0x00, 0x00]);
+        }
+        walk.cut_frame = Some(cut);
+        return Some(walk);
+    }
+    Some(walk)
+}
+
+/// How stdout is buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Buffering {
+    /// Flushed at each newline (a terminal).
+    Line,
+    /// Written in whole blocks of this size (a pipe or file).
+    Block(usize),
+}
+
+/// The buffer size glibc gives a stream: the file's preferred block size when it is smaller
+/// than `BUFSIZ` (8192), else `BUFSIZ`.
+fn stdio_block_size(stdout: &io::Stdout) -> usize {
+    const BUFSIZ: usize = 8192;
+    let block = stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+        .map_or(0, |m| usize::try_from(m.blksize()).unwrap_or(0));
+    if block > 0 && block < BUFSIZ {
+        block
+    } else {
+        BUFSIZ
+    }
+}
+
+/// A writer that passes bytes on at the points where glibc's stdio would: in whole blocks,
+/// or up to the last newline for a line-buffered stream.
+struct StdioBuffer<W: Write> {
+    inner: W,
+    mode: Buffering,
+    buffer: Vec<u8>,
+}
+
+impl<W: Write> StdioBuffer<W> {
+    fn new(inner: W, mode: Buffering) -> StdioBuffer<W> {
+        StdioBuffer {
+            inner,
+            mode,
+            buffer: Vec::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for StdioBuffer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        let ready = match self.mode {
+            Buffering::Line => self
+                .buffer
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |nl| nl + 1),
+            Buffering::Block(size) => self.buffer.len() / size * size,
+        };
+        if ready > 0 {
+            self.inner.write_all(&self.buffer[..ready])?;
+            self.buffer.drain(..ready);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.write_all(&self.buffer)?;
+        self.buffer.clear();
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_like_kmod() {
+        assert_eq!(hex_lines(b""), b"");
+        assert_eq!(hex_lines(&[0xab, 0x12]), b"AB:12");
+        let twenty: Vec<u8> = (0..20).collect();
+        assert!(!hex_lines(&twenty).contains(&b'\n'));
+        let long: Vec<u8> = (0..41).collect();
+        let text = String::from_utf8(hex_lines(&long)).unwrap();
+        let lines: Vec<&str> = text.split("\n\t\t").collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].ends_with("13:"));
+        assert_eq!(lines[2], "28");
+    }
+
+    #[test]
+    fn stdio_buffer_writes_whole_blocks_or_lines() {
+        let mut block = StdioBuffer::new(Vec::new(), Buffering::Block(4));
+        block.write_all(b"abc").unwrap();
+        assert!(block.inner.is_empty());
+        block.write_all(b"defghij").unwrap();
+        assert_eq!(block.inner, b"abcdefgh");
+        block.flush().unwrap();
+        assert_eq!(block.inner, b"abcdefghij");
+        let mut line = StdioBuffer::new(Vec::new(), Buffering::Line);
+        line.write_all(b"one\ntw").unwrap();
+        assert_eq!(line.inner, b"one\n");
+        line.flush().unwrap();
+        assert_eq!(line.inner, b"one\ntw");
+    }
+
+    #[test]
+    fn zstd_cut_between_blocks() {
+        // A frame of three raw blocks ("ab", "cd", "ef"), no checksum, no content size.
+        let mut stream = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00];
+        for (i, block) in [b"ab", b"cd", b"ef"].iter().enumerate() {
+            let last = u32::from(i == 2);
+            let header = last | (2 << 3);
+            stream.extend_from_slice(&header.to_le_bytes()[..3]);
+            stream.extend_from_slice(*block);
+        }
+        assert_eq!(zstd_like_libzstd(&stream).unwrap(), b"abcdef");
+        // Cut inside the third block: the first two decode.
+        let cut = &stream[..stream.len() - 1];
+        assert_eq!(zstd_like_libzstd(cut).unwrap(), b"abcd");
+        // Cut inside the header of the frame: nothing.
+        assert_eq!(zstd_like_libzstd(&stream[..5]).unwrap(), b"");
+        // A reserved block type is corrupt, wherever the input ends.
+        let mut bad = stream.clone();
+        bad[6] |= 0x06;
+        assert_eq!(zstd_like_libzstd(&bad), Err(EINVAL));
+        // Garbage after a whole frame.
+        let mut trailing = stream.clone();
+        trailing.extend_from_slice(b"junk");
+        assert_eq!(zstd_like_libzstd(&trailing), Err(EINVAL));
+    }
 }

@@ -73,6 +73,23 @@ pub fn delete_module(name: &str, force: bool) -> io::Result<()> {
     })
 }
 
+/// The running kernel's release, as `uname -r` prints it (`uname(2)`'s `release`).
+pub fn kernel_release() -> io::Result<String> {
+    // SAFETY: utsname is plain data; uname fills it with NUL-terminated strings.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let bytes: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// `mount(2)` of a pseudo filesystem (`proc`, `sysfs`, `devtmpfs`) at `target`.
 pub fn mount(fstype: &str, target: &Path) -> io::Result<()> {
     let src = cstring(fstype)?;
@@ -296,6 +313,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(sig, ChildExit::Signaled(libc::SIGKILL));
+    }
+
+    #[test]
+    fn kernel_release_is_uname_r() {
+        let r = kernel_release().unwrap();
+        assert!(!r.is_empty() && !r.contains('\0'), "{r:?}");
     }
 
     #[test]

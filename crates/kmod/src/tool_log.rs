@@ -1,0 +1,238 @@
+//! Messages as kmod's tools print them (`tools/log.c`) and as libkmod prints them through them.
+//!
+//! A tool message is `NAME: PRIORITY: text` (`modprobe: ERROR: ...`, `modprobe: FATAL: ...`).
+//! A libkmod message routed through the tool's log function carries the source location the
+//! Debian build of kmod 30 prints (it is built with debug information in its messages):
+//! `modprobe: ERROR: ../libkmod/libkmod-module.c:856 kmod_module_remove_module() text`.
+//! Before a tool installs its log function (insmod never does), libkmod prints with its own:
+//! `libkmod: ERROR ../libkmod/libkmod-config.c:712 kmod_config_parse: text`.
+
+use std::io::Write;
+
+/// What `-V` / `--version` prints: kmod's version and its feature list. The features say what
+/// this implementation does: zstd, xz and gzip modules are decompressed; module signatures are
+/// not checked with a crypto library.
+pub const VERSION_TEXT: &str = "kmod version 30\n+ZSTD +XZ +ZLIB -LIBCRYPTO -EXPERIMENTAL\n";
+
+/// syslog priorities, as kmod uses them.
+pub mod prio {
+    /// `LOG_EMERG`.
+    pub const EMERG: i32 = 0;
+    /// `LOG_CRIT`: printed as FATAL, and the tool exits.
+    pub const CRIT: i32 = 2;
+    /// `LOG_ERR`.
+    pub const ERR: i32 = 3;
+    /// `LOG_WARNING`.
+    pub const WARNING: i32 = 4;
+    /// `LOG_NOTICE`.
+    pub const NOTICE: i32 = 5;
+    /// `LOG_INFO`.
+    pub const INFO: i32 = 6;
+    /// `LOG_DEBUG`.
+    pub const DEBUG: i32 = 7;
+}
+
+fn prio_name(p: i32) -> String {
+    match p {
+        prio::CRIT => "FATAL".into(),
+        prio::ERR => "ERROR".into(),
+        prio::WARNING => "WARNING".into(),
+        prio::NOTICE => "NOTICE".into(),
+        prio::INFO => "INFO".into(),
+        prio::DEBUG => "DEBUG".into(),
+        p => format!("LOG-{p:03}"),
+    }
+}
+
+fn libkmod_prio_name(p: i32) -> String {
+    match p {
+        prio::EMERG => "EMERGENCY".into(),
+        1 => "ALERT".into(),
+        prio::CRIT => "CRITICAL".into(),
+        prio::ERR => "ERROR".into(),
+        prio::WARNING => "WARNING".into(),
+        prio::NOTICE => "NOTICE".into(),
+        prio::INFO => "INFO".into(),
+        prio::DEBUG => "DEBUG".into(),
+        p => format!("L:{p}"),
+    }
+}
+
+/// Where a libkmod message comes from: file (under `libkmod/`), line and function, as kmod 30
+/// has them.
+#[derive(Clone, Copy, Debug)]
+pub struct Site {
+    /// Source file, e.g. `libkmod-module.c`.
+    pub file: &'static str,
+    /// Line in kmod 30.
+    pub line: u32,
+    /// Function name.
+    pub func: &'static str,
+}
+
+/// Shorthand for a [`Site`].
+pub const fn site(file: &'static str, line: u32, func: &'static str) -> Site {
+    Site { file, line, func }
+}
+
+/// The log of one tool run: its name, the priority threshold and whether the tool's log function
+/// is installed in libkmod yet.
+#[derive(Debug)]
+pub struct Log {
+    /// `program_invocation_short_name`.
+    pub name: String,
+    /// Messages with a priority above this are dropped (`log_priority` in `tools/log.c`).
+    pub priority: i32,
+    /// libkmod's own threshold (`kmod_get_log_priority`): `LOG_ERR` unless changed.
+    pub libkmod_priority: i32,
+    /// Whether libkmod messages go through the tool's format (after `log_setup_kmod_log`).
+    pub routed: bool,
+}
+
+impl Log {
+    /// A tool log before setup: tool messages up to WARNING, libkmod's own log up to ERR
+    /// (or as `KMOD_LOG` says).
+    pub fn new(name: &str) -> Log {
+        let libkmod_priority = std::env::var("KMOD_LOG")
+            .ok()
+            .map(|v| parse_log_priority(&v))
+            .unwrap_or(prio::ERR);
+        Log {
+            name: name.to_string(),
+            priority: prio::WARNING,
+            libkmod_priority,
+            routed: false,
+        }
+    }
+
+    /// `log_setup_kmod_log`: the tool's threshold becomes `priority` for both its own and
+    /// libkmod's messages, which now go through the tool's format.
+    pub fn setup_kmod_log(&mut self, priority: i32) {
+        self.priority = priority;
+        self.libkmod_priority = priority;
+        self.routed = true;
+    }
+
+    /// `log_printf`: prints a tool message if its priority passes. Returns true when the message
+    /// was printed at CRIT or worse, which means the tool must exit with status 1 now.
+    pub fn print(&self, err: &mut dyn Write, p: i32, msg: &str) -> bool {
+        if p > self.priority {
+            return false;
+        }
+        let _ = write!(err, "{}: {}: {}", self.name, prio_name(p), msg);
+        p <= prio::CRIT
+    }
+
+    /// A libkmod message (`ERR(ctx, ...)`, `INFO(ctx, ...)`).
+    pub fn libkmod(&self, err: &mut dyn Write, p: i32, site: Site, msg: &str) {
+        if p > self.libkmod_priority {
+            return;
+        }
+        if self.routed {
+            let _ = write!(
+                err,
+                "{}: {}: ../libkmod/{}:{} {}() {}",
+                self.name,
+                prio_name(p),
+                site.file,
+                site.line,
+                site.func,
+                msg
+            );
+        } else {
+            let _ = write!(
+                err,
+                "libkmod: {} ../libkmod/{}:{} {}: {}",
+                libkmod_prio_name(p),
+                site.file,
+                site.line,
+                site.func,
+                msg
+            );
+        }
+    }
+}
+
+/// libkmod's reading of `KMOD_LOG`: a number, or a name starting with err, info or debug.
+fn parse_log_priority(v: &str) -> i32 {
+    let digits: String = v
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    let rest = &v[digits.len()..];
+    if !digits.is_empty() && (rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace())) {
+        if let Ok(n) = digits.parse() {
+            return n;
+        }
+    }
+    if v.starts_with("err") {
+        prio::ERR
+    } else if v.starts_with("info") {
+        prio::INFO
+    } else if v.starts_with("debug") {
+        prio::DEBUG
+    } else {
+        0
+    }
+}
+
+/// The C library's text for an errno value, as `strerror` and `%m` give it.
+pub fn strerror(errno: i32) -> String {
+    kmodlab_sys::strerror(errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_and_libkmod_formats() {
+        let mut log = Log::new("rmmod");
+        log.libkmod_priority = prio::ERR;
+        let mut err = Vec::new();
+        assert!(!log.print(&mut err, prio::ERR, "missing module name.\n"));
+        log.libkmod(
+            &mut err,
+            prio::ERR,
+            site("libkmod-config.c", 712, "kmod_config_parse"),
+            "x\n",
+        );
+        log.setup_kmod_log(prio::ERR);
+        log.libkmod(
+            &mut err,
+            prio::ERR,
+            site("libkmod-module.c", 856, "kmod_module_remove_module"),
+            "y\n",
+        );
+        log.libkmod(
+            &mut err,
+            prio::INFO,
+            site("libkmod-module.c", 949, "kmod_module_insert_module"),
+            "dropped\n",
+        );
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "rmmod: ERROR: missing module name.\n\
+             libkmod: ERROR ../libkmod/libkmod-config.c:712 kmod_config_parse: x\n\
+             rmmod: ERROR: ../libkmod/libkmod-module.c:856 kmod_module_remove_module() y\n"
+        );
+    }
+
+    #[test]
+    fn fatal_means_exit_unless_quiet() {
+        let mut log = Log::new("modprobe");
+        let mut err = Vec::new();
+        assert!(log.print(&mut err, prio::CRIT, "gone\n"));
+        log.setup_kmod_log(prio::EMERG);
+        assert!(!log.print(&mut err, prio::CRIT, "quiet\n"));
+        assert_eq!(String::from_utf8(err).unwrap(), "modprobe: FATAL: gone\n");
+    }
+
+    #[test]
+    fn kmod_log_values() {
+        assert_eq!(parse_log_priority("7"), 7);
+        assert_eq!(parse_log_priority("debug"), prio::DEBUG);
+        assert_eq!(parse_log_priority("errors"), prio::ERR);
+        assert_eq!(parse_log_priority("x"), 0);
+    }
+}
