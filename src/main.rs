@@ -24,6 +24,8 @@ const EXIT_INFRA: u8 = 3;
              messages, unload it, and get a verdict.",
     after_help = "Exit codes: 0 success, 1 a test or verdict failed (or the module did not build), \
                   2 usage or input error, 3 infrastructure (no kernel, no QEMU, VM did not boot).\n\
+                  Module tools, compatible with kmod: kmodlab insmod|rmmod|lsmod|modinfo|modprobe|depmod \
+                  ARGS, or the binary invoked through a link of that name.\n\
                   Environment: KMODLAB_KERNEL, KMODLAB_KDIR (kernel and build tree), KMODLAB_ACCEL \
                   (kvm|tcg), KMODLAB_RUNS (where run directories go), KMODLAB_QEMU."
 )]
