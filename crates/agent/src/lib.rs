@@ -185,15 +185,19 @@ fn find_port(name: &str, deadline: Duration) -> io::Result<PathBuf> {
     }
 }
 
+/// Loads a module file with the module tools' own code (insmod's: finit_module, or
+/// decompression and init_module when the kernel cannot decompress the file itself).
 fn load(path: &str, params: &str) -> io::Result<()> {
-    let file = File::open(path)?;
-    match kmodlab_sys::finit_module(&file, params, 0) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            let image = std::fs::read(path)?;
-            kmodlab_sys::init_module(&image, params)
-        }
-        other => other,
-    }
+    let kernel = kmodlab_kmod::kernel_state::Kernel::host();
+    let mut info = Vec::new();
+    kmodlab_kmod::module_insert::insert_module_file(
+        &kernel,
+        Path::new(path),
+        kmodlab_kmod::module_insert::ForceFlags::default(),
+        params,
+        &mut info,
+    )
+    .map_err(io::Error::from_raw_os_error)
 }
 
 /// Runs a load or unload in a child named `comm` (so that crash reports say `Comm: insmod`).
