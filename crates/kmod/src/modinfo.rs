@@ -140,7 +140,11 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 
     // The module directory: `/lib/modules/$(uname -r)`, or `DIR/lib/modules/VERSION` with -b
     // or -k (in kmod's fixed-size buffer).
-    let release = || rustix::system::uname().release().to_bytes().to_vec();
+    let release = || {
+        kmodlab_sys::kernel_release()
+            .map(String::into_bytes)
+            .unwrap_or_default()
+    };
     let dirname = if root.is_some() || kversion.is_some() {
         let mut dir = root.unwrap_or_default();
         dir.extend_from_slice(b"/lib/modules/");
