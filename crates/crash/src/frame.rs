@@ -148,6 +148,7 @@ fn parse_symbol(s: &str) -> Option<Frame> {
         size: Some(size),
         module,
         reliable: true,
+        rip: false,
         source: None,
         inlined_by: Vec::new(),
     })

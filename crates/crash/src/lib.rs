@@ -72,6 +72,10 @@ pub struct Frame {
     pub module: Option<String>,
     /// `false` for frames printed with a leading `? ` (guesses of the unwinder).
     pub reliable: bool,
+    /// `true` for the frame of a `RIP:` line: the faulting instruction itself, not a return
+    /// address (symbolizers subtract one from return addresses only).
+    #[serde(default)]
+    pub rip: bool,
     /// `file:line` once symbolized; `None` until then.
     pub source: Option<String>,
     /// Inline chain, innermost first, once symbolized.

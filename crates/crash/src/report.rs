@@ -266,7 +266,7 @@ impl Facts {
                 if let Some(rip) = frame::parse_rip(msg) {
                     rip_done = true;
                     if let Rip::Kernel(f) = rip {
-                        facts.rip = f;
+                        facts.rip = f.map(|f| Frame { rip: true, ..f });
                     }
                 }
             }
