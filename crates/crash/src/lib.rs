@@ -12,6 +12,7 @@
 //! unwinding plumbing as syzkaller does, and never skips a frame in a module.
 #![deny(missing_docs)]
 
+mod analysis;
 mod console;
 mod frame;
 mod guilty;
@@ -20,6 +21,7 @@ mod report;
 mod scanner;
 mod title;
 
+pub use analysis::{DisasmLine, Disassembly, SourceContext};
 pub use scanner::Scanner;
 
 use serde::{Deserialize, Serialize};
@@ -113,4 +115,13 @@ pub struct CrashReport {
     pub lines: (usize, usize),
     /// The report's text, lines joined with `\n`, timestamps and `<N>` prefixes kept as found.
     pub text: String,
+    /// What symbolization noticed (a stale module build, a module file not found), one line each.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The source lines around [`CrashReport::source`], once symbolized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<SourceContext>,
+    /// The faulting code disassembled, once analysed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disassembly: Option<Disassembly>,
 }

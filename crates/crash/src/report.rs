@@ -237,6 +237,9 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
         comm: facts.comm.or(comm),
         lines: (first, last),
         text,
+        notes: Vec::new(),
+        context: None,
+        disassembly: None,
     }
 }
 

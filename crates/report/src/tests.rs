@@ -91,6 +91,9 @@ fn oops() -> CrashReport {
         comm: Some("insmod".into()),
         lines: (10, 40),
         text: "BUG: kernel NULL pointer dereference, address: 0000000000000000".into(),
+        notes: Vec::new(),
+        context: None,
+        disassembly: None,
     }
 }
 

@@ -445,6 +445,9 @@ fn report(
         comm: None,
         lines: (0, 0),
         text: String::new(),
+        notes: Vec::new(),
+        context: None,
+        disassembly: None,
     }
 }
 
