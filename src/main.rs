@@ -118,6 +118,31 @@ enum Command {
         /// Directories to search for specs (default: the current directory).
         paths: Vec<PathBuf>,
     },
+    /// Find every crash report in a kernel log (console output or dmesg), title it, and point at
+    /// the source line: symbolized call trace, disassembly of the faulting code, decoded taint.
+    ///
+    /// LOG is a saved console log or `dmesg` output, with or without timestamps; `-` or nothing
+    /// reads standard input. Module frames are symbolized from the .ko files found under each
+    /// --module-dir (the module's build directory: the .ko must be the build that crashed);
+    /// kernel frames from --vmlinux (a vmlinux with debug info).
+    /// Exit code 0 when the log has no crash report, 1 when it has one or more, 2 when LOG cannot
+    /// be read.
+    #[command(after_help = "Examples:\n  \
+        kmodlab oops --module-dir labs/kernel_modules/5-oops-mod console.log\n  \
+        dmesg | kmodlab oops --json --module-dir ~/src/mydriver")]
+    Oops {
+        /// Print one JSON object, `{"reports": [...]}` (the contract in DESIGN.md).
+        #[arg(long)]
+        json: bool,
+        /// Directory with the modules' .ko files (searched recursively); repeatable.
+        #[arg(long = "module-dir", value_name = "DIR")]
+        module_dirs: Vec<PathBuf>,
+        /// A vmlinux with debug info, for the kernel's own frames.
+        #[arg(long, value_name = "FILE")]
+        vmlinux: Option<PathBuf>,
+        /// The log (default: standard input).
+        log: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -184,6 +209,12 @@ fn main() -> ExitCode {
             kernel,
             paths,
         } => test(format, jobs, verbose, kernel, paths),
+        Command::Oops {
+            json,
+            module_dirs,
+            vmlinux,
+            log,
+        } => oops(json, module_dirs, vmlinux, log),
     };
     ExitCode::from(code)
 }
@@ -309,7 +340,17 @@ fn run(
     let progress = Progress {
         tty: std::io::stderr().is_terminal(),
     };
-    let result = lab.run(&module, &options, &mut |e| progress.event(e));
+    // A module directory's spec may ask for kernel arguments (detector thresholds).
+    let kernel_args = if path.is_dir() {
+        match kmodlab_lab::spec_kernel_args(&path) {
+            Ok(a) => a,
+            Err(e) => return fail(&e),
+        }
+    } else {
+        Vec::new()
+    };
+    let result =
+        lab.run_with_kernel_args(&module, &options, &kernel_args, &mut |e| progress.event(e));
     progress.done();
     match result {
         Ok(r) => {
@@ -503,4 +544,53 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
 
 fn kmodlab_spec_file() -> &'static str {
     "kmodlab.toml"
+}
+
+fn oops(
+    json: bool,
+    module_dirs: Vec<PathBuf>,
+    vmlinux: Option<PathBuf>,
+    log: Option<PathBuf>,
+) -> u8 {
+    let (name, bytes) = match log.filter(|p| p.as_os_str() != "-") {
+        Some(p) => match std::fs::read(&p) {
+            Ok(b) => (p.display().to_string(), b),
+            Err(e) => return fail(&LabError::Input(format!("{}: {e}", p.display()))),
+        },
+        None => {
+            let mut b = Vec::new();
+            if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut b) {
+                return fail(&LabError::Input(format!("standard input: {e}")));
+            }
+            ("standard input".to_string(), b)
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let options = kmodlab_lab::AnalyzeOptions {
+        module_dirs,
+        module_files: Vec::new(),
+        vmlinux,
+    };
+    let reports = match kmodlab_lab::analyze_log(&text, &options) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "reports": reports }))
+            .map_err(std::io::Error::from)
+            .and_then(|_| writeln!(out))
+    } else {
+        kmodlab_report::write_crash_reports(&mut out, &reports)
+    };
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("kmodlab: writing the reports of {name}: {e}");
+        }
+    }
+    if reports.is_empty() {
+        0
+    } else {
+        EXIT_FAILED
+    }
 }

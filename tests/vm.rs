@@ -78,7 +78,7 @@ fn vm_labs_and_failure_modes_pass_their_specs() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(
-        cases.len() >= 16,
+        cases.len() >= 27,
         "every lab and failure mode ran: {verdicts:?}"
     );
     let verdict_of = |spec: &str| -> Vec<&str> {
@@ -104,6 +104,17 @@ fn vm_labs_and_failure_modes_pass_their_specs() {
         ("tests/modules/exit-oops", "crashed"),
         ("tests/modules/params", "pass"),
         ("tests/modules/unload-busy", "unload-failed"),
+        ("tests/modules/paging-request", "crashed"),
+        ("tests/modules/gpf", "crashed"),
+        ("tests/modules/divide-error", "crashed"),
+        ("tests/modules/invalid-opcode", "crashed"),
+        ("tests/modules/list-corruption", "crashed"),
+        ("tests/modules/refcount", "warned"),
+        ("tests/modules/stack-overflow", "panicked"),
+        ("tests/modules/soft-lockup", "crashed"),
+        ("tests/modules/hung-task", "crashed"),
+        ("tests/modules/rcu-stall", "crashed"),
+        ("tests/modules/kfence-oob", "crashed"),
     ] {
         let got = verdict_of(spec);
         assert!(
@@ -196,6 +207,85 @@ fn vm_run_oops_lab_reports_the_crash() {
         show(&out)
     );
     assert!(text.contains("run dir: "), "{}", show(&out));
+    // The verdict names the source line of the NULL write, and shows it.
+    let src = std::fs::read_to_string("labs/kernel_modules/5-oops-mod/oops_mod.c").unwrap();
+    let line = src
+        .lines()
+        .position(|l| l.trim() == "*p = 'a';")
+        .expect("the NULL write in oops_mod.c")
+        + 1;
+    let want = format!("oops_mod.c:{line}");
+    assert!(
+        text.contains(&format!("source: {want}")),
+        "{want}\n{}",
+        show(&out)
+    );
+    assert!(
+        text.contains("*p = 'a';"),
+        "the source line is shown\n{}",
+        show(&out)
+    );
+
+    // `kmodlab oops` on the saved console log, with the module's directory: the same report,
+    // symbolized, with the faulting instruction disassembled.
+    let run_dir = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run dir: "))
+        .unwrap()
+        .to_string();
+    let log = std::path::Path::new(&run_dir).join("console.log");
+    let out = kmodlab()
+        .args([
+            "oops",
+            "--json",
+            "--module-dir",
+            "labs/kernel_modules/5-oops-mod",
+        ])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a report was found\n{}",
+        show(&out)
+    );
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    let r = &json["reports"][0];
+    assert_eq!(r["kind"], "oops", "{r}");
+    assert_eq!(r["function"], "my_oops_init", "{r}");
+    assert_eq!(r["module"], "oops_mod", "{r}");
+    assert_eq!(r["source"], want.as_str(), "{r}");
+    assert_eq!(r["frames"][0]["rip"], true, "{r}");
+    assert_eq!(r["frames"][0]["source"], want.as_str(), "{r}");
+    let dis = r["disassembly"]["instructions"]
+        .as_array()
+        .expect("a disassembly");
+    let faulting: Vec<&Value> = dis.iter().filter(|i| i["faulting"] == true).collect();
+    assert_eq!(faulting.len(), 1, "one faulting instruction: {dis:?}");
+    assert!(
+        faulting[0]["text"].as_str().unwrap().starts_with("mov"),
+        "{dis:?}"
+    );
+    assert!(
+        r["taint_flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["letter"] == "O"),
+        "out-of-tree taint decoded: {r}"
+    );
+
+    // Without debug info the report is the same, with no source line.
+    let out = kmodlab()
+        .args(["oops", "--json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["reports"][0]["title"], r["title"]);
+    assert_eq!(json["reports"][0]["source"], Value::Null);
     assert_no_qemu_left(&runs);
 }
 

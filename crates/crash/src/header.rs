@@ -1,5 +1,6 @@
 //! The first line of a report: what starts one, of which kind, and how it is titled.
 
+use crate::ext::{self, Ext};
 use crate::guilty::Pat::{self, Has, Starts};
 use crate::ReportKind;
 
@@ -37,6 +38,8 @@ pub(crate) enum Flavor {
     /// `...:pid blocked for more than 120 seconds.` whose `INFO: task` is on the line before
     /// (the task name held a newline); becomes [`Flavor::HungTask`] once that line is found.
     HungTaskTail,
+    /// The other kinds: sanitizers, lockdep, RCU stalls, ... (`ext.rs`).
+    Ext(Ext),
 }
 
 /// Warnings from well-known checkers get their own titles (syzkaller's table).
@@ -84,11 +87,14 @@ impl Flavor {
             | Flavor::DivideError
             | Flavor::InvalidOpcode
             | Flavor::StackSegment => ReportKind::Oops,
-            Flavor::KernelBug | Flavor::ListCorruption | Flavor::BugUsercopy => ReportKind::Bug,
+            Flavor::KernelBug | Flavor::BugUsercopy => ReportKind::Bug,
+            Flavor::ListCorruption => ReportKind::ListCorruption,
+            Flavor::Warning(WarningFlavor::Refcount) => ReportKind::Refcount,
             Flavor::Warning(_) => ReportKind::Warning,
             Flavor::Panic => ReportKind::Panic,
             Flavor::SoftLockup => ReportKind::SoftLockup,
             Flavor::HungTask | Flavor::HungTaskTail => ReportKind::HungTask,
+            Flavor::Ext(e) => e.kind(),
         }
     }
 
@@ -132,6 +138,8 @@ impl Flavor {
             Flavor::Panic => format!("kernel panic: {func}"),
             Flavor::SoftLockup => format!("BUG: soft lockup in {func}"),
             Flavor::HungTask | Flavor::HungTaskTail => format!("INFO: task hung in {func}"),
+            // Titled by `ext::title`.
+            Flavor::Ext(_) => func.to_owned(),
         }
     }
 
@@ -190,7 +198,23 @@ impl Flavor {
 pub(crate) fn detect(msg: &str) -> Option<Header> {
     // Cheap pre-filter: every header holds one of these.
     if ![
-        "BUG", "fault", "error", "opcode", "segment", "WARNING", "panic", "blocked",
+        "BUG",
+        "fault",
+        "error",
+        "opcode",
+        "segment",
+        "WARNING",
+        "panic",
+        "blocked",
+        "INFO",
+        "UBSAN",
+        "PANIC",
+        "Unable",
+        "trap",
+        "int3",
+        "unregister_netdevice",
+        "VFS:",
+        "LOCKUP",
     ]
     .iter()
     .any(|k| msg.contains(k))
@@ -226,12 +250,14 @@ pub(crate) fn detect(msg: &str) -> Option<Header> {
             Some(Flavor::UnableToHandle)
         }),
         ("general protection fault", general_protection),
-        ("divide error:", |_| Some(Flavor::DivideError)),
-        ("divide_error:", |_| Some(Flavor::DivideError)),
+        ("divide error:", divide_error),
+        ("divide_error:", divide_error),
         ("invalid opcode:", |_| Some(Flavor::InvalidOpcode)),
         ("stack segment: ", |_| Some(Flavor::StackSegment)),
         ("kernel BUG at ", kernel_bug),
-        ("WARNING:", warning),
+        ("WARNING:", |t| {
+            warning(t).filter(|_| !ext::warning_ignored(t))
+        }),
         ("Kernel panic - not syncing", |_| Some(Flavor::Panic)),
         ("BUG: soft lockup", |_| Some(Flavor::SoftLockup)),
         ("INFO: task ", hung_task),
@@ -253,6 +279,25 @@ pub(crate) fn detect(msg: &str) -> Option<Header> {
     if let Some(h) = &best {
         if h.flavor == Flavor::HungTaskTail && msg.contains("INFO: task") {
             return None;
+        }
+    }
+    if let Some((pos, e)) = ext::detect(msg) {
+        if best.as_ref().is_none_or(|b| pos < b.pos) {
+            best = Some(Header {
+                flavor: Flavor::Ext(e),
+                pos,
+            });
+        }
+    }
+    // A `WARNING:` no format titles is titled by its own text, as syzkaller does.
+    if let Some(pos) = msg.find("WARNING:") {
+        if best.as_ref().is_none_or(|b| pos < b.pos) {
+            if let Some(e) = ext::warning_fallback(msg, pos) {
+                best = Some(Header {
+                    flavor: Flavor::Ext(e),
+                    pos,
+                });
+            }
         }
     }
     best
@@ -288,6 +333,14 @@ fn general_protection(text: &str) -> Option<Flavor> {
         n > 0 && rest[n..].starts_with(" in ")
     });
     (!user).then_some(Flavor::GeneralProtection)
+}
+
+/// `divide error: 0000 [#1] ...`: an error code follows (`divide_error: dividing by 0` is a
+/// module named `divide_error` talking).
+fn divide_error(text: &str) -> Option<Flavor> {
+    let rest = text["divide error:".len()..].trim_start();
+    let code = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
+    (code >= 4).then_some(Flavor::DivideError)
 }
 
 fn kernel_bug(text: &str) -> Option<Flavor> {
@@ -442,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             flavor("WARNING: possible circular locking dependency detected"),
-            None
+            Some(Flavor::Ext(Ext::Lockdep(ext::Lock::Circular)))
         );
         assert_eq!(
             flavor("Kernel panic - not syncing: boom"),

@@ -4,21 +4,32 @@
 //!
 //! [`Scanner`] reads a console line by line and hands out each report as soon as it is
 //! complete; [`parse_reports`] runs it over a whole log. Detected (x86_64, Linux 4.x to 6.x
-//! formats): oopses (NULL pointer dereference, paging request, general protection fault, divide
-//! error, invalid opcode, stack segment), `kernel BUG at`, `WARNING:`, `Kernel panic - not
-//! syncing`, soft lockups and hung tasks. Titles follow syzkaller's conventions
+//! formats, and arm/arm64 oopses): oopses (NULL pointer dereference, paging request, general
+//! protection fault, divide error, invalid opcode, stack segment), `kernel BUG at`, `WARNING:`,
+//! `Kernel panic - not syncing`, soft and hard lockups, hung tasks, RCU stalls, KASAN, KFENCE,
+//! KMSAN, KCSAN and UBSAN reports, lockdep (possible deadlocks, inconsistent lock state,
+//! suspicious RCU usage, bad unlock balance, ...), sleeping in atomic context, kmemleak's
+//! memory leaks, stack overflows, double faults and the other `BUG:`/`INFO:` reports syzkaller
+//! knows ([`ReportKind`]). Titles follow syzkaller's conventions
 //! (`BUG: unable to handle kernel NULL pointer dereference in my_oops_init`,
-//! `WARNING in warn_init`, `kernel panic: boom`); the guilty frame skips reporting and
+//! `WARNING in warn_init`, `KASAN: slab-use-after-free Read in f`, `possible deadlock in f`,
+//! `INFO: rcu detected stall in f`, `kernel panic: boom`); the guilty frame skips reporting and
 //! unwinding plumbing as syzkaller does, and never skips a frame in a module.
+//!
+//! Each report also carries what a module author looks at: the register dump, the `Code:`
+//! line, the decoded taint flags, the `Modules linked in:` list, and the indexes of the guilty
+//! frame and of the first frame in the module under test ([`CrashReport`]).
 #![deny(missing_docs)]
 
 mod analysis;
 mod console;
+mod ext;
 mod frame;
 mod guilty;
 mod header;
 mod report;
 mod scanner;
+mod stack;
 mod title;
 
 pub use analysis::{DisasmLine, Disassembly, SourceContext};
@@ -44,12 +55,15 @@ pub fn parse_reports(log: &str) -> Vec<CrashReport> {
 }
 
 /// What kind of report this is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReportKind {
     /// An oops: NULL dereference, paging request, general protection fault, invalid opcode, ...
+    /// (the default, for [`CrashReport::default`]).
+    #[default]
     Oops,
-    /// `kernel BUG at file:line`.
+    /// `kernel BUG at file:line`, and other `BUG:` reports of no more specific kind (bad page
+    /// state, spinlock lockup, workqueue lockup, ...).
     Bug,
     /// `WARNING: CPU: ... at file:line func+off/size`.
     Warning,
@@ -57,8 +71,218 @@ pub enum ReportKind {
     Panic,
     /// `watchdog: BUG: soft lockup - CPU#N stuck for Ns!`.
     SoftLockup,
-    /// `INFO: task NAME:PID blocked for more than N seconds.`
+    /// `INFO: task NAME:PID blocked for more than N seconds.` (and `can't die`).
     HungTask,
+    /// `BUG: KASAN: use-after-free in f` and the other KASAN reports.
+    Kasan,
+    /// `BUG: KFENCE: use-after-free read in f` and the other KFENCE reports.
+    Kfence,
+    /// `BUG: KMSAN: uninit-value in f`, `BUG: KMSAN: kernel-infoleak in f`.
+    Kmsan,
+    /// `BUG: KCSAN: data-race in f / g`.
+    Kcsan,
+    /// `UBSAN: shift-out-of-bounds in file:line` and the other UBSAN reports.
+    Ubsan,
+    /// lockdep: possible deadlock, inconsistent lock state, suspicious RCU usage, bad unlock
+    /// balance, held lock freed, locks held when returning to user space, ...
+    Lockdep,
+    /// `INFO: rcu_preempt detected stalls on CPUs/tasks`.
+    RcuStall,
+    /// `NMI watchdog: Watchdog detected hard LOCKUP on cpu N`.
+    HardLockup,
+    /// `BUG: sleeping function called from invalid context`, `BUG: scheduling while atomic`.
+    AtomicSleep,
+    /// `BUG: memory leak` (kmemleak).
+    MemoryLeak,
+    /// `kernel BUG at lib/list_debug.c`, `list_add corruption`: a corrupted list.
+    ListCorruption,
+    /// `refcount_t: underflow; use-after-free.` (a `WARNING` in lib/refcount.c).
+    Refcount,
+    /// `BUG: stack guard page was hit`, `kernel stack overflow`.
+    StackOverflow,
+    /// `PANIC: double fault`.
+    DoubleFault,
+}
+
+/// How bad a report is for the task (and the machine) that printed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// The kernel warned and went on: the task is alive.
+    Warning,
+    /// The task was killed, hangs, or memory was accessed out of bounds: the kernel caught a
+    /// crash (an oops, a `BUG`, a lockup, a sanitizer's invalid access).
+    Crash,
+    /// The kernel panicked: the machine is gone.
+    Panic,
+}
+
+impl ReportKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ReportKind; 20] = [
+        ReportKind::Oops,
+        ReportKind::Bug,
+        ReportKind::Warning,
+        ReportKind::Panic,
+        ReportKind::SoftLockup,
+        ReportKind::HungTask,
+        ReportKind::Kasan,
+        ReportKind::Kfence,
+        ReportKind::Kmsan,
+        ReportKind::Kcsan,
+        ReportKind::Ubsan,
+        ReportKind::Lockdep,
+        ReportKind::RcuStall,
+        ReportKind::HardLockup,
+        ReportKind::AtomicSleep,
+        ReportKind::MemoryLeak,
+        ReportKind::ListCorruption,
+        ReportKind::Refcount,
+        ReportKind::StackOverflow,
+        ReportKind::DoubleFault,
+    ];
+}
+
+impl ReportKind {
+    /// The kebab-case name used in JSON and specs (`soft-lockup`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportKind::Oops => "oops",
+            ReportKind::Bug => "bug",
+            ReportKind::Warning => "warning",
+            ReportKind::Panic => "panic",
+            ReportKind::SoftLockup => "soft-lockup",
+            ReportKind::HungTask => "hung-task",
+            ReportKind::Kasan => "kasan",
+            ReportKind::Kfence => "kfence",
+            ReportKind::Kmsan => "kmsan",
+            ReportKind::Kcsan => "kcsan",
+            ReportKind::Ubsan => "ubsan",
+            ReportKind::Lockdep => "lockdep",
+            ReportKind::RcuStall => "rcu-stall",
+            ReportKind::HardLockup => "hard-lockup",
+            ReportKind::AtomicSleep => "atomic-sleep",
+            ReportKind::MemoryLeak => "memory-leak",
+            ReportKind::ListCorruption => "list-corruption",
+            ReportKind::Refcount => "refcount",
+            ReportKind::StackOverflow => "stack-overflow",
+            ReportKind::DoubleFault => "double-fault",
+        }
+    }
+
+    /// How bad a report of this kind is: [`Severity::Warning`] for reports after which the
+    /// task goes on (`WARNING`, lockdep, refcount, UBSAN, KCSAN data races, sleeping in atomic
+    /// context, memory leaks); [`Severity::Panic`] for a panic; [`Severity::Crash`] for
+    /// everything else: oopses, `BUG`s, lockups, stalls, hung tasks, and the invalid accesses
+    /// KASAN, KFENCE and KMSAN catch before they corrupt memory or leak it.
+    pub fn severity(self) -> Severity {
+        match self {
+            ReportKind::Panic => Severity::Panic,
+            ReportKind::Warning
+            | ReportKind::Lockdep
+            | ReportKind::Refcount
+            | ReportKind::Ubsan
+            | ReportKind::Kcsan
+            | ReportKind::AtomicSleep
+            | ReportKind::MemoryLeak => Severity::Warning,
+            ReportKind::Oops
+            | ReportKind::Bug
+            | ReportKind::SoftLockup
+            | ReportKind::HungTask
+            | ReportKind::Kasan
+            | ReportKind::Kfence
+            | ReportKind::Kmsan
+            | ReportKind::RcuStall
+            | ReportKind::HardLockup
+            | ReportKind::ListCorruption
+            | ReportKind::StackOverflow
+            | ReportKind::DoubleFault => Severity::Crash,
+        }
+    }
+}
+
+/// One taint flag of the kernel, decoded from a taint string (`G           OE`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaintFlag {
+    /// The letter the kernel prints (`O`).
+    pub letter: char,
+    /// The kernel's name of the flag (`OOT_MODULE`, as in `Tainted: [O]=OOT_MODULE`).
+    pub name: String,
+}
+
+/// The kernel's taint flags: letter and name (include/linux/panic.h, kernel/panic.c).
+const TAINT_FLAGS: &[(char, &str)] = &[
+    ('P', "PROPRIETARY_MODULE"),
+    ('F', "FORCED_MODULE"),
+    ('S', "CPU_OUT_OF_SPEC"),
+    ('R', "FORCED_RMMOD"),
+    ('M', "MACHINE_CHECK"),
+    ('B', "BAD_PAGE"),
+    ('U', "USER"),
+    ('D', "DIE"),
+    ('A', "OVERRIDDEN_ACPI_TABLE"),
+    ('W', "WARN"),
+    ('C', "CRAP"),
+    ('I', "FIRMWARE_WORKAROUND"),
+    ('O', "OOT_MODULE"),
+    ('E', "UNSIGNED_MODULE"),
+    ('L', "SOFTLOCKUP"),
+    ('K', "LIVEPATCH"),
+    ('X', "AUX"),
+    ('T', "RANDSTRUCT"),
+    ('N', "TEST"),
+];
+
+impl TaintFlag {
+    /// The flag a taint letter stands for; `None` for `G` (no proprietary module) and
+    /// anything that is no taint letter.
+    pub fn from_letter(letter: char) -> Option<TaintFlag> {
+        TAINT_FLAGS
+            .iter()
+            .find(|(l, _)| *l == letter)
+            .map(|(l, n)| TaintFlag {
+                letter: *l,
+                name: (*n).to_owned(),
+            })
+    }
+
+    /// Decodes a taint string as the kernel prints it (`G    B   W  OE`, or the letters of
+    /// `Tainted: [O]=OOT_MODULE, [E]=UNSIGNED_MODULE`): its flags in the kernel's order.
+    pub fn decode(taint: &str) -> Vec<TaintFlag> {
+        TAINT_FLAGS
+            .iter()
+            .filter(|(l, _)| taint.contains(*l))
+            .filter_map(|(l, _)| TaintFlag::from_letter(*l))
+            .collect()
+    }
+}
+
+/// One module of a report's `Modules linked in:` line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LinkedModule {
+    /// The module name (`oops_mod`).
+    pub name: String,
+    /// What the kernel printed in parentheses after the name, `""` when nothing: taint letters
+    /// of the module (`O` out-of-tree, `E` unsigned, `P` proprietary, ...), then `+` while the
+    /// module is loading or `-` while it is unloading (`OE+`).
+    pub marks: String,
+}
+
+impl LinkedModule {
+    /// Whether the module was still loading (its init function running).
+    pub fn loading(&self) -> bool {
+        self.marks.contains('+')
+    }
+
+    /// Whether the module was unloading (its exit function running).
+    pub fn unloading(&self) -> bool {
+        self.marks.contains('-')
+    }
+
+    /// Whether the module carries this taint letter (`O`, `E`, ...).
+    pub fn has_mark(&self, letter: char) -> bool {
+        letter.is_ascii_uppercase() && self.marks.contains(letter)
+    }
 }
 
 /// One call-trace frame.
@@ -85,7 +309,10 @@ pub struct Frame {
 }
 
 /// One crash report found in a log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Fields are added over time: code outside this crate that builds a report should end its
+/// struct literal with `..CrashReport::default()`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrashReport {
     /// The report's kind.
     pub kind: ReportKind,
@@ -115,6 +342,29 @@ pub struct CrashReport {
     pub lines: (usize, usize),
     /// The report's text, lines joined with `\n`, timestamps and `<N>` prefixes kept as found.
     pub text: String,
+    /// The register dump of the report's first `RIP:` block (`RIP`, `RSP`, `EFLAGS`, `RAX`, ...,
+    /// `CR2`), name and value as printed (`("RSP", "0018:ffffa9e0c04bfc68")`).
+    #[serde(default)]
+    pub registers: Vec<(String, String)>,
+    /// The first `Code:` line's text after `Code: ` (`48 89 ... <c7> 04 ...`, or `Unable to
+    /// access opcode bytes at 0x...`).
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The flags of [`CrashReport::taint`], decoded.
+    #[serde(default)]
+    pub taint_flags: Vec<TaintFlag>,
+    /// The modules of the `Modules linked in:` line, in the order printed.
+    #[serde(default)]
+    pub modules_linked: Vec<LinkedModule>,
+    /// Index in [`CrashReport::frames`] of the guilty frame (the one the title names, chosen
+    /// as syzkaller does, a module frame first), when it is one of the frames.
+    #[serde(default)]
+    pub guilty_frame: Option<usize>,
+    /// Index in [`CrashReport::frames`] of the first frame in a module marked `O` or `E` in
+    /// `Modules linked in:` (out-of-tree, unsigned: the module under test), else of the first
+    /// frame in any module (reliable frames before `? ` guesses): where a module author looks.
+    #[serde(default)]
+    pub user_frame: Option<usize>,
     /// What symbolization noticed (a stale module build, a module file not found), one line each.
     #[serde(default)]
     pub notes: Vec<String>,

@@ -1,10 +1,12 @@
 //! Turning the collected lines of one report into a [`CrashReport`].
 
+use crate::ext;
 use crate::frame::{self, Rip};
 use crate::guilty::{self, Guilty, Pat};
 use crate::header::{self, Flavor};
+use crate::stack;
 use crate::title;
-use crate::{CrashReport, Frame, ReportKind};
+use crate::{CrashReport, Frame, LinkedModule, ReportKind, TaintFlag};
 
 /// One console line of a report.
 #[derive(Clone, Debug)]
@@ -26,6 +28,9 @@ pub(crate) struct Line {
 pub(crate) struct Source {
     caller: Option<String>,
     stamped: bool,
+    /// The report asked other CPUs for their backtraces (`Sending NMI from CPU ...`): lines
+    /// of CPU callers (`[ C1]`) belong to it too.
+    pub cpu_traceback: bool,
 }
 
 impl Source {
@@ -34,6 +39,7 @@ impl Source {
         Source {
             caller: line.caller.clone(),
             stamped: line.stamped,
+            cpu_traceback: false,
         }
     }
 
@@ -42,7 +48,7 @@ impl Source {
     /// console), cannot.
     pub fn admits(&self, line: &Line) -> bool {
         let callers = match (&line.caller, &self.caller) {
-            (Some(a), Some(b)) => a == b,
+            (Some(a), Some(b)) => a == b || (self.cpu_traceback && a.starts_with('C')),
             _ => true,
         };
         callers && (line.stamped || !self.stamped)
@@ -121,7 +127,12 @@ struct PanicInfo {
 /// Builds the report.
 pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
     let body = &c.lines[c.header_at.min(c.lines.len())..];
-    let facts = Facts::read(body, c.flavor.uses_rip());
+    let start = match c.flavor {
+        Flavor::Ext(e) if e.frames_follow_header() => TraceStart::Header,
+        Flavor::Ext(ext::Ext::MemoryLeak) => TraceStart::Backtrace,
+        _ => TraceStart::CallTrace,
+    };
+    let facts = Facts::read(body, c.flavor.uses_rip(), start);
     let mut frames: Vec<Frame> = Vec::new();
     if let Some(f) = &facts.rip {
         frames.push(f.clone());
@@ -139,9 +150,26 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
 
     let kind = c.flavor.kind();
     let mut reasons: Vec<String> = Vec::new();
-    let (title, function, module) = if kind == ReportKind::Panic {
+    let mut key_frame: Option<Frame> = None;
+    let (title, function, module) = if let Flavor::Ext(e) = c.flavor {
+        // The header text replaces the header line's message: it starts at the header.
+        let msgs: Vec<&str> = std::iter::once(c.header_text.lines().next().unwrap_or(""))
+            .chain(body.iter().skip(1).map(|l| l.msg.as_str()))
+            .collect();
+        let t = ext::title(e, &msgs);
+        reasons.extend(t.corrupted);
+        let (function, module) = t.key.as_ref().map_or((None, None), |k| {
+            (Some(k.frame.function.clone()), k.frame.module.clone())
+        });
+        key_frame = t.key.map(|k| k.frame);
+        (t.title, function, module)
+    } else if kind == ReportKind::Panic {
         let info = panic_info(c.header_text, &candidates);
         let (mut function, mut module) = info.guilty.clone().unwrap_or_default();
+        key_frame = candidates
+            .iter()
+            .find(|f| Some(&f.function) == function.as_ref() && f.module == module)
+            .map(|f| (*f).clone());
         if info.consequence {
             match cause {
                 Some(cause) => {
@@ -178,11 +206,14 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
             reasons.push("the header line is cut short".to_owned());
         }
         match guilty {
-            Some(Guilty { frame, name }) => (
-                c.flavor.title(&name),
-                Some(frame.function.clone()),
-                frame.module.clone(),
-            ),
+            Some(Guilty { frame, name }) => {
+                key_frame = Some(frame.clone());
+                (
+                    c.flavor.title(&name),
+                    Some(frame.function.clone()),
+                    frame.module.clone(),
+                )
+            }
             None => {
                 if fault_injection {
                     reasons.push("a fault-injection stack is mixed into the call trace".to_owned());
@@ -213,6 +244,13 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
         reasons.insert(0, "the report is too long and was cut".to_owned());
     }
 
+    let guilty_frame = key_frame.as_ref().and_then(|k| {
+        frames
+            .iter()
+            .position(|f| f == k)
+            .or_else(|| frames.iter().position(|f| same_place(f, k)))
+    });
+    let user_frame = user_frame(&frames, &facts.modules);
     let (cpu, pid, comm) = header_task(c.flavor, c.header_text);
     let first = c.lines.first().map_or(0, |l| l.index);
     let last = c.lines.last().map_or(first, |l| l.index);
@@ -231,12 +269,23 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
         function,
         source: None,
         frames,
+        taint_flags: facts
+            .taint
+            .clone()
+            .flatten()
+            .map(|t| TaintFlag::decode(&t))
+            .unwrap_or_default(),
         taint: facts.taint.flatten(),
         cpu: facts.cpu.or(cpu),
         pid: facts.pid.or(pid),
         comm: facts.comm.or(comm),
         lines: (first, last),
         text,
+        registers: facts.registers,
+        code: facts.code,
+        guilty_frame,
+        user_frame,
+        modules_linked: facts.modules,
         notes: Vec::new(),
         context: None,
         disassembly: None,
@@ -254,17 +303,62 @@ struct Facts {
     comm: Option<String>,
     /// `Some(None)` for `Not tainted`.
     taint: Option<Option<String>>,
+    registers: Vec<(String, String)>,
+    code: Option<String>,
+    modules: Vec<LinkedModule>,
+}
+
+/// Where a report's own stack starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TraceStart {
+    /// At `Call Trace:`.
+    CallTrace,
+    /// Right after the header (KMSAN, KFENCE).
+    Header,
+    /// At kmemleak's `backtrace:`.
+    Backtrace,
 }
 
 impl Facts {
-    fn read(body: &[Line], uses_rip: bool) -> Facts {
+    fn read(body: &[Line], uses_rip: bool, start: TraceStart) -> Facts {
         let mut facts = Facts::default();
         let mut rip_done = !uses_rip;
-        let mut collecting = false;
+        let mut collecting = start == TraceStart::Header;
         let mut trace_done = false;
-        for line in body {
+        let mut registers = Registers::default();
+        for (i, line) in body.iter().enumerate() {
             let msg = line.msg.as_str();
             let t = msg.trim();
+            registers.read(t, &mut facts.registers);
+            if facts.code.is_none() {
+                if let Some(code) = t.strip_prefix("Code:") {
+                    facts.code = Some(code.trim().to_owned());
+                }
+            }
+            if facts.modules.is_empty() {
+                if let Some(list) = t.strip_prefix("Modules linked in:") {
+                    facts.modules = linked_modules(list);
+                }
+            }
+            if i == 0 && start == TraceStart::Header {
+                continue;
+            }
+            if start == TraceStart::Backtrace
+                && !trace_done
+                && !collecting
+                && (t.starts_with("backtrace:") || t.starts_with("backtrace (crc "))
+            {
+                collecting = true;
+                facts.has_call_trace = true;
+                continue;
+            }
+            let origin = t.ends_with(" created at:") || t.contains("Uninit was created at:");
+            if start == TraceStart::Header && collecting && (stack::is_stack_start(t) || origin) {
+                collecting = false;
+                trace_done = true;
+                facts.has_call_trace = true;
+                continue;
+            }
             if !rip_done {
                 if let Some(rip) = frame::parse_rip(msg) {
                     rip_done = true;
@@ -354,6 +448,142 @@ fn is_stack_start(t: &str) -> bool {
         || t.starts_with("Allocated by task")
         || t.starts_with("Freed by task")
         || (t.contains(" backtrace:") && !t.contains("stack backtrace:"))
+}
+
+/// Reads the first register dump of a report: it starts at a `RIP:` (or `EIP:`, `pc : `) line
+/// and ends at the first line that holds no registers (a `Code:` line in between is part of it).
+#[derive(Default)]
+struct Registers {
+    started: bool,
+    done: bool,
+}
+
+impl Registers {
+    fn read(&mut self, t: &str, out: &mut Vec<(String, String)>) {
+        if self.done {
+            return;
+        }
+        if !self.started {
+            let starts = ["RIP:", "EIP:", "pc : ", "NIP:"]
+                .iter()
+                .any(|p| t.starts_with(p))
+                && frame::parse_rip(t).is_some_and(|r| r != Rip::User || t.starts_with("RIP"))
+                || t.starts_with("pc : ");
+            if !starts {
+                return;
+            }
+            self.started = true;
+        }
+        if t.starts_with("Code:") {
+            return;
+        }
+        let pairs = register_pairs(t);
+        if pairs.is_empty() {
+            self.done = true;
+            return;
+        }
+        out.extend(pairs);
+    }
+}
+
+/// `RSP: 0018:ffffa9e0c04bfc68 EFLAGS: 00010246` is `[("RSP", "0018:ffffa9e0c04bfc68"),
+/// ("EFLAGS", "00010246")]`; a `RIP:` line's value is the rest of the line. Empty when the line
+/// is no register line.
+fn register_pairs(t: &str) -> Vec<(String, String)> {
+    let is_name = |w: &str| {
+        !w.is_empty()
+            && w.len() <= 8
+            && w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && w.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            || matches!(w, "knlGS" | "pc" | "lr" | "sp" | "pstate")
+            || (w.len() <= 3
+                && w.starts_with('x')
+                && w[1..].bytes().all(|b| b.is_ascii_digit())
+                && w.len() > 1)
+    };
+    for p in ["RIP:", "EIP:", "NIP:"] {
+        if let Some(v) = t.strip_prefix(p) {
+            return vec![(p[..p.len() - 1].to_owned(), v.trim().to_owned())];
+        }
+    }
+    for p in ["pc : ", "lr : "] {
+        if let Some(v) = t.strip_prefix(p) {
+            return vec![(p[..2].to_owned(), v.trim().to_owned())];
+        }
+    }
+    // `NAME: VALUE`, `NAME : VALUE` (arm64) or `NAME:VALUE` (`GS:ffff...`), nothing else.
+    let tokens: Vec<&str> = t.split_whitespace().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let tok = tokens[i];
+        let (name, value, next) = if let Some(n) = tok.strip_suffix(':') {
+            (n, tokens.get(i + 1).copied(), i + 2)
+        } else if tokens.get(i + 1) == Some(&":") {
+            (tok, tokens.get(i + 2).copied(), i + 3)
+        } else if let Some((n, v)) = tok.split_once(':') {
+            (n, Some(v), i + 1)
+        } else {
+            return Vec::new();
+        };
+        let Some(value) = value.filter(|v| v.bytes().next().is_some_and(|b| b.is_ascii_hexdigit()))
+        else {
+            return Vec::new();
+        };
+        if !is_name(name) {
+            return Vec::new();
+        }
+        out.push((name.to_owned(), value.to_owned()));
+        i = next;
+    }
+    out
+}
+
+/// `oops_mod(OE+) virtio_console [last unloaded: x]`
+fn linked_modules(list: &str) -> Vec<LinkedModule> {
+    let list = list.split(" [last unloaded").next().unwrap_or(list);
+    list.split_whitespace()
+        .filter_map(|tok| {
+            let (name, marks) = match tok.split_once('(') {
+                Some((n, m)) => (n, m.trim_end_matches(')')),
+                None => (tok, ""),
+            };
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            ok.then(|| LinkedModule {
+                name: name.to_owned(),
+                marks: marks.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Two frames at the same function of the same module.
+fn same_place(a: &Frame, b: &Frame) -> bool {
+    guilty::base_name(&a.function) == guilty::base_name(&b.function) && a.module == b.module
+}
+
+/// The first frame in a module marked `O` or `E` in `Modules linked in:`, else in any module;
+/// reliable frames first.
+fn user_frame(frames: &[Frame], modules: &[LinkedModule]) -> Option<usize> {
+    let marked = |f: &Frame| {
+        f.module.as_ref().is_some_and(|m| {
+            modules
+                .iter()
+                .any(|l| &l.name == m && (l.has_mark('O') || l.has_mark('E')))
+        })
+    };
+    let any = |f: &Frame| f.module.is_some();
+    let tests: [&dyn Fn(&Frame) -> bool; 2] = [&marked, &any];
+    tests.iter().find_map(|test| {
+        frames
+            .iter()
+            .position(|f| f.reliable && test(f))
+            .or_else(|| frames.iter().position(test))
+    })
 }
 
 /// `G           OE      6.12.12-amd64 #1` is `G           OE`.

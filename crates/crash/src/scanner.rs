@@ -1,6 +1,7 @@
 //! The streaming scanner: lines in, reports out as soon as they are complete.
 
 use crate::console;
+use crate::ext::{Ending, Ext};
 use crate::frame;
 use crate::header::{self, Flavor, Header};
 use crate::report::{self, Cause, Collected, End, Line, Source, TraceState};
@@ -35,8 +36,17 @@ const PANIC_EPILOGUE: &[&str] = &[
 ///   line after their `</TASK>` that is not a panic's epilogue (`Kernel Offset: ...`); with
 ///   `panic=-1` the machine resets before printing anything more, so such a report comes out
 ///   of [`Scanner::finish`] (it is not marked corrupted for that);
-/// - any report ends when another one starts, including kinds this crate does not title
-///   (KASAN, lockdep, RCU stalls, other `BUG:` lines, fault injection's stack dumps).
+/// - sanitizer reports (KASAN, KFENCE, KMSAN, KCSAN, UBSAN) end at their closing `=====` line
+///   (or an end marker); lockdep reports, RCU stalls, hard lockups, sleeping-in-atomic and
+///   the other `BUG:`/`INFO:` reports with a call trace end with it, as soft lockups do;
+///   kmemleak's reports end with their `backtrace:`; one-line reports (`BUG: Bad rss-counter
+///   state`) end at the next line;
+/// - any report ends when another one starts, and at lines that start a stack of their own
+///   (fault injection's stack dumps, `vmalloc: allocation failure`).
+///
+/// A header followed by `** replaying previous printk message **` was cut and is printed again:
+/// it is no report. After `Sending NMI from CPU ...` (stall reports asking other CPUs for their
+/// backtraces), lines of CPU contexts (`[ C1]`) belong to the report too.
 ///
 /// A `Kernel panic - not syncing` line after a report's call trace starts a report of its own
 /// (kind [`ReportKind::Panic`]); when the panic message only points back at the report before
@@ -154,6 +164,16 @@ impl Scanner {
         header: Option<Header>,
         out: &mut Vec<CrashReport>,
     ) {
+        if line.msg.contains("** replaying previous printk message **")
+            && p.lines.len() == p.header_at + 1
+        {
+            // The header was cut and is printed again: it was no report of its own.
+            self.recent.extend(p.lines);
+            let extra = self.recent.len().saturating_sub(PRELUDE_LINES - 1);
+            self.recent.drain(..extra);
+            self.idle(line, header);
+            return;
+        }
         if !p.source.admits(&line) {
             // Another task's or CPU's line, or user space's: not part of this report, unless
             // one of our reports starts there.
@@ -168,7 +188,21 @@ impl Scanner {
             }
             return;
         }
+        if p.ending() == Some(Ending::Line) && p.lines.len() > p.header_at {
+            // A one-line report is over at the next line of its source.
+            self.complete(p, End::TraceOver, out);
+            self.idle(line, header);
+            return;
+        }
         let msg = line.msg.as_str();
+        if p.ending() == Some(Ending::Rule) && is_rule(msg) && p.lines.len() > p.header_at + 1 {
+            p.push(line);
+            self.complete(p, End::Marker, out);
+            return;
+        }
+        if msg.contains("Sending NMI from CPU") {
+            p.source.cpu_traceback = true;
+        }
         if msg.contains("---[ end trace") || msg.contains("---[ end Kernel panic") {
             p.push(line);
             self.complete(p, End::Marker, out);
@@ -302,8 +336,20 @@ impl Pending {
 
     fn push(&mut self, line: Line) {
         let t = line.msg.trim();
+        let leak = self.ending() == Some(Ending::Backtrace);
+        if self.trace.closed
+            && self.flavor == Flavor::Ext(Ext::RcuStall)
+            && (t.starts_with("Call Trace") || t.starts_with("Call trace"))
+        {
+            // A stall report prints several stacks (the grace-period kthread's, then each
+            // stalled CPU's): a new one starts.
+            self.trace = TraceState::default();
+        }
         let trace = &mut self.trace;
-        if t.starts_with("Call Trace") || t.starts_with("Call trace") {
+        if t.starts_with("Call Trace")
+            || t.starts_with("Call trace")
+            || (leak && (t.starts_with("backtrace:") || t.starts_with("backtrace (crc ")))
+        {
             trace.started = true;
         } else if trace.started && !trace.closed {
             if t == "<TASK>" {
@@ -327,17 +373,37 @@ impl Pending {
 
     fn classify(&self, h: &Header) -> InReport {
         match h.flavor {
-            Flavor::InvalidOpcode if self.flavor.kind() == ReportKind::Bug && !self.rip_seen => {
+            Flavor::InvalidOpcode
+                if matches!(
+                    self.flavor,
+                    Flavor::KernelBug | Flavor::ListCorruption | Flavor::BugUsercopy
+                ) && !self.rip_seen =>
+            {
                 InReport::Continue
             }
             Flavor::Panic if !self.in_panic() && !self.trace.started => InReport::AbsorbPanic,
+            // These come in the middle of another report (arm's `Internal error: Oops` after
+            // `Unable to handle kernel paging request`), as syzkaller reads them.
+            Flavor::Ext(ref e) if e.continues_report() => InReport::Continue,
             _ => InReport::NewReport,
         }
     }
 
     /// Whether this kind of report ends with its call trace (it prints no end marker).
     fn ends_with_trace(&self) -> bool {
-        matches!(self.flavor, Flavor::SoftLockup | Flavor::HungTask) && self.panic_at.is_none()
+        let by_trace = matches!(self.flavor, Flavor::SoftLockup | Flavor::HungTask)
+            || matches!(self.ending(), Some(Ending::Trace | Ending::Backtrace));
+        // A stall is over with the stack of the stalled code, the one with the registers.
+        let stall_done = self.flavor != Flavor::Ext(Ext::RcuStall) || self.rip_seen;
+        by_trace && stall_done && self.panic_at.is_none()
+    }
+
+    /// How a report of the other kinds (`ext.rs`) ends.
+    fn ending(&self) -> Option<Ending> {
+        match &self.flavor {
+            Flavor::Ext(e) => Some(e.ending()),
+            _ => None,
+        }
     }
 
     /// Whether the report is a panic, or has read one.
@@ -351,6 +417,13 @@ impl Pending {
             && !self.trace.started
             && self.header_text.contains("Fatal exception")
     }
+}
+
+/// `==================================================================`: the line before and
+/// after a sanitizer's report.
+fn is_rule(msg: &str) -> bool {
+    let t = msg.trim();
+    t.len() >= 20 && t.bytes().all(|b| b == b'=')
 }
 
 fn is_panic_epilogue(msg: &str) -> bool {

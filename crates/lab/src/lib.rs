@@ -3,6 +3,10 @@
 //! its own: the binary does that.
 #![deny(missing_docs)]
 
+mod analyze;
+
+pub use analyze::{analyze_log, enrich, symbolizer, AnalyzeOptions};
+
 use kmodlab_events::{Event, RunResult};
 use kmodlab_kbuild::Kernel;
 use kmodlab_report::CaseOutcome;
@@ -303,6 +307,18 @@ impl Lab {
         options: &RunOptions,
         sink: &mut dyn FnMut(&Event),
     ) -> Result<RunResult, InfraError> {
+        self.run_with_kernel_args(module, options, &[], sink)
+    }
+
+    /// [`Lab::run`] with `kernel_args` appended to the guest kernel's command line (a spec's
+    /// `kernel_args`).
+    pub fn run_with_kernel_args(
+        &self,
+        module: &Module,
+        options: &RunOptions,
+        kernel_args: &[String],
+        sink: &mut dyn FnMut(&Event),
+    ) -> Result<RunResult, InfraError> {
         let plan = RunPlan {
             qemu: self.qemu.clone(),
             kernel: self.boot_kernel(),
@@ -316,8 +332,39 @@ impl Lab {
             deadlines: options.deadlines,
             run_dir: self.new_run_dir(&module.name),
             memory_mb: 512,
+            kernel_args: kernel_args.to_vec(),
         };
-        kmodlab_vm::run(&plan, sink)
+        let mut result = kmodlab_vm::run(&plan, sink)?;
+        if !result.reports.is_empty() {
+            analyze_run(module, &mut result);
+        }
+        Ok(result)
+    }
+}
+
+/// Symbolizes a run's crash reports against the module that ran (its .ko and its sources, next
+/// to it), and rewrites the run directory's `result.json` with them.
+fn analyze_run(module: &Module, result: &mut RunResult) {
+    let options = AnalyzeOptions {
+        module_files: vec![module.ko.clone()],
+        ..AnalyzeOptions::default()
+    };
+    let dirs: Vec<PathBuf> = module
+        .ko
+        .parent()
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
+    match symbolizer(&options) {
+        Ok(s) => enrich(&mut result.reports, &s, &dirs),
+        Err(e) => {
+            for r in &mut result.reports {
+                r.notes.push(format!("no symbolization: {e}"));
+            }
+        }
+    }
+    if let Ok(json) = serde_json::to_string_pretty(&result) {
+        let _ = std::fs::write(result.run_dir.join("result.json"), json + "\n");
     }
 }
 
@@ -390,6 +437,7 @@ impl Lab {
             boot_deadline: deadlines.boot,
             modules: Vec::new(),
             files,
+            kernel_args: Vec::new(),
         };
         kmodlab_vm::script::run_script(&spec, commands, deadlines.step, deadlines.shutdown, sink)
             .map_err(|e| LabError::Infra(e.to_string()))
@@ -494,6 +542,15 @@ pub struct SpecDir {
     pub label: String,
     /// The spec.
     pub spec: Spec,
+}
+
+/// The kernel arguments the spec in `dir` asks for (`kernel_args`); none when `dir` has no spec.
+pub fn spec_kernel_args(dir: &Path) -> Result<Vec<String>, LabError> {
+    if !dir.join(kmodlab_spec::SPEC_FILE).is_file() {
+        return Ok(Vec::new());
+    }
+    let spec = load_specs(&[dir.to_path_buf()])?.remove(0);
+    Ok(spec.spec.kernel_args)
 }
 
 /// Parses the spec of every directory; the first broken spec is an input error naming FILE:LINE.
@@ -603,7 +660,7 @@ fn run_case(
         skip_unload: case.unload.skip,
         deadlines,
     };
-    match lab.run(module, &options, &mut |_| {}) {
+    match lab.run_with_kernel_args(module, &options, &spec.spec.kernel_args, &mut |_| {}) {
         Ok(result) => {
             outcome.failures = case.evaluate(&result);
             if !outcome.failures.is_empty() {

@@ -10,9 +10,15 @@
 //!   per spec, one result line per case; `tools/testing/kunit/kunit.py parse` accepts it.
 //! - [`write_junit`]: JUnit XML, one `<testsuite>` per spec.
 //! - [`write_json`]: one JSON document, `{"passed":N,"failed":M,"cases":[...]}`.
+//! - [`write_crash_reports`], [`write_crash_report`]: crash reports as `kmodlab oops` and
+//!   `kmodlab run` show them (title, where, source line with context, trace, disassembly).
 #![deny(missing_docs)]
 
-use kmodlab_crash::{CrashReport, ReportKind};
+mod oops;
+
+pub use oops::{write_crash_report, write_crash_reports, Detail};
+
+use kmodlab_crash::ReportKind;
 use kmodlab_events::{FileRead, PhaseResult, RunResult};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
@@ -76,14 +82,7 @@ fn seconds(s: f64) -> f64 {
 }
 
 fn kind_name(kind: ReportKind) -> &'static str {
-    match kind {
-        ReportKind::Oops => "oops",
-        ReportKind::Bug => "bug",
-        ReportKind::Warning => "warning",
-        ReportKind::Panic => "panic",
-        ReportKind::SoftLockup => "soft-lockup",
-        ReportKind::HungTask => "hung-task",
-    }
+    kind.name()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,29 +203,6 @@ fn write_file(out: &mut dyn Write, f: &FileRead) -> io::Result<()> {
     }
 }
 
-fn write_report(out: &mut dyn Write, r: &CrashReport) -> io::Result<()> {
-    writeln!(out, "{}: {}", kind_name(r.kind), r.title)?;
-    if let Some(f) = &r.function {
-        let mut line = format!("{INDENT}in {f}");
-        if let Some(m) = &r.module {
-            line.push_str(&format!(" [{m}]"));
-        }
-        if let Some(s) = &r.source {
-            line.push_str(&format!(" at {s}"));
-        }
-        writeln!(out, "{line}")?;
-    } else if let Some(s) = &r.source {
-        writeln!(out, "{INDENT}at {s}")?;
-    }
-    if r.corrupted {
-        match &r.corrupted_reason {
-            Some(why) => writeln!(out, "{INDENT}(report corrupted: {why})")?,
-            None => writeln!(out, "{INDENT}(report corrupted)")?,
-        }
-    }
-    Ok(())
-}
-
 /// Writes `kmodlab run`'s human output: kernel and accelerator, the load phase and its kernel
 /// messages, the files read while loaded, the unload phase and its messages, the crash reports
 /// (kind, title, function \[module\], source), then `verdict: X` and `run dir: PATH`.
@@ -250,7 +226,7 @@ pub fn write_human_run(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
         None => writeln!(out, "unload: not attempted")?,
     }
     for report in &r.reports {
-        write_report(out, report)?;
+        write_crash_report(out, report, Detail::Brief)?;
     }
     if let Some(p) = r.timeout_phase {
         writeln!(out, "timeout: the {p} phase missed its deadline")?;

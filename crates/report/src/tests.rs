@@ -17,7 +17,7 @@
 //! ```
 
 use super::*;
-use kmodlab_crash::Frame;
+use kmodlab_crash::{CrashReport, Frame};
 use kmodlab_events::Verdict;
 use std::path::PathBuf;
 
@@ -81,19 +81,22 @@ fn oops() -> CrashReport {
         source: Some("oops_mod.c:12".into()),
         frames: vec![Frame {
             function: "my_oops_init".into(),
+            offset: Some(0x15),
+            size: Some(0x30),
             module: Some("oops_mod".into()),
             reliable: true,
+            rip: true,
+            source: Some("oops_mod.c:12".into()),
             ..Frame::default()
         }],
+        guilty_frame: Some(0),
         taint: Some("G           OE".into()),
         cpu: Some(0),
         pid: Some(77),
         comm: Some("insmod".into()),
         lines: (10, 40),
         text: "BUG: kernel NULL pointer dereference, address: 0000000000000000".into(),
-        notes: Vec::new(),
-        context: None,
-        disassembly: None,
+        ..CrashReport::default()
     }
 }
 
@@ -610,6 +613,7 @@ fn human_run_crash_and_failures() {
     corrupted.kind = ReportKind::SoftLockup;
     corrupted.title = "BUG: soft lockup in spin".into();
     corrupted.function = None;
+    corrupted.guilty_frame = None;
     corrupted.source = None;
     corrupted.corrupted = true;
     corrupted.corrupted_reason = Some("no call trace".into());
@@ -628,10 +632,13 @@ while loaded:
     /sys/module/hello_mod/secret: exists, unreadable: Permission denied
     /sys/module/hello_mod/empty: (empty)
 unload: not attempted
-oops: BUG: kernel NULL pointer dereference in my_oops_init
-    in my_oops_init [oops_mod] at oops_mod.c:12
-soft-lockup: BUG: soft lockup in spin
-    (report corrupted: no call trace)
+BUG: kernel NULL pointer dereference in my_oops_init
+  kind: oops, CPU 0, PID 77 (insmod)
+  where: my_oops_init+0x15/0x30 [oops_mod]
+  source: oops_mod.c:12
+BUG: soft lockup in spin
+  kind: soft-lockup, CPU 0, PID 77 (insmod)
+  corrupted: no call trace
 verdict: crashed
 run dir: /tmp/kmodlab/run-1
 "

@@ -14,6 +14,8 @@
 //! module = "hello_mod"
 //! # Default per-phase deadline in seconds (optional).
 //! timeout = 30
+//! # Words appended to the guest kernel's command line for every case (optional).
+//! kernel_args = ["watchdog_thresh=1", "sysctl.kernel.hung_task_timeout_secs=2"]
 //!
 //! [[case]]
 //! name = "prints hello and goodbye"      # required, unique within the spec
@@ -43,6 +45,7 @@
 //! function = "my_oops_init" # exact guilty function
 //! module = "oops_mod"       # exact module of the guilty frame
 //! phase = "load"            # load | unload (informational, see below)
+//! source = "oops_mod.c:12"  # the guilty frame's source ends with this (see below)
 //! ```
 //!
 //! Every key is optional except a case's `name`. Regexes use the [`regex`] crate's syntax and are
@@ -66,6 +69,23 @@
 //! `unload.skip = true` together with other unload expectations, and `load.error` together with
 //! `unload.error` (a module that failed to load is never unloaded). Each error is one line,
 //! `FILE:LINE: message`, with the line of the offending key or value ([`SpecError`]).
+//!
+//! ## `kernel_args`
+//!
+//! Each element is one kernel command-line word (`name=value` or a bare flag): not empty and
+//! without whitespace (a value with spaces would need the kernel's own quoting, which is not
+//! supported). They are appended, in order, after kmodlab's own command line, so they can
+//! override it: the lockup and stall detectors are the usual reason (`watchdog_thresh=1`,
+//! `sysctl.kernel.hung_task_timeout_secs=2`, `rcupdate.rcu_cpu_stall_timeout=3`). A spec
+//! without the key boots the kernel with kmodlab's command line only.
+//!
+//! ## `crash.source`
+//!
+//! The report's `source` is the `file:line` of the guilty frame, as the symbolizer found it
+//! (often a longer path than the spec gives). `source` is met when the report's source equals
+//! the given text or ends with it right after a `/`: `"oops_mod.c:12"` matches
+//! `/src/oops_mod/oops_mod.c:12` but neither `my_oops_mod.c:12` nor `oops_mod.c:112`. A report
+//! without a source never meets it.
 //!
 //! ## `crash.phase`
 //!
@@ -131,6 +151,8 @@ pub struct Spec {
     pub module: Option<String>,
     /// Default per-phase deadline in seconds.
     pub timeout: Option<f64>,
+    /// Words appended to the guest kernel's command line, in spec order (empty: none).
+    pub kernel_args: Vec<String>,
     /// The cases, in spec order; never empty (see [`IMPLICIT_CASE`]).
     pub cases: Vec<Case>,
 }
@@ -214,6 +236,8 @@ pub struct CrashExpect {
     /// The phase during which the report appeared ([`Phase::Load`] or [`Phase::Unload`]).
     /// Informational: [`Case::evaluate`] does not check it, as a [`RunResult`] does not say.
     pub phase: Option<Phase>,
+    /// The end of the guilty frame's `file:line` (see the crate docs on `crash.source`).
+    pub source: Option<String>,
 }
 
 impl CrashExpect {
@@ -228,6 +252,10 @@ impl CrashExpect {
                 .module
                 .as_ref()
                 .is_none_or(|m| r.module.as_deref() == Some(m.as_str()))
+            && self
+                .source
+                .as_ref()
+                .is_none_or(|s| r.source.as_deref().is_some_and(|rs| source_matches(s, rs)))
     }
 
     fn describe(&self) -> String {
@@ -244,6 +272,9 @@ impl CrashExpect {
         if let Some(m) = &self.module {
             parts.push(format!("module {m}"));
         }
+        if let Some(s) = &self.source {
+            parts.push(format!("source {s}"));
+        }
         if parts.is_empty() {
             "a crash report".to_string()
         } else {
@@ -252,14 +283,37 @@ impl CrashExpect {
     }
 }
 
+/// Whether a report's `source` (`/path/to/file.c:12`) meets a spec's `source` (`file.c:12`): equal,
+/// or ending with it right after a `/`.
+fn source_matches(expected: &str, source: &str) -> bool {
+    source == expected
+        || source
+            .strip_suffix(expected)
+            .is_some_and(|head| head.ends_with('/'))
+}
+
 /// The crash report kinds as a spec names them (the kebab-case names of [`ReportKind`]).
-pub const REPORT_KINDS: [(&str, ReportKind); 6] = [
+pub const REPORT_KINDS: [(&str, ReportKind); 20] = [
     ("oops", ReportKind::Oops),
     ("bug", ReportKind::Bug),
     ("warning", ReportKind::Warning),
     ("panic", ReportKind::Panic),
     ("soft-lockup", ReportKind::SoftLockup),
     ("hung-task", ReportKind::HungTask),
+    ("kasan", ReportKind::Kasan),
+    ("kfence", ReportKind::Kfence),
+    ("kmsan", ReportKind::Kmsan),
+    ("kcsan", ReportKind::Kcsan),
+    ("ubsan", ReportKind::Ubsan),
+    ("lockdep", ReportKind::Lockdep),
+    ("rcu-stall", ReportKind::RcuStall),
+    ("hard-lockup", ReportKind::HardLockup),
+    ("atomic-sleep", ReportKind::AtomicSleep),
+    ("memory-leak", ReportKind::MemoryLeak),
+    ("list-corruption", ReportKind::ListCorruption),
+    ("refcount", ReportKind::Refcount),
+    ("stack-overflow", ReportKind::StackOverflow),
+    ("double-fault", ReportKind::DoubleFault),
 ];
 
 /// The spec name of a report kind (`soft-lockup`).
@@ -315,6 +369,8 @@ struct RawSpec {
     kernel: Option<Spanned<String>>,
     module: Option<Spanned<String>>,
     timeout: Option<Spanned<f64>>,
+    #[serde(default)]
+    kernel_args: Vec<Spanned<String>>,
     #[serde(default)]
     case: Vec<Spanned<RawCase>>,
 }
@@ -376,6 +432,7 @@ struct RawCrash {
     function: Option<Spanned<String>>,
     module: Option<Spanned<String>>,
     phase: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
 }
 
 /// `path -> regex` pairs in document order.
@@ -557,6 +614,19 @@ pub fn parse(file_label: &str, text: &str) -> Result<Spec, SpecError> {
         }
     };
     let timeout = cx.timeout("timeout", &raw.timeout)?;
+    let mut kernel_args = Vec::new();
+    for a in &raw.kernel_args {
+        let word = a.get_ref();
+        if word.is_empty() || word.contains(char::is_whitespace) {
+            return Err(cx.err(
+                a.span(),
+                format!(
+                    "kernel_args: {word:?} is not one kernel parameter (empty or with whitespace)"
+                ),
+            ));
+        }
+        kernel_args.push(word.clone());
+    }
 
     let mut cases = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -591,6 +661,7 @@ pub fn parse(file_label: &str, text: &str) -> Result<Spec, SpecError> {
         kernel,
         module,
         timeout,
+        kernel_args,
         cases,
     })
 }
@@ -746,12 +817,20 @@ fn crash(cx: &Ctx<'_>, c: &RawCrash) -> Result<CrashExpect, SpecError> {
             }
         },
     };
+    let source = match &c.source {
+        None => None,
+        Some(s) if s.get_ref().trim().is_empty() => {
+            return Err(cx.err(s.span(), "crash.source: empty (expected \"file.c:LINE\")"))
+        }
+        Some(s) => Some(s.get_ref().clone()),
+    };
     Ok(CrashExpect {
         kind,
         title,
         function: c.function.as_ref().map(|f| f.get_ref().clone()),
         module: c.module.as_ref().map(|m| m.get_ref().clone()),
         phase,
+        source,
     })
 }
 
@@ -804,7 +883,11 @@ impl Case {
                 let seen = if result.reports.is_empty() {
                     "no reports seen".to_string()
                 } else {
-                    let list: Vec<String> = result.reports.iter().map(describe_report).collect();
+                    let list: Vec<String> = result
+                        .reports
+                        .iter()
+                        .map(|r| describe_report(r, c.source.is_some()))
+                        .collect();
                     format!(
                         "{} seen: {}",
                         plural(list.len(), "report", "reports"),
@@ -887,13 +970,20 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn describe_report(r: &CrashReport) -> String {
+/// A report in one line; `with_source`: also its source (when the spec expects one).
+fn describe_report(r: &CrashReport, with_source: bool) -> String {
     let mut s = format!("{} {:?}", report_kind_name(r.kind), r.title);
     if let Some(f) = &r.function {
         s.push_str(&format!(" in {f}"));
     }
     if let Some(m) = &r.module {
         s.push_str(&format!(" [{m}]"));
+    }
+    if with_source {
+        match &r.source {
+            Some(src) => s.push_str(&format!(" at {src}")),
+            None => s.push_str(" (no source)"),
+        }
     }
     s
 }

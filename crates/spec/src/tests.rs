@@ -5,6 +5,7 @@ const FULL: &str = r#"# Which kernel the spec needs
 kernel = "rust"
 module = "hello_mod"
 timeout = 30
+kernel_args = ["watchdog_thresh=1", "sysctl.kernel.hung_task_timeout_secs=2", "nokaslr"]
 
 [[case]]
 name = "prints hello and goodbye"
@@ -34,6 +35,7 @@ title = "NULL pointer dereference"
 function = "my_oops_init"
 module = "oops_mod"
 phase = "load"
+source = "oops_mod.c:12"
 "#;
 
 fn err(text: &str) -> SpecError {
@@ -55,6 +57,14 @@ fn full_spec_parses() {
     assert_eq!(spec.kernel, KernelKind::Rust);
     assert_eq!(spec.module.as_deref(), Some("hello_mod"));
     assert_eq!(spec.timeout, Some(30.0));
+    assert_eq!(
+        spec.kernel_args,
+        [
+            "watchdog_thresh=1",
+            "sysctl.kernel.hung_task_timeout_secs=2",
+            "nokaslr"
+        ]
+    );
     assert_eq!(spec.cases.len(), 2);
 
     let c = &spec.cases[0];
@@ -95,6 +105,7 @@ fn full_spec_parses() {
     assert_eq!(crash.function.as_deref(), Some("my_oops_init"));
     assert_eq!(crash.module.as_deref(), Some("oops_mod"));
     assert_eq!(crash.phase, Some(Phase::Load));
+    assert_eq!(crash.source.as_deref(), Some("oops_mod.c:12"));
     assert!(c.paths_to_read().is_empty());
 }
 
@@ -104,6 +115,7 @@ fn empty_spec_has_the_implicit_case() {
         let spec = parse("kmodlab.toml", text).unwrap();
         assert_eq!(spec.kernel, KernelKind::Debian);
         assert_eq!(spec.timeout, None);
+        assert!(spec.kernel_args.is_empty());
         assert_eq!(spec.cases.len(), 1);
         assert_eq!(spec.cases[0].name, IMPLICIT_CASE);
         assert_eq!(spec.cases[0].verdict, Verdict::Pass);
@@ -258,6 +270,21 @@ fn wrong_types() {
         4,
         "",
     );
+    assert_err(
+        "module = \"m\"\nkernel_args = \"watchdog_thresh=1\"\n",
+        2,
+        "kernel_args: invalid type: string \"watchdog_thresh=1\", expected a sequence",
+    );
+    assert_err(
+        "kernel_args = [\n  \"a=1\",\n  2,\n]\n",
+        3,
+        "kernel_args: invalid type: integer `2`, expected a string",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.crash]\nsource = 12\n",
+        4,
+        "source: invalid type: integer `12`, expected a string",
+    );
 }
 
 #[test]
@@ -354,6 +381,21 @@ fn other_invalid_values() {
     assert_err("timeout = nan\n", 1, "must be a positive number");
     assert_err("[[case]]\nname = \"a\"\ntimeout = 0.0\n", 3, "positive");
     assert_err("module = \"\"\n", 1, "invalid module name");
+    assert_err(
+        "kernel_args = [\"a=1\",\n \"b=two words\"]\n",
+        2,
+        "kernel_args: \"b=two words\" is not one kernel parameter",
+    );
+    assert_err(
+        "kernel_args = [\"\"]\n",
+        1,
+        "kernel_args: \"\" is not one kernel parameter",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.crash]\nsource = \" \"\n",
+        4,
+        "crash.source: empty",
+    );
     assert_err("module = \"a/b\"\n", 1, "invalid module name");
     assert_err(
         "[[case]]\nname = \"a\"\n[case.loaded]\nexists = [\"sys/module/x\"]\n",
@@ -430,25 +472,21 @@ fn report(
     function: Option<&str>,
     module: Option<&str>,
 ) -> CrashReport {
-    CrashReport {
-        kind,
-        title: title.into(),
-        corrupted: false,
-        corrupted_reason: None,
-        module: module.map(str::to_string),
-        function: function.map(str::to_string),
-        source: None,
-        frames: vec![],
-        taint: None,
-        cpu: None,
-        pid: None,
-        comm: None,
-        lines: (0, 0),
-        text: String::new(),
-        notes: Vec::new(),
-        context: None,
-        disassembly: None,
-    }
+    // Built from a parsed log rather than a struct literal, so that fields the crash crate adds
+    // do not break these tests.
+    let log = "[    1.000000] Kernel panic - not syncing: x\n";
+    let mut r = kmodlab_crash::parse_reports(log)
+        .into_iter()
+        .next()
+        .expect("the crash parser finds the panic");
+    r.kind = kind;
+    r.title = title.into();
+    r.corrupted = false;
+    r.corrupted_reason = None;
+    r.module = module.map(str::to_string);
+    r.function = function.map(str::to_string);
+    r.source = None;
+    r
 }
 
 #[test]
@@ -691,4 +729,54 @@ fn report_kind_names_match_serde() {
         let serde_name = toml::Value::try_from(kind).unwrap();
         assert_eq!(serde_name.as_str(), Some(name));
     }
+}
+
+#[test]
+fn evaluate_crash_source() {
+    let c = case(
+        "[[case]]\nname = \"a\"\n[case.crash]\nfunction = \"my_oops_init\"\n\
+         source = \"oops_mod.c:12\"\n",
+    );
+    let mut good = report(
+        ReportKind::Oops,
+        "BUG: kernel NULL pointer dereference in my_oops_init",
+        Some("my_oops_init"),
+        Some("oops_mod"),
+    );
+    let mut r = run(Verdict::Crashed);
+    r.unload = None;
+    for src in [
+        "oops_mod.c:12",
+        "/work/labs/oops-mod/oops_mod.c:12",
+        "labs/oops_mod.c:12",
+    ] {
+        good.source = Some(src.into());
+        r.reports = vec![good.clone()];
+        assert!(c.evaluate(&r).is_empty(), "{src}");
+    }
+    let expected = "crash: expected a report with function my_oops_init, source oops_mod.c:12";
+    for src in [
+        "/x/oops_mod.c:112",
+        "/x/my_oops_mod.c:12",
+        "oops_mod.c:12:5",
+    ] {
+        good.source = Some(src.into());
+        r.reports = vec![good.clone()];
+        assert_eq!(
+            c.evaluate(&r),
+            [format!(
+                "{expected}, 1 report seen: oops \"BUG: kernel NULL pointer dereference in \
+                 my_oops_init\" in my_oops_init [oops_mod] at {src}"
+            )]
+        );
+    }
+    good.source = None;
+    r.reports = vec![good];
+    assert_eq!(
+        c.evaluate(&r),
+        [format!(
+            "{expected}, 1 report seen: oops \"BUG: kernel NULL pointer dereference in \
+             my_oops_init\" in my_oops_init [oops_mod] (no source)"
+        )]
+    );
 }

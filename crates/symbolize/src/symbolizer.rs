@@ -182,8 +182,8 @@ impl Symbolizer {
     }
 
     /// Fills `source` (`file:line`, the innermost position) and `inlined_by` of every frame it
-    /// can, sets `report.source` from the guilty frame (the first whose function and module are
-    /// the report's): for a module, the innermost position of its inline chain that is in the
+    /// can, sets `report.source` from the guilty frame (`report.guilty_frame`, else the first
+    /// whose function and module are the report's): for a module, the innermost position of its inline chain that is in the
     /// module's own sources (`refcount.c:28` rather than `include/linux/refcount.h:275` for a
     /// warning in an inlined `refcount_dec_and_test`), else the frame's source.
     ///
@@ -298,15 +298,20 @@ impl Symbolizer {
                 frame.function = d;
             }
         }
-        if let Some(function) = &report.function {
-            if let Some(k) = report
-                .frames
-                .iter()
-                .position(|f| &f.function == function && f.module == report.module)
-            {
-                if let Some(src) = own[k].take().or_else(|| report.frames[k].source.clone()) {
-                    report.source = Some(src);
-                }
+        // The guilty frame as the parser chose it; else the first with the report's function.
+        let guilty = report
+            .guilty_frame
+            .filter(|&k| k < report.frames.len())
+            .or_else(|| {
+                let function = report.function.as_ref()?;
+                report
+                    .frames
+                    .iter()
+                    .position(|f| &f.function == function && f.module == report.module)
+            });
+        if let Some(k) = guilty {
+            if let Some(src) = own[k].take().or_else(|| report.frames[k].source.clone()) {
+                report.source = Some(src);
             }
         }
         notes

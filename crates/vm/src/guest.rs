@@ -42,6 +42,8 @@ pub struct BootSpec {
     pub modules: Vec<GuestModule>,
     /// More files, at absolute guest paths (parent directories are made).
     pub files: Vec<(String, Vec<u8>)>,
+    /// Words appended to the kernel command line (after kmodlab's own, so they can override it).
+    pub kernel_args: Vec<String>,
 }
 
 /// The run could not happen: no QEMU, the VM did not boot, ...
@@ -157,7 +159,7 @@ impl<'s> Guest<'s> {
             qemu: spec.qemu.clone(),
             kernel_image: spec.kernel.image.clone(),
             initrd,
-            cmdline: qemu::kernel_cmdline(""),
+            cmdline: qemu::kernel_cmdline(&spec.kernel_args.join(" ")),
             accel: spec.accel,
             memory_mb: spec.memory_mb,
             run_dir: spec.run_dir.clone(),

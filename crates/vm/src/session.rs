@@ -4,7 +4,7 @@
 use crate::guest::{BootKernel, BootSpec, Guest, InfraError, Step};
 use crate::initramfs::GuestModule;
 use crate::qemu::Accel;
-use kmodlab_crash::{CrashReport, ReportKind};
+use kmodlab_crash::{CrashReport, Severity};
 use kmodlab_events::{Event, FileRead, Phase, PhaseResult, RunResult, Verdict};
 use kmodlab_proto::{CallStatus, Reply, Request};
 use std::path::PathBuf;
@@ -58,6 +58,8 @@ pub struct RunPlan {
     pub run_dir: PathBuf,
     /// Guest memory in MiB.
     pub memory_mb: u32,
+    /// Words appended to the guest kernel's command line.
+    pub kernel_args: Vec<String>,
 }
 
 fn phase_result(status: &CallStatus, log: Vec<String>, unload: bool) -> PhaseResult {
@@ -104,6 +106,7 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             image: plan.module_image.clone(),
         }],
         files: Vec::new(),
+        kernel_args: plan.kernel_args.clone(),
     };
     let mut guest = Guest::boot(&spec, sink)?;
     let kernel = guest.kernel.clone();
@@ -317,24 +320,18 @@ pub fn decide(
     load: &PhaseResult,
     unload: Option<&PhaseResult>,
 ) -> Verdict {
-    let has = |k: ReportKind| reports.iter().any(|r| r.kind == k);
+    let has = |s: Severity| reports.iter().any(|r| r.kind.severity() == s);
     let killed =
         |p: &PhaseResult| !p.ok && p.error.as_deref().is_some_and(|e| e.starts_with("Killed"));
-    if vm_gone || has(ReportKind::Panic) {
+    if vm_gone || has(Severity::Panic) {
         Verdict::Panicked
-    } else if has(ReportKind::Oops)
-        || has(ReportKind::Bug)
-        || has(ReportKind::SoftLockup)
-        || has(ReportKind::HungTask)
-        || killed(load)
-        || unload.is_some_and(killed)
-    {
+    } else if has(Severity::Crash) || killed(load) || unload.is_some_and(killed) {
         Verdict::Crashed
     } else if !load.ok {
         Verdict::LoadFailed
     } else if unload.is_some_and(|u| !u.ok) {
         Verdict::UnloadFailed
-    } else if has(ReportKind::Warning) {
+    } else if has(Severity::Warning) {
         Verdict::Warned
     } else {
         Verdict::Pass
