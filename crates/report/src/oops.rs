@@ -39,7 +39,12 @@ fn write_context(out: &mut dyn Write, r: &CrashReport) -> io::Result<()> {
     for (i, text) in c.lines.iter().enumerate() {
         let n = c.first_line as usize + i;
         let mark = if n == c.line as usize { ">" } else { " " };
-        writeln!(out, "{INDENT}{mark} {n:>width$} | {}", text.trim_end())?;
+        let text = text.trim_end();
+        if text.is_empty() {
+            writeln!(out, "{INDENT}{mark} {n:>width$} |")?;
+        } else {
+            writeln!(out, "{INDENT}{mark} {n:>width$} | {text}")?;
+        }
     }
     Ok(())
 }

@@ -664,3 +664,74 @@ run dir: /tmp/kmodlab/run-1
         "{out}"
     );
 }
+
+#[test]
+fn crash_report_in_full() {
+    use kmodlab_crash::{DisasmLine, Disassembly, SourceContext, TaintFlag};
+    let mut r = oops();
+    r.frames.push(Frame {
+        function: "do_one_initcall".into(),
+        offset: Some(0x58),
+        size: Some(0x320),
+        reliable: false,
+        ..Frame::default()
+    });
+    r.frames[0].inlined_by = vec!["outer at oops_mod.c:30".into()];
+    r.context = Some(SourceContext {
+        source: "oops_mod.c:12".into(),
+        path: "/src/oops_mod.c".into(),
+        first_line: 11,
+        line: 12,
+        lines: vec!["{".into(), "    *p = 'a';".into(), String::new()],
+    });
+    r.disassembly = Some(Disassembly {
+        origin: "module".into(),
+        function: Some("my_oops_init".into()),
+        instructions: vec![
+            DisasmLine {
+                offset: 0x10,
+                bytes: "e8 00 00 00 00".into(),
+                text: "call _printk".into(),
+                faulting: false,
+                source: Some("oops_mod.c:11".into()),
+            },
+            DisasmLine {
+                offset: 0x15,
+                bytes: "c6 04 25 00 00 00 00 61".into(),
+                text: "movb $0x61,0x0".into(),
+                faulting: true,
+                source: Some("oops_mod.c:12".into()),
+            },
+        ],
+    });
+    r.taint_flags = TaintFlag::decode("G           OE");
+    r.notes = vec!["a note".into()];
+    let t = text(|w| write_crash_reports(w, &[r.clone()]));
+    for want in [
+        "BUG: kernel NULL pointer dereference in my_oops_init\n",
+        "  kind: oops, CPU 0, PID 77 (insmod), log lines 11-41\n",
+        "  where: my_oops_init+0x15/0x30 [oops_mod]\n",
+        "  source: oops_mod.c:12\n",
+        "      11 | {\n",
+        "    > 12 |     *p = 'a';\n",
+        "      13 |\n",
+        "  *   my_oops_init+0x15/0x30 [oops_mod]  oops_mod.c:12\n",
+        "inlined into outer at oops_mod.c:30\n",
+        "    ? do_one_initcall+0x58/0x320\n",
+        "  code of my_oops_init, from the module file:\n",
+        "        oops_mod.c:12:\n",
+        "    =>    15:  c6 04 25 00 00 00 00 61  movb $0x61,0x0\n",
+        "          10:  e8 00 00 00 00           call _printk\n",
+        "  tainted: O (OOT_MODULE), E (UNSIGNED_MODULE)\n",
+        "  note: a note\n",
+    ] {
+        assert!(t.contains(want), "{want:?} in\n{t}");
+    }
+    let two = text(|w| write_crash_reports(w, &[r.clone(), r]));
+    assert!(two.starts_with("[1/2] BUG:"), "{two}");
+    assert!(two.contains("\n\n[2/2] BUG:"), "{two}");
+    assert_eq!(
+        text(|w| write_crash_reports(w, &[])),
+        "no crash report found\n"
+    );
+}
