@@ -412,7 +412,7 @@ impl DebugFile {
             } else {
                 (ins.len(), format(&mut formatter, &ins))
             };
-            let source = self.line_at(sym.addr + pos as u64);
+            let source = self.line_at(sym.addr.wrapping_add(pos as u64));
             let changed = source.is_some() && source != last_source;
             if source.is_some() {
                 last_source = source.clone();
