@@ -277,6 +277,18 @@ fn vm_run_oops_lab_reports_the_crash() {
         "out-of-tree taint decoded: {r}"
     );
 
+    // A parent directory works as well: the module is found below it, its sources beside it.
+    let out = kmodlab()
+        .args(["oops", "--json", "--module-dir", "labs"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    let r2 = &json["reports"][0];
+    assert_eq!(r2["source"], want.as_str(), "{r2}");
+    assert_eq!(r2["context"]["line"], line, "{r2}");
+
     // Without debug info the report is the same, with no source line.
     let out = kmodlab()
         .args(["oops", "--json"])

@@ -67,10 +67,12 @@ pub fn enrich(reports: &mut [CrashReport], symbolizer: &Symbolizer, source_dirs:
     for r in reports.iter_mut() {
         let notes = symbolizer.symbolize(r);
         r.notes.extend(notes);
-        r.context = r
-            .source
-            .as_deref()
-            .and_then(|s| source_context(s, source_dirs));
+        // Sources sit next to the module file in a Kbuild tree, wherever --module-dir pointed.
+        let mut dirs = source_dirs.to_vec();
+        if let Some(file) = r.module.as_deref().and_then(|m| symbolizer.file(Some(m))) {
+            dirs.extend(file.path().parent().map(Path::to_path_buf));
+        }
+        r.context = r.source.as_deref().and_then(|s| source_context(s, &dirs));
         r.disassembly = disassemble(r, symbolizer);
     }
 }
