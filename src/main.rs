@@ -118,6 +118,22 @@ enum Command {
         /// Directories to search for specs (default: the current directory).
         paths: Vec<PathBuf>,
     },
+    /// Make a new module directory that builds and passes its own test: source, Kbuild,
+    /// Makefile and a kmodlab.toml spec.
+    ///
+    /// C by default (the distribution's kernel); --rust for a Rust module on the Rust lab kernel.
+    /// The module is named after the directory (`-` becomes `_`). Never overwrites: an existing
+    /// non-empty directory is an error.
+    #[command(after_help = "Examples:\n  \
+        kmodlab new hello && kmodlab test hello\n  \
+        kmodlab new --rust rusty && kmodlab run rusty count=3")]
+    New {
+        /// Write a Rust module (for the Rust lab kernel) instead of C.
+        #[arg(long)]
+        rust: bool,
+        /// The directory to make.
+        dir: PathBuf,
+    },
     /// Find every crash report in a kernel log (console output or dmesg), title it, and point at
     /// the source line: symbolized call trace, disassembly of the faulting code, decoded taint.
     ///
@@ -209,6 +225,7 @@ fn main() -> ExitCode {
             kernel,
             paths,
         } => test(format, jobs, verbose, kernel, paths),
+        Command::New { rust, dir } => new(rust, dir),
         Command::Oops {
             json,
             module_dirs,
@@ -592,5 +609,27 @@ fn oops(
         0
     } else {
         EXIT_FAILED
+    }
+}
+
+fn new(rust: bool, dir: PathBuf) -> u8 {
+    let language = if rust {
+        kmodlab_scaffold::Language::Rust
+    } else {
+        kmodlab_scaffold::Language::C
+    };
+    match kmodlab_scaffold::create(&dir, language) {
+        Ok(files) => {
+            for f in &files {
+                println!("{}", f.display());
+            }
+            eprintln!(
+                "kmodlab: made {}; next: kmodlab test {}",
+                dir.display(),
+                dir.display()
+            );
+            0
+        }
+        Err(e) => fail(&LabError::Input(e.to_string())),
     }
 }

@@ -24,7 +24,7 @@ fn help_names_every_subcommand() {
     let out = kmodlab().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["build", "run", "test"] {
+    for sub in ["build", "run", "test", "exec", "oops", "new"] {
         assert!(text.contains(sub), "{text}");
     }
     assert!(text.contains("Exit codes"), "{text}");
@@ -204,6 +204,114 @@ fn building_a_directory_without_kbuild_is_an_input_error() {
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         stderr(&out).contains("not a module directory"),
+        "{}",
+        show(&out)
+    );
+}
+
+/// `kmodlab new`: the files of a C and of a Rust module, named after the directory; never
+/// overwriting; a name the kernel cannot take is a usage error naming it.
+#[test]
+fn new_makes_a_module_directory_and_never_overwrites() {
+    let root = scratch("cli-new");
+    let dir = root.join("my-demo");
+    let out = kmodlab().arg("new").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    for f in ["my_demo.c", "Kbuild", "Makefile", "kmodlab.toml"] {
+        assert!(dir.join(f).is_file(), "{f}\n{}", show(&out));
+    }
+    let before = std::fs::read_to_string(dir.join("my_demo.c")).unwrap();
+    let out = kmodlab()
+        .args(["new", "--rust"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(stderr(&out).contains("not empty"), "{}", show(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("my_demo.c")).unwrap(),
+        before
+    );
+
+    let rust = root.join("rusty");
+    let out = kmodlab()
+        .args(["new", "--rust"])
+        .arg(&rust)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let rs = std::fs::read_to_string(rust.join("rusty.rs")).unwrap();
+    assert!(rs.contains("module! {"), "{rs}");
+    let spec = std::fs::read_to_string(rust.join("kmodlab.toml")).unwrap();
+    assert!(spec.contains("kernel = \"rust\""), "{spec}");
+
+    let out = kmodlab()
+        .arg("new")
+        .arg(root.join("9lives"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("\"9lives\" cannot name a module"),
+        "{}",
+        show(&out)
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// `kmodlab oops` without debug info: titles from a real log, exit 1 on a report, 0 on a clean
+/// log (standard input), 2 on an unreadable one or a module directory that is not one.
+#[test]
+fn oops_reads_logs_and_stdin_with_exit_codes() {
+    let log = repo().join("crates/crash/tests/logs/gpf.log");
+    let out = kmodlab().arg("oops").arg(&log).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("general protection fault in gpf_init\n"),
+        "{text}"
+    );
+    assert!(text.contains("call trace"), "{text}");
+    assert!(text.contains("=>"), "the Code: bytes disassembled: {text}");
+
+    let mut child = kmodlab()
+        .arg("oops")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"[    1.0] hello: loaded\n[    2.0] hello: unloaded\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no crash report found\n"
+    );
+
+    let out = kmodlab()
+        .args(["oops", "/nonexistent/console.log"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/console.log"),
+        "{}",
+        show(&out)
+    );
+    let out = kmodlab()
+        .args(["oops", "--module-dir", "/nonexistent"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent: not a directory"),
         "{}",
         show(&out)
     );

@@ -552,3 +552,25 @@ fn vm_modprobe_loads_dependencies_and_removes_them() {
     );
     assert_no_qemu_left(&runs);
 }
+
+/// `kmodlab new` makes a C module that builds and passes its own spec in the VM, out of the box.
+#[test]
+fn vm_new_c_module_passes_its_own_test() {
+    let _g = lock();
+    let runs = scratch("vm-new");
+    let dir = runs.join("hello-new");
+    let out = kmodlab().arg("new").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["test", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    assert_eq!(json["passed"], 2, "{json}\n{}", show(&out));
+    assert_eq!(json["failed"], 0, "{json}");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_no_qemu_left(&runs);
+}
