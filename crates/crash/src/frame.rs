@@ -143,15 +143,100 @@ fn parse_symbol(s: &str) -> Option<Frame> {
         .filter(|m| !m.is_empty() && m.bytes().all(|b| is_function_byte(b) || b == b'-'))
         .map(str::to_owned);
     Some(Frame {
-        function: name.to_owned(),
         offset: Some(offset),
         size: Some(size),
         module,
-        reliable: true,
-        rip: false,
-        source: None,
-        inlined_by: Vec::new(),
+        ..named(name)
     })
+}
+
+/// A reliable frame of this symbol, demangled, with no offset, size or module.
+pub(crate) fn named(symbol: &str) -> Frame {
+    let (function, symbol) = match demangle(symbol) {
+        Some(d) => (d, Some(symbol.to_owned())),
+        None => (symbol.to_owned(), None),
+    };
+    Frame {
+        function,
+        symbol,
+        reliable: true,
+        ..Frame::default()
+    }
+}
+
+/// Prefixes of a compiler's copies of a function: the CFI jump-table entry (`__cfi_f`) and the
+/// padding before a function (`__pfx_f`).
+pub(crate) const COPY_PREFIXES: &[&str] = &["__cfi_", "__pfx_"];
+
+/// Whether the symbol is a compiler's copy of a function (`__cfi_f`, `__pfx_f`).
+pub(crate) fn is_copy(symbol: &str) -> bool {
+    COPY_PREFIXES.iter().any(|p| symbol.starts_with(p))
+}
+
+/// The demangled name of a mangled symbol, `None` when it is no mangled name: Rust v0
+/// (`_RNv...`) and legacy (`_ZN...17h<hash>E`) symbols in rustc's alternate form (no hash),
+/// plain C++ functions without their parameters. A copy's prefix (`__cfi_`) is dropped.
+pub(crate) fn demangle(symbol: &str) -> Option<String> {
+    let name = COPY_PREFIXES
+        .iter()
+        .find_map(|p| symbol.strip_prefix(p))
+        .unwrap_or(symbol);
+    if !name.starts_with("_R") && !name.starts_with("_Z") {
+        return None;
+    }
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        let d = format!("{d:#}");
+        if !d.is_empty() && d != name {
+            return Some(d);
+        }
+    }
+    demangle_cxx(name)
+}
+
+/// `_Z8fakeNameiii` is `fakeName`, `_ZN3foo3barEv` is `foo::bar`, `_ZL4funcv` is `func`: the
+/// names of plain C++ functions (Itanium ABI source names only; anything more is left alone).
+fn demangle_cxx(name: &str) -> Option<String> {
+    let mut rest = name.strip_prefix("_Z")?;
+    rest = rest.strip_prefix('L').unwrap_or(rest);
+    let nested = rest.starts_with('N');
+    if nested {
+        rest = &rest[1..];
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    loop {
+        let n = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            break;
+        }
+        let len: usize = rest[..n].parse().ok()?;
+        let ident = rest.get(n..n + len)?;
+        if ident.is_empty()
+            || !ident
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return None;
+        }
+        parts.push(ident);
+        rest = &rest[n + len..];
+        if !nested {
+            break;
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    if nested {
+        rest = rest.strip_prefix('E')?;
+    }
+    // The parameter types (`iii`, `v`, `PKc`), or a clone suffix (`.isra.0`).
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    {
+        return None;
+    }
+    Some(parts.join("::"))
 }
 
 fn is_function_byte(b: u8) -> bool {
@@ -241,5 +326,107 @@ mod tests {
         assert!(!is_trace_line("Modules linked in: oops_mod(OE+)"));
         assert!(!is_trace_line("Showing all locks held in the system:"));
         assert!(!is_trace_line("Kernel Offset: disabled"));
+    }
+}
+
+#[cfg(test)]
+mod demangle_tests {
+    use super::*;
+
+    #[test]
+    fn rust_v0_symbols() {
+        let f = parse_frame(
+            " ? _RNvMs0_NtCshgDM7dBCdno_11rust_binder4nodeNtB5_4Node22update_refcount_locked+0x401/0x810",
+        )
+        .unwrap();
+        assert_eq!(
+            f.function,
+            "<rust_binder::node::Node>::update_refcount_locked"
+        );
+        assert_eq!(
+            f.symbol.as_deref(),
+            Some("_RNvMs0_NtCshgDM7dBCdno_11rust_binder4nodeNtB5_4Node22update_refcount_locked")
+        );
+        assert_eq!((f.offset, f.size), (Some(0x401), Some(0x810)));
+        assert!(!f.reliable);
+        let Some(Rip::Kernel(Some(f))) =
+            parse_rip("RIP: 0010:_RNvCs1234_8oops_mod4init+0x15/0x30 [oops_mod]")
+        else {
+            panic!("no frame")
+        };
+        assert_eq!(f.function, "oops_mod::init");
+        assert_eq!(f.symbol.as_deref(), Some("_RNvCs1234_8oops_mod4init"));
+        assert_eq!(f.module.as_deref(), Some("oops_mod"));
+        assert_eq!(
+            demangle(
+                "_RNvXs1_CscPPBqWtAqum_11ashmem_rustNtB5_6AshmemNtNtCs43vyB533jt3_6kernel10miscdevice10MiscDevice4mmap"
+            )
+            .as_deref(),
+            Some("<ashmem_rust::Ashmem as kernel::miscdevice::MiscDevice>::mmap")
+        );
+        assert_eq!(
+            demangle("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind").as_deref(),
+            Some("__rustc::rust_begin_unwind")
+        );
+    }
+
+    #[test]
+    fn rust_legacy_symbols_lose_their_hash() {
+        let f =
+            parse_frame(" _ZN11rust_binder4node4Node22update_refcount_locked17h0123456789abcdefE+0x1/0x2 [rust_binder]")
+                .unwrap();
+        assert_eq!(
+            f.function,
+            "rust_binder::node::Node::update_refcount_locked"
+        );
+        assert_eq!(
+            f.symbol.as_deref(),
+            Some("_ZN11rust_binder4node4Node22update_refcount_locked17h0123456789abcdefE")
+        );
+        assert_eq!(f.module.as_deref(), Some("rust_binder"));
+        assert_eq!(
+            demangle("_ZN4core9panicking9panic_fmt17h1a2b3c4d5e6f7a8bE").as_deref(),
+            Some("core::panicking::panic_fmt")
+        );
+    }
+
+    #[test]
+    fn cfi_copies_name_the_function_they_stand_for() {
+        let f = parse_frame(
+            " ? __cfi__RNvMs0_NtCshgDM7dBCdno_11rust_binder4nodeNtB5_4Node22update_refcount_locked+0x10/0x10",
+        )
+        .unwrap();
+        assert_eq!(
+            f.function,
+            "<rust_binder::node::Node>::update_refcount_locked"
+        );
+        assert!(f.symbol.as_deref().is_some_and(is_copy));
+        assert_eq!(
+            demangle("__pfx__RNvCs1234_8oops_mod4init").as_deref(),
+            Some("oops_mod::init")
+        );
+        // A C function's copy is no mangled name: printed as is.
+        let f = parse_frame(" ? __cfi__raw_spin_lock+0x10/0x10").unwrap();
+        assert_eq!(f.function, "__cfi__raw_spin_lock");
+        assert_eq!(f.symbol, None);
+    }
+
+    #[test]
+    fn plain_cxx_and_c_names() {
+        assert_eq!(demangle("_Z8fakeNameiii").as_deref(), Some("fakeName"));
+        assert_eq!(demangle("_ZN3foo3barEv").as_deref(), Some("foo::bar"));
+        assert_eq!(demangle("_ZL4funcv").as_deref(), Some("func"));
+        for name in [
+            "_Zfoo",
+            "_Rfoo",
+            "_raw_spin_lock",
+            "my_oops_init",
+            "_Z99x",
+            "_RNv",
+        ] {
+            assert_eq!(demangle(name), None, "{name}");
+        }
+        let f = parse_frame(" my_oops_init+0x15/0x30 [oops_mod]").unwrap();
+        assert_eq!(f.symbol, None);
     }
 }

@@ -3,7 +3,12 @@
 //! (its `skipPatterns`, stall anchors and hung-task extractor), rewritten as plain matchers.
 //!
 //! One rule is ours: a frame in a module is never skipped, and for stalls and hung tasks the
-//! first reliable module frame wins. In a module lab the module is the code under test.
+//! first reliable module frame wins. In a module lab the module is the code under test. The
+//! exceptions are a compiler's copies of a function (`__cfi_f`, `__pfx_f`) and Rust's panic
+//! plumbing ([`RUST_PLUMBING`]: `rust_begin_unwind`, `core::panicking::*`, `core::fmt`,
+//! `unwrap()` failures, ...), which can be monomorphized or inlined into a module and still
+//! only report the panic of their caller. Names are matched demangled
+//! (`<rust_binder::process::Process>::update_ref`), as syzkaller matches them.
 
 use crate::Frame;
 
@@ -267,9 +272,6 @@ pub(crate) const SKIP: &[Pat] = &[
     Has("__queue_delayed_work"),
     Has("queue_delayed_work_on"),
     Has("ida_free"),
-    // Ours: Rust for Linux's BUG() and panic plumbing.
-    Is("rust_helper_BUG"),
-    Has("rust_begin_unwind"),
     Starts("lock_page"),
     Starts("unlock_page"),
     Has("do_kernel_fault"),
@@ -300,6 +302,37 @@ pub(crate) const SKIP: &[Pat] = &[
     Has("dput"),
     Has("mark_buffer_dirty"),
 ];
+
+/// Rust's panic plumbing, skipped even in a module: the panic handler (`rust_begin_unwind`,
+/// `__rustc::rust_begin_unwind`, the `kernel` crate's `panic`), the `BUG()` it ends in, and
+/// `core`'s panicking, formatting and failure functions (`core::panicking::panic_fmt`,
+/// `core::panicking::panic_const::panic_const_sub_overflow`, `<core::fmt::Arguments>::...`,
+/// `core::result::unwrap_failed`, `core::slice::index::slice_end_index_len_fail`, ...).
+pub(crate) const RUST_PLUMBING: &[Pat] = &[
+    Has("rust_begin_unwind"),
+    Is("rust_helper_BUG"),
+    Is("kernel::panic"),
+    Starts("kernel::panic::"),
+    Test(core_plumbing),
+];
+
+/// `core`'s panicking and formatting, and the `core::...` functions that only report a
+/// failure (`..._fail`, `..._failed`, `...panic...`: `core::option::expect_failed`,
+/// `core::cell::panic_already_borrowed`), also as the self type of an impl
+/// (`<&core::panic::panic_info::PanicInfo as core::fmt::Display>::fmt`).
+fn core_plumbing(name: &str) -> bool {
+    let n = name.trim_start_matches(['<', '&']);
+    let n = n.strip_prefix("mut ").unwrap_or(n);
+    let Some(path) = n.strip_prefix("core::") else {
+        return false;
+    };
+    ["panicking::", "panic::", "fmt::"]
+        .iter()
+        .any(|m| path.starts_with(m))
+        || path.ends_with("_fail")
+        || path.ends_with("_failed")
+        || path.contains("panic")
+}
 
 /// `(read|write)_once_.*nocheck`
 fn once_nocheck(name: &str) -> bool {
@@ -365,10 +398,14 @@ pub(crate) fn title_name(function: &str) -> &str {
 
 /// Whether a frame is plumbing to look past, given the report's own extra patterns.
 pub(crate) fn is_skipped(frame: &Frame, extra: &[Pat]) -> bool {
+    let symbol = frame.symbol.as_deref().unwrap_or(&frame.function);
+    let name = base_name(&frame.function);
+    if crate::frame::is_copy(symbol) || matches_any(RUST_PLUMBING, name) {
+        return true;
+    }
     if frame.module.is_some() {
         return false;
     }
-    let name = base_name(&frame.function);
     matches_any(SKIP, name) || matches_any(extra, name)
 }
 
@@ -610,6 +647,44 @@ mod tests {
             assert!(!is_skipped(&frame(n, None), &[]), "{n}");
         }
         assert!(!is_skipped(&frame("panic_init", Some("panic_mod")), &[]));
+    }
+
+    #[test]
+    fn rust_plumbing_is_skipped_even_in_a_module() {
+        for n in [
+            "rust_begin_unwind",
+            "__rustc::rust_begin_unwind",
+            "rust_helper_BUG",
+            "kernel::panic",
+            "core::panicking::panic_fmt",
+            "core::panicking::panic_const::panic_const_sub_overflow",
+            "core::panic::panic_info::PanicInfo::message",
+            "<&core::panic::panic_info::PanicInfo as core::fmt::Display>::fmt",
+            "<core::fmt::Arguments>::estimated_capacity",
+            "core::fmt::write",
+            "core::option::unwrap_failed",
+            "core::option::expect_failed",
+            "core::result::unwrap_failed",
+            "core::slice::index::slice_end_index_len_fail",
+            "core::cell::panic_already_borrowed",
+        ] {
+            assert!(is_skipped(&frame(n, Some("rust_mod")), &[]), "{n}");
+        }
+        for n in [
+            "rust_mod::underflow",
+            "<rust_mod::Dev as kernel::miscdevice::MiscDevice>::ioctl",
+            "<rust_mod::State as core::fmt::Debug>::fmt",
+            "core::ptr::drop_in_place::<rust_mod::Dev>",
+        ] {
+            assert!(!is_skipped(&frame(n, Some("rust_mod")), &[]), "{n}");
+        }
+        // A compiler's copy of a function (CFI, padding) is never guilty.
+        let copy = Frame {
+            symbol: Some("__cfi__RNvCs1234_8rust_mod9underflow".to_owned()),
+            ..frame("rust_mod::underflow", Some("rust_mod"))
+        };
+        assert!(is_skipped(&copy, &[]));
+        assert!(is_skipped(&frame("__pfx_my_init", Some("m")), &[]));
     }
 
     #[test]

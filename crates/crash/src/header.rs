@@ -31,6 +31,9 @@ pub(crate) enum Flavor {
     Warning(WarningFlavor),
     /// `Kernel panic - not syncing: MESSAGE`
     Panic,
+    /// `rust_kernel: panicked at FILE:LINE:COL:` (its message on the next line), or older
+    /// Rust's `rust_kernel: panicked at 'MESSAGE', FILE:LINE:COL`.
+    RustPanic,
     /// `watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [comm:pid]`
     SoftLockup,
     /// `INFO: task comm:pid blocked for more than 120 seconds.`
@@ -92,6 +95,7 @@ impl Flavor {
             Flavor::Warning(WarningFlavor::Refcount) => ReportKind::Refcount,
             Flavor::Warning(_) => ReportKind::Warning,
             Flavor::Panic => ReportKind::Panic,
+            Flavor::RustPanic => ReportKind::RustPanic,
             Flavor::SoftLockup => ReportKind::SoftLockup,
             Flavor::HungTask | Flavor::HungTaskTail => ReportKind::HungTask,
             Flavor::Ext(e) => e.kind(),
@@ -136,6 +140,8 @@ impl Flavor {
             },
             // Panic titles come from the message; see `report.rs`.
             Flavor::Panic => format!("kernel panic: {func}"),
+            // Rust panics are titled `MESSAGE in FUNC`; see `report.rs`.
+            Flavor::RustPanic => format!("Rust panic in {func}"),
             Flavor::SoftLockup => format!("BUG: soft lockup in {func}"),
             Flavor::HungTask | Flavor::HungTaskTail => format!("INFO: task hung in {func}"),
             // Titled by `ext::title`.
@@ -259,6 +265,7 @@ pub(crate) fn detect(msg: &str) -> Option<Header> {
             warning(t).filter(|_| !ext::warning_ignored(t))
         }),
         ("Kernel panic - not syncing", |_| Some(Flavor::Panic)),
+        ("rust_kernel: panicked at ", |_| Some(Flavor::RustPanic)),
         ("BUG: soft lockup", |_| Some(Flavor::SoftLockup)),
         ("INFO: task ", hung_task),
         (" blocked for more than ", |_| Some(Flavor::HungTaskTail)),
@@ -500,6 +507,10 @@ mod tests {
         assert_eq!(
             flavor("Kernel panic - not syncing: boom"),
             Some(Flavor::Panic)
+        );
+        assert_eq!(
+            flavor("rust_kernel: panicked at drivers/android/binder/node.rs:877:13:"),
+            Some(Flavor::RustPanic)
         );
         assert_eq!(
             flavor("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [insmod:123]"),

@@ -9,12 +9,15 @@
 //! `Kernel panic - not syncing`, soft and hard lockups, hung tasks, RCU stalls, KASAN, KFENCE,
 //! KMSAN, KCSAN and UBSAN reports, lockdep (possible deadlocks, inconsistent lock state,
 //! suspicious RCU usage, bad unlock balance, ...), sleeping in atomic context, kmemleak's
-//! memory leaks, stack overflows, double faults and the other `BUG:`/`INFO:` reports syzkaller
-//! knows ([`ReportKind`]). Titles follow syzkaller's conventions
-//! (`BUG: unable to handle kernel NULL pointer dereference in my_oops_init`,
+//! memory leaks, stack overflows, double faults, Rust panics and the other `BUG:`/`INFO:`
+//! reports syzkaller knows ([`ReportKind`]). Rust (and plain C++) symbols are demangled as
+//! frames are parsed ([`Frame::function`], [`Frame::symbol`]). Titles follow syzkaller's
+//! conventions (`BUG: unable to handle kernel NULL pointer dereference in my_oops_init`,
 //! `WARNING in warn_init`, `KASAN: slab-use-after-free Read in f`, `possible deadlock in f`,
-//! `INFO: rcu detected stall in f`, `kernel panic: boom`); the guilty frame skips reporting and
-//! unwinding plumbing as syzkaller does, and never skips a frame in a module.
+//! `INFO: rcu detected stall in f`, `kernel panic: boom`, `attempt to subtract with overflow in
+//! <rust_binder::process::Process>::update_ref`); the guilty frame skips reporting and
+//! unwinding plumbing as syzkaller does, and never skips a frame in a module (Rust's panic
+//! plumbing and a compiler's `__cfi_` copies excepted).
 //!
 //! Each report also carries what a module author looks at: the register dump, the `Code:`
 //! line, the decoded taint flags, the `Modules linked in:` list, and the indexes of the guilty
@@ -102,6 +105,10 @@ pub enum ReportKind {
     StackOverflow,
     /// `PANIC: double fault`.
     DoubleFault,
+    /// `rust_kernel: panicked at FILE:LINE:COL:` and its message: a Rust `panic!` (an overflow,
+    /// an `unwrap()` on `None`, an index out of bounds, ...), with the `kernel BUG at
+    /// rust/helpers/bug.c` oops that follows it read as part of the same report.
+    RustPanic,
 }
 
 /// How bad a report is for the task (and the machine) that printed it.
@@ -119,7 +126,7 @@ pub enum Severity {
 
 impl ReportKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ReportKind; 20] = [
+    pub const ALL: [ReportKind; 21] = [
         ReportKind::Oops,
         ReportKind::Bug,
         ReportKind::Warning,
@@ -140,6 +147,7 @@ impl ReportKind {
         ReportKind::Refcount,
         ReportKind::StackOverflow,
         ReportKind::DoubleFault,
+        ReportKind::RustPanic,
     ];
 }
 
@@ -167,14 +175,16 @@ impl ReportKind {
             ReportKind::Refcount => "refcount",
             ReportKind::StackOverflow => "stack-overflow",
             ReportKind::DoubleFault => "double-fault",
+            ReportKind::RustPanic => "rust-panic",
         }
     }
 
     /// How bad a report of this kind is: [`Severity::Warning`] for reports after which the
     /// task goes on (`WARNING`, lockdep, refcount, UBSAN, KCSAN data races, sleeping in atomic
     /// context, memory leaks); [`Severity::Panic`] for a panic; [`Severity::Crash`] for
-    /// everything else: oopses, `BUG`s, lockups, stalls, hung tasks, and the invalid accesses
-    /// KASAN, KFENCE and KMSAN catch before they corrupt memory or leak it.
+    /// everything else: oopses, `BUG`s, Rust panics (the task is killed, the kernel goes on),
+    /// lockups, stalls, hung tasks, and the invalid accesses KASAN, KFENCE and KMSAN catch
+    /// before they corrupt memory or leak it.
     pub fn severity(self) -> Severity {
         match self {
             ReportKind::Panic => Severity::Panic,
@@ -196,7 +206,8 @@ impl ReportKind {
             | ReportKind::HardLockup
             | ReportKind::ListCorruption
             | ReportKind::StackOverflow
-            | ReportKind::DoubleFault => Severity::Crash,
+            | ReportKind::DoubleFault
+            | ReportKind::RustPanic => Severity::Crash,
         }
     }
 }
@@ -288,8 +299,17 @@ impl LinkedModule {
 /// One call-trace frame.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
-    /// Function name as printed (demangled where it was mangled).
+    /// Function name as printed, demangled where it was mangled: Rust v0 (`_RNv...`) and
+    /// legacy (`_ZN...17h<hash>E`) symbols in rustc's alternate form, without the hash
+    /// (`<rust_binder::node::Node>::update_refcount_locked`), plain C++ functions without
+    /// their parameters (`_Z8fakeNameiii` is `fakeName`). For a compiler's copy of a mangled
+    /// function (`__cfi__RNv...`, `__pfx__RNv...`) the prefix is dropped too; such a frame is
+    /// never guilty.
     pub function: String,
+    /// The symbol as printed when it differs from [`Frame::function`] (a mangled name), for
+    /// a symbolizer to look up; `None` when the name was printed as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
     /// Offset into the function (`0x15` of `f+0x15/0x30`).
     pub offset: Option<u64>,
     /// Function size (`0x30` of `f+0x15/0x30`).
@@ -326,7 +346,9 @@ pub struct CrashReport {
     pub module: Option<String>,
     /// The guilty function.
     pub function: Option<String>,
-    /// `file:line` of the guilty frame when debug info allows.
+    /// `file:line` of the guilty frame when debug info allows; for a Rust panic, the location
+    /// of its `panicked at FILE:LINE:COL` line (without the column), which is authoritative
+    /// (it may lie in a function inlined into the guilty one).
     pub source: Option<String>,
     /// The call trace, innermost first; the RIP frame first when there is one.
     pub frames: Vec<Frame>,

@@ -151,6 +151,7 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
     let kind = c.flavor.kind();
     let mut reasons: Vec<String> = Vec::new();
     let mut key_frame: Option<Frame> = None;
+    let mut source: Option<String> = None;
     let (title, function, module) = if let Flavor::Ext(e) = c.flavor {
         // The header text replaces the header line's message: it starts at the header.
         let msgs: Vec<&str> = std::iter::once(c.header_text.lines().next().unwrap_or(""))
@@ -189,6 +190,39 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
             }
         }
         (info.title, function, module)
+    } else if *c.flavor == Flavor::RustPanic {
+        let panic = RustPanic::read(c.header_text, body);
+        source = panic.source;
+        if !facts.has_call_trace {
+            reasons.push("no call trace".to_owned());
+        } else if !facts.trace.iter().any(|f| f.reliable) {
+            reasons.push("no reliable frames in the call trace".to_owned());
+        }
+        let message = match &panic.message {
+            Some(m) => title::replace_dynamic(m),
+            None => {
+                reasons.push("the panic message is missing".to_owned());
+                "Rust panic".to_owned()
+            }
+        };
+        match guilty::plain(&candidates, &[]) {
+            Some(Guilty { frame, name }) => {
+                key_frame = Some(frame.clone());
+                (
+                    format!("{message} in {name}"),
+                    Some(frame.function.clone()),
+                    frame.module.clone(),
+                )
+            }
+            None => {
+                reasons.push(if fault_injection {
+                    "a fault-injection stack is mixed into the call trace".to_owned()
+                } else {
+                    "no frame to name the report by".to_owned()
+                });
+                (format!("{message} in corrupted"), None, None)
+            }
+        }
     } else {
         let extra = c.flavor.extra_skips();
         let guilty = match c.flavor {
@@ -267,7 +301,7 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
         corrupted_reason: reasons.into_iter().next(),
         module,
         function,
-        source: None,
+        source,
         frames,
         taint_flags: facts
             .taint
@@ -646,6 +680,69 @@ fn header_task(flavor: &Flavor, text: &str) -> (Option<u32>, Option<u32>, Option
     }
 }
 
+/// What a Rust panic's header says.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RustPanic {
+    /// The panic message (its first line).
+    message: Option<String>,
+    /// `FILE:LINE` of the `panic!` (the column dropped).
+    source: Option<String>,
+}
+
+impl RustPanic {
+    /// Reads `rust_kernel: panicked at FILE:LINE:COL:` and the message on the next line of the
+    /// report (`body[1]`), or older Rust's `rust_kernel: panicked at 'MESSAGE', FILE:LINE:COL`.
+    fn read(header_text: &str, body: &[Line]) -> RustPanic {
+        let rest = header_text
+            .find("panicked at ")
+            .map_or("", |i| &header_text[i + "panicked at ".len()..])
+            .trim();
+        if let Some(quoted) = rest.strip_prefix('\'') {
+            if let Some(i) = quoted.rfind("', ") {
+                let message = quoted[..i].trim();
+                return RustPanic {
+                    message: (!message.is_empty()).then(|| message.to_owned()),
+                    source: panic_source(quoted[i + 3..].trim()),
+                };
+            }
+        }
+        let (location, same_line) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let next = body.get(1).map(|l| l.msg.trim()).filter(|m| {
+            !m.is_empty()
+                && !m.contains("[ cut here ]")
+                && header::detect(m).is_none()
+                && !frame::is_trace_line(m)
+        });
+        let same_line = same_line.trim();
+        let message = if same_line.is_empty() {
+            next
+        } else {
+            Some(same_line)
+        };
+        RustPanic {
+            message: message.map(str::to_owned),
+            source: panic_source(location.trim_end_matches(':')),
+        }
+    }
+}
+
+/// `drivers/android/binder/node.rs:877:13` is `drivers/android/binder/node.rs:877`.
+fn panic_source(location: &str) -> Option<String> {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = location.rsplitn(3, ':');
+    let (last, middle, file) = (parts.next()?, parts.next(), parts.next());
+    match (middle, file) {
+        (Some(line), Some(file)) if number(line) && number(last) && !file.is_empty() => {
+            Some(format!("{file}:{line}"))
+        }
+        (Some(file), _) if number(last) && !file.is_empty() && file.contains('.') => {
+            let file = location.rsplit_once(':')?.0;
+            Some(format!("{file}:{last}"))
+        }
+        _ => None,
+    }
+}
+
 /// The title and culprit of a `Kernel panic - not syncing: MESSAGE` report.
 fn panic_info(header_text: &str, candidates: &[&Frame]) -> PanicInfo {
     let message = header_text
@@ -731,5 +828,58 @@ fn panic_info(header_text: &str, candidates: &[&Frame]) -> PanicInfo {
         needs_trace: !consequence,
         consequence,
         guilty: own,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(msg: &str) -> Line {
+        Line {
+            index: 0,
+            raw: msg.to_owned(),
+            msg: msg.to_owned(),
+            caller: None,
+            stamped: true,
+        }
+    }
+
+    #[test]
+    fn rust_panic_headers() {
+        let body = [
+            line("rust_kernel: panicked at drivers/android/binder/node.rs:877:13:"),
+            line("attempt to subtract with overflow"),
+        ];
+        assert_eq!(
+            RustPanic::read(&body[0].msg, &body),
+            RustPanic {
+                message: Some("attempt to subtract with overflow".to_owned()),
+                source: Some("drivers/android/binder/node.rs:877".to_owned()),
+            }
+        );
+        let body = [
+            line("rust_kernel: panicked at rust/kernel/lib.rs:12:5:"),
+            line("------------[ cut here ]------------"),
+        ];
+        assert_eq!(
+            RustPanic::read(&body[0].msg, &body),
+            RustPanic {
+                message: None,
+                source: Some("rust/kernel/lib.rs:12".to_owned()),
+            }
+        );
+        let old = "rust_kernel: panicked at 'explicit panic', samples/rust/rust_minimal.rs:30:9";
+        assert_eq!(
+            RustPanic::read(old, &[line(old)]),
+            RustPanic {
+                message: Some("explicit panic".to_owned()),
+                source: Some("samples/rust/rust_minimal.rs:30".to_owned()),
+            }
+        );
+        assert_eq!(panic_source("a.rs:7"), Some("a.rs:7".to_owned()));
+        assert_eq!(panic_source("a.rs"), None);
+        assert_eq!(panic_source("a.rs:x:1"), None);
+        assert_eq!(panic_source(""), None);
     }
 }

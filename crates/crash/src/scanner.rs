@@ -44,6 +44,11 @@ const PANIC_EPILOGUE: &[&str] = &[
 /// - any report ends when another one starts, and at lines that start a stack of their own
 ///   (fault injection's stack dumps, `vmalloc: allocation failure`).
 ///
+/// A Rust panic (`rust_kernel: panicked at FILE:LINE:COL:`, its message on the next line) ends
+/// in `BUG()`: the `kernel BUG at rust/helpers/bug.c` line and the `invalid opcode` oops after
+/// it belong to the panic's report (kind [`ReportKind::RustPanic`]), which ends at the oops's
+/// end marker.
+///
 /// A header followed by `** replaying previous printk message **` was cut and is printed again:
 /// it is no report. After `Sending NMI from CPU ...` (stall reports asking other CPUs for their
 /// backtraces), lines of CPU contexts (`[ C1]`) belong to the report too.
@@ -376,8 +381,17 @@ impl Pending {
             Flavor::InvalidOpcode
                 if matches!(
                     self.flavor,
-                    Flavor::KernelBug | Flavor::ListCorruption | Flavor::BugUsercopy
+                    Flavor::KernelBug
+                        | Flavor::ListCorruption
+                        | Flavor::BugUsercopy
+                        | Flavor::RustPanic
                 ) && !self.rip_seen =>
+            {
+                InReport::Continue
+            }
+            // A Rust panic ends in `BUG()`: `kernel BUG at rust/helpers/bug.c:7!`.
+            Flavor::KernelBug
+                if self.flavor == Flavor::RustPanic && !self.rip_seen && !self.trace.started =>
             {
                 InReport::Continue
             }

@@ -286,11 +286,7 @@ pub(crate) fn func_at_start(s: &str) -> Option<Frame> {
     if n == 0 || !matches!(s.as_bytes().get(n), Some(b'.' | b'+')) {
         return None;
     }
-    Some(frame::parse_frame(s).unwrap_or_else(|| Frame {
-        function: s[..n].to_owned(),
-        reliable: true,
-        ..Frame::default()
-    }))
+    Some(frame::parse_frame(s).unwrap_or_else(|| frame::named(&s[..n])))
 }
 
 /// `... at: [<ffffffff81234567>] f+0x1/0x2` (lockdep): the function after `at: `.

@@ -293,7 +293,7 @@ fn source_matches(expected: &str, source: &str) -> bool {
 }
 
 /// The crash report kinds as a spec names them (the kebab-case names of [`ReportKind`]).
-pub const REPORT_KINDS: [(&str, ReportKind); 20] = [
+pub const REPORT_KINDS: [(&str, ReportKind); 21] = [
     ("oops", ReportKind::Oops),
     ("bug", ReportKind::Bug),
     ("warning", ReportKind::Warning),
@@ -314,6 +314,7 @@ pub const REPORT_KINDS: [(&str, ReportKind); 20] = [
     ("refcount", ReportKind::Refcount),
     ("stack-overflow", ReportKind::StackOverflow),
     ("double-fault", ReportKind::DoubleFault),
+    ("rust-panic", ReportKind::RustPanic),
 ];
 
 /// The spec name of a report kind (`soft-lockup`).

@@ -156,7 +156,7 @@ impl Symbolizer {
         let Some(file) = self.file(frame.module.as_deref()) else {
             return Ok(None);
         };
-        file.locate(&frame.function, offset, !exact, frame.size)
+        file.locate(lookup_name(frame), offset, !exact, frame.size)
             .map(Some)
     }
 
@@ -171,14 +171,14 @@ impl Symbolizer {
         let offset = frame.offset?;
         let file = self.file(frame.module.as_deref())?;
         let check = if frame.rip || frame.reliable {
-            file.check_address(&frame.function, offset, frame.size)
+            file.check_address(lookup_name(frame), offset, frame.size)
         } else {
-            file.symbol(&frame.function, frame.size).map(|_| ())
+            file.symbol(lookup_name(frame), frame.size).map(|_| ())
         };
         if let Err(e) = check {
             return Some(Err(e));
         }
-        Some(file.disassemble_around(&frame.function, offset, context))
+        Some(file.disassemble_around(lookup_name(frame), offset, context))
     }
 
     /// Fills `source` (`file:line`, the innermost position) and `inlined_by` of every frame it
@@ -232,9 +232,9 @@ impl Symbolizer {
             // Sizes for every frame; offsets only for addresses known to be real.
             let check = match frame.offset {
                 Some(off) if frame.rip || frame.reliable => {
-                    file.check_address(&frame.function, off, frame.size)
+                    file.check_address(lookup_name(frame), off, frame.size)
                 }
-                _ => file.symbol(&frame.function, frame.size).map(|_| ()),
+                _ => file.symbol(lookup_name(frame), frame.size).map(|_| ()),
             };
             if let Err(
                 e @ (LocateError::StaleBuild { .. }
@@ -309,13 +309,20 @@ impl Symbolizer {
                     .iter()
                     .position(|f| &f.function == function && f.module == report.module)
             });
-        if let Some(k) = guilty {
+        // A Rust panic names its source line itself (`panicked at FILE:LINE`): that one stands.
+        let stands = report.kind == kmodlab_crash::ReportKind::RustPanic && report.source.is_some();
+        if let Some(k) = guilty.filter(|_| !stands) {
             if let Some(src) = own[k].take().or_else(|| report.frames[k].source.clone()) {
                 report.source = Some(src);
             }
         }
         notes
     }
+}
+
+/// The name to look a frame up by: the symbol as printed when the parser demangled it.
+fn lookup_name(frame: &Frame) -> &str {
+    frame.symbol.as_deref().unwrap_or(&frame.function)
 }
 
 /// `oops_mod: ...` (or `vmlinux: ...`) before an error.
