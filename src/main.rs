@@ -36,10 +36,12 @@ struct Cli {
 
 #[derive(clap::Args, Clone, Default)]
 struct KernelArgs {
-    /// Kernel image to boot (default: newest /boot/vmlinuz-V with /lib/modules/V/build).
+    /// Kernel image to boot (default: newest /boot/vmlinuz-V with /lib/modules/V/build; for Rust
+    /// modules, the Rust lab kernel, built when missing).
     #[arg(long, value_name = "IMAGE")]
     kernel: Option<PathBuf>,
-    /// Kernel build tree for Kbuild (default: /lib/modules/V/build).
+    /// Kernel build tree for Kbuild (default: /lib/modules/V/build). Rust modules use it too when
+    /// it was built with CONFIG_RUST=y.
     #[arg(long, value_name = "DIR")]
     kdir: Option<PathBuf>,
 }
@@ -134,6 +136,11 @@ enum Command {
         /// The directory to make.
         dir: PathBuf,
     },
+    /// Build the Rust lab kernel, or list the kernels kmodlab can use.
+    Kernel {
+        #[command(subcommand)]
+        command: KernelCommand,
+    },
     /// Find every crash report in a kernel log (console output or dmesg), title it, and point at
     /// the source line: symbolized call trace, disassembly of the faulting code, decoded taint.
     ///
@@ -158,6 +165,41 @@ enum Command {
         vmlinux: Option<PathBuf>,
         /// The log (default: standard input).
         log: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelCommand {
+    /// Build the Rust lab kernel (CONFIG_RUST=y, for Rust for Linux modules) into the cache, or
+    /// find it there; prints the image and the build tree, one per line.
+    ///
+    /// The source is the newest /usr/src/linux-source-7.*.tar.xz (7.2 or newer), extracted into
+    /// the cache, or --source: a kernel tree (built out of tree with O=, so it stays clean; it must
+    /// not be configured in place) or a linux-source tarball. Config: tinyconfig plus kmodlab's
+    /// rust-lab fragment. The cache (~/.cache/kmodlab/kernels/rust-VERSION-KEY) is keyed by the
+    /// source, the fragment and the tool versions; a second call returns at once. Exit code 2 for
+    /// a bad --source, 3 for a missing tool or a failed build (its log's last lines and path are
+    /// shown).
+    Build {
+        /// Build the Rust lab kernel (the only kind kmodlab builds; Debian's come from packages).
+        #[arg(long, required = true)]
+        rust: bool,
+        /// A kernel source tree or linux-source tarball instead of /usr/src's.
+        #[arg(long, value_name = "DIR")]
+        source: Option<PathBuf>,
+        /// Parallel make jobs (default: the number of CPUs).
+        #[arg(short = 'j', long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Print the kernel's record (kmodlab-kernel.json) instead of the two paths.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List Debian's kernels (/boot/vmlinuz-V with /lib/modules/V/build) and the lab kernels in the
+    /// cache (built or incomplete).
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -232,6 +274,7 @@ fn main() -> ExitCode {
             vmlinux,
             log,
         } => oops(json, module_dirs, vmlinux, log),
+        Command::Kernel { command } => kernel(command),
     };
     ExitCode::from(code)
 }
@@ -250,9 +293,12 @@ fn fail(e: &LabError) -> u8 {
 }
 
 fn build(dir: PathBuf, k: KernelArgs) -> u8 {
-    let lab_kernel = match kmodlab_kbuild::select(k.kernel, k.kdir) {
+    let lab_kernel = match kmodlab_lab::kernel_kind_for(&dir).and_then(|kind| {
+        let mut progress = kmodlab_kernel::StderrProgress::new();
+        kmodlab_lab::select_kernel(kind, k.kernel, k.kdir, &mut |e| progress.event(e))
+    }) {
         Ok(k) => k,
-        Err(e) => return fail(&LabError::Infra(e.0)),
+        Err(e) => return fail(&e),
     };
     eprintln!(
         "kmodlab: building {} for {}",
@@ -331,7 +377,10 @@ fn run(
             path.display()
         )));
     }
-    let lab = match Lab::new(k.kernel, k.kdir) {
+    let lab = match kmodlab_lab::kernel_kind_for(&path).and_then(|kind| {
+        let mut progress = kmodlab_kernel::StderrProgress::new();
+        Lab::for_kind(kind, k.kernel, k.kdir, &mut |e| progress.event(e))
+    }) {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
@@ -503,21 +552,26 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let lab = match Lab::new(k.kernel, k.kdir) {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
-    };
-    let cases: usize = specs.iter().map(|s| s.spec.cases.len()).sum();
-    eprintln!(
-        "kmodlab: {} spec{}, {cases} case{} on {} ({}, {}), {} at a time",
-        specs.len(),
-        if specs.len() == 1 { "" } else { "s" },
-        if cases == 1 { "" } else { "s" },
-        lab.kernel.release,
-        lab.accel.accel.as_str(),
-        lab.accel.reason,
-        jobs.max(1)
-    );
+    let mut progress = kmodlab_kernel::StderrProgress::new();
+    let labs =
+        match kmodlab_lab::Labs::for_specs(&specs, k.kernel, k.kdir, &mut |e| progress.event(e)) {
+            Ok(l) => l,
+            Err(e) => return fail(&e),
+        };
+    for (kind, lab) in labs.ready() {
+        let mine: Vec<_> = specs.iter().filter(|s| s.spec.kernel == kind).collect();
+        let cases: usize = mine.iter().map(|s| s.spec.cases.len()).sum();
+        eprintln!(
+            "kmodlab: {} spec{}, {cases} case{} on {} ({}, {}), {} at a time",
+            mine.len(),
+            if mine.len() == 1 { "" } else { "s" },
+            if cases == 1 { "" } else { "s" },
+            lab.kernel.release,
+            lab.accel.accel.as_str(),
+            lab.accel.reason,
+            jobs.max(1)
+        );
+    }
     let human = format == Format::Human;
     let on_done = |o: &kmodlab_report::CaseOutcome| {
         if human {
@@ -542,7 +596,7 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
         }
     };
     let mut build_log = std::io::sink();
-    let outcomes = kmodlab_lab::run_specs(&lab, &specs, jobs, &mut build_log, &on_done);
+    let outcomes = kmodlab_lab::run_specs(&labs, &specs, jobs, &mut build_log, &on_done);
     let mut out = std::io::stdout().lock();
     let _ = match format {
         Format::Human => kmodlab_report::write_human_summary(&mut out, &outcomes),
@@ -557,6 +611,103 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
     } else {
         EXIT_FAILED
     }
+}
+
+fn kernel(command: KernelCommand) -> u8 {
+    match command {
+        KernelCommand::Build {
+            rust: _,
+            source,
+            jobs,
+            json,
+        } => kernel_build(source, jobs, json),
+        KernelCommand::List { json } => kernel_list(json),
+    }
+}
+
+fn kernel_build(source: Option<PathBuf>, jobs: Option<usize>, json: bool) -> u8 {
+    if jobs == Some(0) {
+        eprintln!("kmodlab: -j 0: at least one job is needed");
+        return EXIT_USAGE;
+    }
+    let options = kmodlab_kernel::BuildOptions {
+        source,
+        jobs,
+        ..Default::default()
+    };
+    let mut progress = kmodlab_kernel::StderrProgress::new();
+    let mut built_now = false;
+    match kmodlab_kernel::build(&options, &mut |e| {
+        built_now = true;
+        progress.event(e)
+    }) {
+        Ok(k) => {
+            eprintln!(
+                "kmodlab: kernel: Rust lab kernel {} from {} ({} in {:.0}s)",
+                k.release,
+                k.source,
+                if built_now { "built" } else { "cached, built" },
+                k.build_seconds
+            );
+            if json {
+                print!("{}", k.to_json());
+            } else {
+                println!("{}", k.image.display());
+                println!("{}", k.tree.display());
+            }
+            0
+        }
+        Err(e) => {
+            for line in e.message.lines() {
+                eprintln!("kmodlab: {line}");
+            }
+            for line in &e.log_tail {
+                eprintln!("  | {line}");
+            }
+            if let Some(log) = &e.log {
+                eprintln!("kmodlab: the full log: {}", log.display());
+            }
+            e.exit_code() as u8
+        }
+    }
+}
+
+fn kernel_list(json: bool) -> u8 {
+    let kernels = kmodlab_kernel::list(std::path::Path::new("/"), &kmodlab_lab::cache_dir());
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut out, &kernels);
+        let _ = writeln!(out);
+        return 0;
+    }
+    let rows: Vec<[String; 5]> = kernels
+        .iter()
+        .map(|k| {
+            [
+                k.kind.to_string(),
+                k.release.clone().unwrap_or_else(|| "-".into()),
+                k.state.to_string(),
+                k.source.clone().unwrap_or_else(|| "-".into()),
+                k.tree.display().to_string(),
+            ]
+        })
+        .collect();
+    let header = ["KIND", "RELEASE", "STATE", "SOURCE", "TREE"].map(String::from);
+    let mut widths = [0usize; 5];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    0
 }
 
 fn kmodlab_spec_file() -> &'static str {

@@ -17,6 +17,22 @@ pub struct Kernel {
     pub kdir: PathBuf,
     /// The installed module tree, when there is one.
     pub modules_dir: Option<PathBuf>,
+    /// Extra make variables for `make -C KDIR M=DIR` (a Rust lab kernel's `LLVM=-19`,
+    /// `RUSTC=...`); empty for Debian's kernels.
+    pub make_args: Vec<String>,
+    /// Extra environment for that make (`LIBCLANG_PATH`); empty for Debian's kernels.
+    pub make_env: Vec<(String, String)>,
+}
+
+/// The user's cache directory for kmodlab (`$XDG_CACHE_HOME/kmodlab` or `~/.cache/kmodlab`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("kmodlab");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/kmodlab")
 }
 
 /// Why no kernel could be selected: always an infrastructure problem (exit code 3).
@@ -142,6 +158,8 @@ pub fn select_in(
             .join("modules.dep")
             .exists()
             .then_some(modules_dir),
+        make_args: Vec::new(),
+        make_env: Vec::new(),
     })
 }
 
@@ -196,6 +214,18 @@ pub fn is_diagnostic(line: &str) -> bool {
     line.contains(": error:") || line.contains(": fatal error:") || line.contains(": warning:")
 }
 
+/// A rustc error's headline (`error[E0425]: cannot find value `x` in this scope`), but not its
+/// closing summary (`error: aborting due to ...`).
+fn rust_error_message(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("error")?;
+    let rest = match rest.strip_prefix('[') {
+        Some(r) => r.split_once(']')?.1,
+        None => rest,
+    };
+    rest.strip_prefix(": ")?;
+    (!line.starts_with("error: aborting due to")).then_some(line)
+}
+
 /// Whether a directory holds a Kbuild module (a `Kbuild` file, or a Makefile using `obj-m`).
 pub fn is_module_dir(dir: &Path) -> bool {
     dir.join("Kbuild").exists()
@@ -221,6 +251,8 @@ pub fn build(dir: &Path, kernel: &Kernel, out: &mut dyn Write) -> Result<Vec<Pat
         .arg(&kernel.kdir)
         .arg(format!("M={}", dir.display()))
         .arg(format!("-j{jobs}"))
+        .args(&kernel.make_args)
+        .envs(kernel.make_env.iter().map(|(k, v)| (k, v)))
         .arg("modules")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -249,9 +281,17 @@ pub fn build(dir: &Path, kernel: &Kernel, out: &mut dyn Write) -> Result<Vec<Pat
     .collect();
     drop(tx);
     let mut errors = Vec::new();
+    let mut rust_error: Option<String> = None;
     for line in rx {
         if is_diagnostic(&line) && (line.contains("error:")) {
             errors.push(line.clone());
+        }
+        // rustc: `error[E0425]: message` then ` --> file.rs:line:col`.
+        if let Some(e) = rust_error_message(&line) {
+            rust_error = Some(e.to_string());
+        } else if let (Some(e), Some(loc)) = (&rust_error, line.trim_start().strip_prefix("--> ")) {
+            errors.push(format!("{}: {e}", loc.trim()));
+            rust_error = None;
         }
         let _ = writeln!(out, "{line}");
     }
@@ -345,6 +385,20 @@ mod tests {
     }
 
     #[test]
+    fn rust_errors_are_recognised() {
+        assert_eq!(
+            rust_error_message("error[E0425]: cannot find value `x` in this scope"),
+            Some("error[E0425]: cannot find value `x` in this scope")
+        );
+        assert!(rust_error_message("error: expected `;`, found `}`").is_some());
+        assert_eq!(
+            rust_error_message("error: aborting due to 1 previous error"),
+            None
+        );
+        assert_eq!(rust_error_message("errors.o"), None);
+    }
+
+    #[test]
     fn bzimage_release_reads_the_header() {
         let mut img = vec![0u8; 0x400];
         img[0x202..0x206].copy_from_slice(b"HdrS");
@@ -387,6 +441,8 @@ mod tests {
             image: "/boot/x".into(),
             kdir: "/k".into(),
             modules_dir: None,
+            make_args: Vec::new(),
+            make_env: Vec::new(),
         };
         let e = check_vermagic("6.1.0-9-amd64 SMP mod_unload ", &k, None).unwrap_err();
         assert!(

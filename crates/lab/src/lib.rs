@@ -9,6 +9,7 @@ pub use analyze::{analyze_log, enrich, symbolizer, AnalyzeOptions};
 
 use kmodlab_events::{Event, RunResult};
 use kmodlab_kbuild::Kernel;
+use kmodlab_kernel::BuildEvent;
 use kmodlab_report::CaseOutcome;
 use kmodlab_spec::{KernelKind, Spec};
 use kmodlab_vm::accel::Decision;
@@ -73,19 +74,144 @@ pub struct Lab {
     /// Where run directories are made.
     pub runs_dir: PathBuf,
     kernel_vermagic: Option<String>,
-    counter: AtomicUsize,
 }
 
-/// The user's cache directory for kmodlab (`$XDG_CACHE_HOME/kmodlab` or `~/.cache/kmodlab`).
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("kmodlab");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    home.join(".cache/kmodlab")
+/// Numbers run directories, across all the labs of a process (one per kernel kind).
+static RUN_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// The Debian kernel ([`kmodlab_kbuild::select`]), with the make variables of its build tree (see
+/// [`kmodlab_kernel::tree_make_vars`]: none for Debian's headers, LLVM and Rust ones for a tree
+/// built with clang).
+fn select_debian(image: Option<PathBuf>, kdir: Option<PathBuf>) -> Result<Kernel, LabError> {
+    let mut kernel = kmodlab_kbuild::select(image, kdir).map_err(|e| LabError::Infra(e.0))?;
+    (kernel.make_args, kernel.make_env) = kmodlab_kernel::tree_make_vars(&kernel.kdir);
+    Ok(kernel)
 }
+
+/// The kernel for modules of `kind`.
+///
+/// Debian: `image`/`kdir`, then `KMODLAB_KERNEL`/`KMODLAB_KDIR`, then the newest installed one.
+/// Rust: `image`/`kdir` when `kdir` is a tree built with `CONFIG_RUST=y` (the image defaults to
+/// the tree's `arch/x86/boot/bzImage`); otherwise the Rust lab kernel from the cache, built first when it is missing (minutes; `progress` sees the stages).
+pub fn select_kernel(
+    kind: KernelKind,
+    image: Option<PathBuf>,
+    kdir: Option<PathBuf>,
+    progress: &mut dyn FnMut(&BuildEvent),
+) -> Result<Kernel, LabError> {
+    match kind {
+        KernelKind::Debian => select_debian(image, kdir),
+        KernelKind::Rust => {
+            if let Some(tree) = kdir.as_deref().filter(|t| kmodlab_kernel::tree_has_rust(t)) {
+                // The tree's own image when no other is named.
+                let image = image
+                    .or_else(|| Some(tree.join("arch/x86/boot/bzImage")).filter(|i| i.is_file()));
+                return select_debian(image, kdir);
+            }
+            let options = kmodlab_kernel::BuildOptions::default();
+            kmodlab_kernel::build(&options, progress)
+                .map(|k| k.kernel())
+                .map_err(|e| {
+                    let what = format!("the Rust lab kernel: {}", e.report());
+                    match e.exit_code() {
+                        2 => LabError::Input(what),
+                        _ => LabError::Infra(what),
+                    }
+                })
+        }
+    }
+}
+
+/// The kernel kind a module path needs: its spec's `kernel`, else Rust when the directory holds
+/// `.rs` files, else Debian (a `.ko` file too).
+pub fn kernel_kind_for(path: &Path) -> Result<KernelKind, LabError> {
+    if !path.is_dir() {
+        return Ok(KernelKind::Debian);
+    }
+    if path.join(kmodlab_spec::SPEC_FILE).is_file() {
+        return Ok(load_specs(&[path.to_path_buf()])?.remove(0).spec.kernel);
+    }
+    let has_rust = std::fs::read_dir(path).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "rs") && e.path().is_file())
+    });
+    Ok(if has_rust {
+        KernelKind::Rust
+    } else {
+        KernelKind::Debian
+    })
+}
+
+/// The labs of one `kmodlab test` run: one per kernel kind its specs need.
+pub struct Labs {
+    debian: Option<Result<Lab, String>>,
+    rust: Option<Result<Lab, String>>,
+}
+
+impl Labs {
+    /// A lab for each kernel kind `specs` need (see [`select_kernel`]); building the Rust lab
+    /// kernel first when a spec needs it and it is not in the cache. Fails only when no lab at all
+    /// could be made; a kind whose lab failed ends its specs as infrastructure errors.
+    pub fn for_specs(
+        specs: &[SpecDir],
+        image: Option<PathBuf>,
+        kdir: Option<PathBuf>,
+        progress: &mut dyn FnMut(&BuildEvent),
+    ) -> Result<Labs, LabError> {
+        let needs = |k: KernelKind| specs.iter().any(|s| s.spec.kernel == k);
+        let mut first_error = None;
+        let mut make = |kind: KernelKind, progress: &mut dyn FnMut(&BuildEvent)| {
+            Lab::for_kind(kind, image.clone(), kdir.clone(), progress).map_err(|e| {
+                let text = e.to_string();
+                first_error.get_or_insert(e);
+                text
+            })
+        };
+        let debian = needs(KernelKind::Debian).then(|| make(KernelKind::Debian, progress));
+        let rust = needs(KernelKind::Rust).then(|| make(KernelKind::Rust, progress));
+        let labs = Labs { debian, rust };
+        match first_error {
+            Some(e) if labs.ready().is_empty() => Err(e),
+            _ => Ok(labs),
+        }
+    }
+
+    /// One lab for every spec, whatever kernel it asks for.
+    pub fn single(lab: Lab) -> Labs {
+        Labs {
+            debian: Some(Ok(lab)),
+            rust: None,
+        }
+    }
+
+    /// The lab for `kind`, or why there is none.
+    pub fn get(&self, kind: KernelKind) -> Result<&Lab, String> {
+        let slot = match kind {
+            KernelKind::Rust if self.rust.is_some() => &self.rust,
+            KernelKind::Debian | KernelKind::Rust => &self.debian,
+        };
+        match slot {
+            Some(Ok(lab)) => Ok(lab),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("no lab for the {} kernel", kind.as_str())),
+        }
+    }
+
+    /// The labs that could be made, with their kernel kinds.
+    pub fn ready(&self) -> Vec<(KernelKind, &Lab)> {
+        [
+            (KernelKind::Debian, &self.debian),
+            (KernelKind::Rust, &self.rust),
+        ]
+        .into_iter()
+        .filter_map(|(k, l)| Some((k, l.as_ref()?.as_ref().ok()?)))
+        .collect()
+    }
+}
+
+/// The user's cache directory for kmodlab (`$XDG_CACHE_HOME/kmodlab` or `~/.cache/kmodlab`);
+/// it lives in `kmodlab-kbuild` so that the kernel builder shares it.
+pub use kmodlab_kbuild::cache_dir;
 
 /// Finds QEMU on PATH (or `KMODLAB_QEMU`).
 pub fn find_qemu() -> Result<PathBuf, LabError> {
@@ -197,8 +323,26 @@ pub fn is_static_elf(bytes: &[u8]) -> bool {
 
 impl Lab {
     /// Selects the kernel (see [`kmodlab_kbuild::select`]), finds QEMU and picks the accelerator.
+    /// A build tree made with clang (a Rust kernel given with `kdir`) gets the make variables its
+    /// modules need.
     pub fn new(image: Option<PathBuf>, kdir: Option<PathBuf>) -> Result<Lab, LabError> {
-        let kernel = kmodlab_kbuild::select(image, kdir).map_err(|e| LabError::Infra(e.0))?;
+        Lab::with_kernel(select_debian(image, kdir)?)
+    }
+
+    /// A lab for modules of `kind`: the Debian kernel as [`Lab::new`] selects it, or the Rust lab
+    /// kernel (see [`select_kernel`]), built first when it is not in the cache; `progress` sees
+    /// that build.
+    pub fn for_kind(
+        kind: KernelKind,
+        image: Option<PathBuf>,
+        kdir: Option<PathBuf>,
+        progress: &mut dyn FnMut(&BuildEvent),
+    ) -> Result<Lab, LabError> {
+        Lab::with_kernel(select_kernel(kind, image, kdir, progress)?)
+    }
+
+    /// A lab on `kernel`: finds QEMU and picks the accelerator.
+    pub fn with_kernel(kernel: Kernel) -> Result<Lab, LabError> {
         let qemu = find_qemu()?;
         let agent_binary = std::env::current_exe()
             .map_err(|e| LabError::Infra(format!("cannot find the kmodlab binary: {e}")))?;
@@ -230,7 +374,6 @@ impl Lab {
             agent_binary,
             runs_dir,
             kernel_vermagic,
-            counter: AtomicUsize::new(0),
         })
     }
 
@@ -281,7 +424,7 @@ impl Lab {
 
     /// A new run directory for `what`.
     pub fn new_run_dir(&self, what: &str) -> PathBuf {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let n = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -572,10 +715,11 @@ pub fn load_specs(dirs: &[PathBuf]) -> Result<Vec<SpecDir>, LabError> {
         .collect()
 }
 
-/// Runs every case of every spec, `jobs` VMs at a time; `on_done` sees each outcome as it ends.
-/// Modules are built first, one directory after another.
+/// Runs every case of every spec, `jobs` VMs at a time, each on the lab of the kernel its spec
+/// asks for; `on_done` sees each outcome as it ends. Modules are built first, one directory after
+/// another.
 pub fn run_specs(
-    lab: &Lab,
+    labs: &Labs,
     specs: &[SpecDir],
     jobs: usize,
     build_log: &mut dyn Write,
@@ -584,15 +728,15 @@ pub fn run_specs(
     struct Job<'a> {
         spec: &'a SpecDir,
         case: usize,
+        lab: Option<&'a Lab>,
         module: Result<Module, String>,
     }
     let mut queue = Vec::new();
     for s in specs {
-        let module = match s.spec.kernel {
-            KernelKind::Rust => Err(
-                "this spec needs the Rust lab kernel, which this kmodlab cannot build yet".into(),
-            ),
-            KernelKind::Debian => lab
+        let lab = labs.get(s.spec.kernel);
+        let module = match &lab {
+            Err(e) => Err(e.clone()),
+            Ok(lab) => lab
                 .prepare(&s.dir, s.spec.module.as_deref(), build_log)
                 .map_err(|e| e.to_string()),
         };
@@ -600,6 +744,7 @@ pub fn run_specs(
             queue.push(Job {
                 spec: s,
                 case,
+                lab: lab.as_ref().ok().copied(),
                 module: module.clone(),
             });
         }
@@ -611,7 +756,7 @@ pub fn run_specs(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = queue.get(i) else { break };
-                let outcome = run_case(lab, job.spec, job.case, &job.module);
+                let outcome = run_case(job.lab, job.spec, job.case, &job.module);
                 on_done(&outcome);
                 results
                     .lock()
@@ -626,7 +771,7 @@ pub fn run_specs(
 }
 
 fn run_case(
-    lab: &Lab,
+    lab: Option<&Lab>,
     spec: &SpecDir,
     index: usize,
     module: &Result<Module, String>,
@@ -642,10 +787,15 @@ fn run_case(
         duration_s: 0.0,
         console_tail: Vec::new(),
     };
-    let module = match module {
-        Ok(m) => m,
-        Err(e) => {
+    let (lab, module) = match (lab, module) {
+        (Some(lab), Ok(m)) => (lab, m),
+        (_, Err(e)) => {
             outcome.failures.push(e.clone());
+            outcome.infra_error = true;
+            return outcome;
+        }
+        (None, Ok(_)) => {
+            outcome.failures.push("no kernel for this spec".into());
             outcome.infra_error = true;
             return outcome;
         }
@@ -684,4 +834,30 @@ pub fn console_tail(run_dir: &Path, n: usize) -> Vec<String> {
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<String> = text.lines().map(String::from).collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+#[cfg(test)]
+mod kernel_kind_tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_kind_comes_from_the_spec_else_from_rust_sources() {
+        let d = std::env::temp_dir().join(format!("kmodlab-lab-kind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let kind = |p: &Path| kernel_kind_for(p).unwrap();
+        assert_eq!(kind(&d), KernelKind::Debian);
+        std::fs::write(d.join("hello.c"), "").unwrap();
+        assert_eq!(kind(&d), KernelKind::Debian);
+        std::fs::write(d.join("hello.rs"), "").unwrap();
+        assert_eq!(kind(&d), KernelKind::Rust);
+        std::fs::write(d.join(kmodlab_spec::SPEC_FILE), "kernel = \"debian\"\n").unwrap();
+        assert_eq!(kind(&d), KernelKind::Debian, "the spec wins");
+        std::fs::write(d.join(kmodlab_spec::SPEC_FILE), "kernel = \"rust\"\n").unwrap();
+        assert_eq!(kind(&d), KernelKind::Rust);
+        assert_eq!(kind(&d.join("hello.rs")), KernelKind::Debian, "a file");
+        std::fs::write(d.join(kmodlab_spec::SPEC_FILE), "kernel = \"plan9\"\n").unwrap();
+        assert!(matches!(kernel_kind_for(&d), Err(LabError::Input(_))));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

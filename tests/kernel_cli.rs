@@ -1,0 +1,94 @@
+//! `kmodlab kernel`: the command line of the Rust lab kernel, without building one (the real
+//! build is `crates/kernel/tests/build.rs`).
+
+mod util;
+use util::*;
+
+#[test]
+fn kernel_build_with_a_nonexistent_source_is_one_line_and_exit_2() {
+    let out = kmodlab()
+        .args([
+            "kernel",
+            "build",
+            "--rust",
+            "--source",
+            "/nonexistent/linux",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{}", show(&out));
+    assert!(
+        err.starts_with("kmodlab: --source /nonexistent/linux: "),
+        "{}",
+        show(&out)
+    );
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+}
+
+#[test]
+fn kernel_build_of_a_directory_that_is_no_kernel_tree_is_exit_2() {
+    let dir = scratch("kernel-notree");
+    let out = kmodlab()
+        .args(["kernel", "build", "--rust", "--source"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a kernel source tree"),
+        "{}",
+        show(&out)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn kernel_build_needs_rust() {
+    let out = kmodlab().args(["kernel", "build"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rust"));
+}
+
+#[test]
+fn kernel_list_shows_the_cache_by_state() {
+    let cache = scratch("kernel-list");
+    let partial = cache.join("kmodlab/kernels/rust-7.3-0123456789ab");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(
+        partial.join("kmodlab-source"),
+        "/usr/src/linux-source-7.3.tar.xz\n",
+    )
+    .unwrap();
+    let out = kmodlab()
+        .args(["kernel", "list"])
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("KIND "), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("rust "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains("incomplete"), "{row}");
+    assert!(row.contains("/usr/src/linux-source-7.3.tar.xz"), "{row}");
+    assert!(row.ends_with(&partial.display().to_string()), "{row}");
+    let out = kmodlab()
+        .args(["kernel", "list", "--json"])
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rust: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kind"] == "rust")
+        .collect();
+    assert_eq!(rust.len(), 1, "{v}");
+    assert_eq!(rust[0]["state"], "incomplete");
+    std::fs::remove_dir_all(cache).unwrap();
+}
