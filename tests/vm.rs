@@ -574,3 +574,75 @@ fn vm_new_c_module_passes_its_own_test() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_no_qemu_left(&runs);
 }
+
+/// The Rust lab on the Rust lab kernel (built by kmodlab when missing, cached afterwards): every
+/// case passes, the oops names the Rust source line and a demangled function, and a module made
+/// by `kmodlab new --rust` passes its own test.
+#[test]
+fn vm_rust_labs_and_new_rust_module_pass() {
+    let _g = lock();
+    let runs = scratch("vm-rust");
+    let dir = runs.join("rusty");
+    let out = kmodlab()
+        .args(["new", "--rust"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["test", "-j", "2", "--format", "json", "labs/rust"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    let cases = json["cases"].as_array().unwrap();
+    let failed: Vec<String> = cases
+        .iter()
+        .filter(|c| c["passed"] != Value::Bool(true))
+        .map(|c| {
+            format!(
+                "{} / {}: {}\n  run dir: {}\n  console tail: {}",
+                c["spec"], c["case"], c["failures"], c["result"]["run_dir"], c["console_tail"]
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed:\n{}\n{}",
+        failed.join("\n"),
+        show(&out)
+    );
+    assert_eq!(
+        cases.len(),
+        9,
+        "7 lab cases and 2 of the new module: {json}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    for c in cases {
+        assert!(
+            c["result"]["kernel"].as_str().unwrap().starts_with("7."),
+            "on the Rust lab kernel: {}",
+            c["result"]["kernel"]
+        );
+    }
+    let oops = cases
+        .iter()
+        .find(|c| c["spec"] == "labs/rust/5-oops-mod")
+        .unwrap();
+    let r = &oops["result"]["reports"][0];
+    assert_eq!(
+        r["title"],
+        "BUG: unable to handle kernel NULL pointer dereference in oops_mod::my_oops_init",
+        "{r}"
+    );
+    let src = std::fs::read_to_string("labs/rust/5-oops-mod/oops_mod.rs").unwrap();
+    let line = src
+        .lines()
+        .position(|l| l.contains("p.write_volatile(b'a')"))
+        .expect("the NULL write in oops_mod.rs")
+        + 1;
+    assert_eq!(r["source"], format!("oops_mod.rs:{line}"), "{r}");
+    assert_no_qemu_left(&runs);
+}

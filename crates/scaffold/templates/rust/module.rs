@@ -2,7 +2,8 @@
 
 //! @NAME@ - a Rust kernel module made by `kmodlab new --rust`.
 //!
-//! Prints a greeting with its parameter on load and a farewell on unload.
+//! Prints a greeting with its parameter on load and a farewell on unload (`pr_info!` puts the
+//! module's name in front: `@MOD@: hello (1 of 1)`).
 //! Try: `kmodlab run . count=3` (boots the Rust lab kernel in a VM, loads, shows the messages,
 //! unloads) and `kmodlab test .` (runs the cases in kmodlab.toml).
 
@@ -26,9 +27,9 @@ struct @TYPE@;
 
 impl kernel::Module for @TYPE@ {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let count = *module_parameters::count.value();
+        let count = module_parameters::count.value();
         for i in 0..count {
-            pr_info!("@MOD@: hello ({} of {})\n", i + 1, count);
+            pr_info!("hello ({} of {})\n", i + 1, count);
         }
         Ok(@TYPE@)
     }
@@ -36,6 +37,6 @@ impl kernel::Module for @TYPE@ {
 
 impl Drop for @TYPE@ {
     fn drop(&mut self) {
-        pr_info!("@MOD@: goodbye\n");
+        pr_info!("goodbye\n");
     }
 }
