@@ -377,9 +377,14 @@ fn run(
             path.display()
         )));
     }
-    let lab = match kmodlab_lab::kernel_kind_for(&path).and_then(|kind| {
-        let mut progress = kmodlab_kernel::StderrProgress::new();
-        Lab::for_kind(kind, k.kernel, k.kdir, &mut |e| progress.event(e))
+    // The kernel the module needs, and the arguments its spec asks for (detector thresholds).
+    let needs = match kmodlab_lab::needs_of(&path) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    let mut kernel_progress = kmodlab_kernel::StderrProgress::new();
+    let lab = match Lab::for_kind(needs.kernel, k.kernel, k.kdir, &mut |e| {
+        kernel_progress.event(e)
     }) {
         Ok(l) => l,
         Err(e) => return fail(&e),
@@ -406,17 +411,9 @@ fn run(
     let progress = Progress {
         tty: std::io::stderr().is_terminal(),
     };
-    // A module directory's spec may ask for kernel arguments (detector thresholds).
-    let kernel_args = if path.is_dir() {
-        match kmodlab_lab::spec_kernel_args(&path) {
-            Ok(a) => a,
-            Err(e) => return fail(&e),
-        }
-    } else {
-        Vec::new()
-    };
-    let result =
-        lab.run_with_kernel_args(&module, &options, &kernel_args, &mut |e| progress.event(e));
+    let result = lab.run_with_kernel_args(&module, &options, &needs.kernel_args, &mut |e| {
+        progress.event(e)
+    });
     progress.done();
     match result {
         Ok(r) => {

@@ -122,24 +122,48 @@ pub fn select_kernel(
     }
 }
 
-/// The kernel kind a module path needs: its spec's `kernel`, else Rust when the directory holds
-/// `.rs` files, else Debian (a `.ko` file too).
-pub fn kernel_kind_for(path: &Path) -> Result<KernelKind, LabError> {
+/// What a module path needs from the guest: the kernel kind and extra kernel arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// The spec's `kernel`, else Rust when the directory holds `.rs` files, else Debian.
+    pub kernel: KernelKind,
+    /// The spec's `kernel_args`; none without a spec.
+    pub kernel_args: Vec<String>,
+}
+
+/// [`Needs`] of a module directory (its spec read once) or of a `.ko` file (the Debian kernel, no
+/// arguments).
+pub fn needs_of(path: &Path) -> Result<Needs, LabError> {
     if !path.is_dir() {
-        return Ok(KernelKind::Debian);
+        return Ok(Needs {
+            kernel: KernelKind::Debian,
+            kernel_args: Vec::new(),
+        });
     }
     if path.join(kmodlab_spec::SPEC_FILE).is_file() {
-        return Ok(load_specs(&[path.to_path_buf()])?.remove(0).spec.kernel);
+        let spec = load_specs(&[path.to_path_buf()])?.remove(0).spec;
+        return Ok(Needs {
+            kernel: spec.kernel,
+            kernel_args: spec.kernel_args,
+        });
     }
     let has_rust = std::fs::read_dir(path).is_ok_and(|d| {
         d.flatten()
             .any(|e| e.path().extension().is_some_and(|x| x == "rs") && e.path().is_file())
     });
-    Ok(if has_rust {
-        KernelKind::Rust
-    } else {
-        KernelKind::Debian
+    Ok(Needs {
+        kernel: if has_rust {
+            KernelKind::Rust
+        } else {
+            KernelKind::Debian
+        },
+        kernel_args: Vec::new(),
     })
+}
+
+/// The kernel kind a module path needs (see [`Needs::kernel`]).
+pub fn kernel_kind_for(path: &Path) -> Result<KernelKind, LabError> {
+    needs_of(path).map(|n| n.kernel)
 }
 
 /// The labs of one `kmodlab test` run: one per kernel kind its specs need.
@@ -685,15 +709,6 @@ pub struct SpecDir {
     pub label: String,
     /// The spec.
     pub spec: Spec,
-}
-
-/// The kernel arguments the spec in `dir` asks for (`kernel_args`); none when `dir` has no spec.
-pub fn spec_kernel_args(dir: &Path) -> Result<Vec<String>, LabError> {
-    if !dir.join(kmodlab_spec::SPEC_FILE).is_file() {
-        return Ok(Vec::new());
-    }
-    let spec = load_specs(&[dir.to_path_buf()])?.remove(0);
-    Ok(spec.spec.kernel_args)
 }
 
 /// Parses the spec of every directory; the first broken spec is an input error naming FILE:LINE.
