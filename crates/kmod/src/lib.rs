@@ -6,7 +6,7 @@
 pub mod common_modinfo;
 pub mod depmod;
 pub mod fnmatch;
-pub mod getopt;
+pub use kmodlab_getopt as getopt;
 pub mod insmod;
 pub mod kernel_state;
 pub mod kmod_context;

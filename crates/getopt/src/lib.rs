@@ -10,6 +10,8 @@ pub enum HasArg {
     No,
     /// `required_argument`.
     Required,
+    /// `optional_argument`: only `--name=value` or `-xvalue` give it a value.
+    Optional,
 }
 
 /// One entry of a `struct option` table: `--name`, whether it takes an argument, and the value
@@ -89,6 +91,12 @@ pub fn getopt_long(
                     break;
                 }
                 Some(HasArg::No) => out.opts.push(Parsed::Opt(c as u32, None)),
+                Some(HasArg::Optional) => {
+                    let rest: String = chars[k..].iter().collect();
+                    out.opts
+                        .push(Parsed::Opt(c as u32, (!rest.is_empty()).then_some(rest)));
+                    break;
+                }
                 Some(HasArg::Required) => {
                     let rest: String = chars[k..].iter().collect();
                     if !rest.is_empty() {
@@ -117,7 +125,10 @@ fn short_spec(short: &str, c: char) -> Option<HasArg> {
         return None;
     }
     let pos = short.find(c)?;
-    Some(if short[pos + c.len_utf8()..].starts_with(':') {
+    let after = &short[pos + c.len_utf8()..];
+    Some(if after.starts_with("::") {
+        HasArg::Optional
+    } else if after.starts_with(':') {
         HasArg::Required
     } else {
         HasArg::No
@@ -185,6 +196,7 @@ fn parse_long(
             Parsed::Error
         }
         (HasArg::No, None) => Parsed::Opt(found.val, None),
+        (HasArg::Optional, v) => Parsed::Opt(found.val, v),
         (HasArg::Required, Some(v)) => Parsed::Opt(found.val, Some(v)),
         (HasArg::Required, None) => {
             if *i < args.len() {
@@ -290,6 +302,30 @@ mod tests {
         assert_eq!(
             e,
             "modprobe: option '--show' is ambiguous; possibilities: '--show-depends' '--show-config' '--showconfig'\n"
+        );
+    }
+
+    #[test]
+    fn optional_arguments_only_attached() {
+        let long = [LongOpt {
+            name: "color",
+            has_arg: HasArg::Optional,
+            val: 'L' as u32,
+        }];
+        let args: Vec<String> = ["--color", "x", "--color=always", "-Lnever", "-L"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let a = getopt_long("dmesg", &args, "L::", &long, &mut Vec::new());
+        assert_eq!(a.operands, ["x"]);
+        assert_eq!(
+            a.opts,
+            [
+                Parsed::Opt('L' as u32, None),
+                Parsed::Opt('L' as u32, Some("always".into())),
+                Parsed::Opt('L' as u32, Some("never".into())),
+                Parsed::Opt('L' as u32, None),
+            ]
         );
     }
 
