@@ -25,7 +25,8 @@ const EXIT_INFRA: u8 = 3;
     after_help = "Exit codes: 0 success, 1 a test or verdict failed (or the module did not build), \
                   2 usage or input error, 3 infrastructure (no kernel, no QEMU, VM did not boot).\n\
                   Module tools, compatible with kmod: kmodlab insmod|rmmod|lsmod|modinfo|modprobe|depmod \
-                  ARGS, or the binary invoked through a link of that name.\n\
+                  ARGS, or the binary invoked through a link of that name; likewise dmesg, compatible \
+                  with util-linux: kmodlab dmesg ARGS.\n\
                   Environment: KMODLAB_KERNEL, KMODLAB_KDIR (kernel and build tree), KMODLAB_ACCEL \
                   (kvm|tcg), KMODLAB_RUNS (where run directories go), KMODLAB_QEMU."
 )]
@@ -80,11 +81,12 @@ enum Command {
         /// Module parameters, NAME=VALUE.
         params: Vec<String>,
     },
-    /// Boot a VM and run commands in it: the module tools (modprobe, lsmod, rmmod, ...) against
-    /// modules from the kernel's own tree.
+    /// Boot a VM and run commands in it: the module tools (modprobe, lsmod, rmmod, ...) and
+    /// dmesg, against modules from the kernel's own tree or files you bring.
     ///
     /// Commands are separated by a `;` argument (quote it from the shell):
-    /// `kmodlab exec -m 9p -- modprobe 9p ';' lsmod ';' modprobe -r 9p`.
+    /// `kmodlab exec -m 9p -- modprobe 9p ';' lsmod ';' modprobe -r 9p`, or
+    /// `kmodlab exec -f hello.ko -- insmod /files/hello.ko ';' dmesg -x ';' rmmod hello`.
     /// Exit code 0 when every command ran (whatever their exit codes), 1 on a crash report or a
     /// hang, 3 when the VM did not boot.
     Exec {
@@ -92,6 +94,13 @@ enum Command {
         /// into the guest's /lib/modules; repeatable.
         #[arg(short = 'm', long = "kernel-module", value_name = "NAME")]
         kernel_modules: Vec<String>,
+        /// Copy this host file into the guest as /files/NAME (a module to insmod, ...); repeatable.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Stop a command (SIGTERM) once its output contains this text, for commands that run
+        /// on, such as `dmesg --follow`.
+        #[arg(long, value_name = "TEXT")]
+        stop_on: Option<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -227,7 +236,13 @@ fn main() -> ExitCode {
     if let Some(code) = kmodlab_kmod::run(&name, args.clone()) {
         return ExitCode::from(code as u8);
     }
+    if name == "dmesg" {
+        return ExitCode::from(kmodlab_dmesg::main(args) as u8);
+    }
     if let Some(tool) = args.get(1).and_then(|a| a.to_str()) {
+        if tool == "dmesg" {
+            return ExitCode::from(kmodlab_dmesg::main(args[1..].to_vec()) as u8);
+        }
         if kmodlab_kmod::TOOLS.contains(&tool) {
             if let Some(code) = kmodlab_kmod::run(tool, args[1..].to_vec()) {
                 return ExitCode::from(code as u8);
@@ -255,11 +270,23 @@ fn main() -> ExitCode {
         } => run(json, module, timeout, no_unload, kernel, path, params),
         Command::Exec {
             kernel_modules,
+            files,
+            stop_on,
             json,
             timeout,
             kernel,
             command,
-        } => exec(kernel_modules, json, timeout, kernel, command),
+        } => exec(
+            ExecArgs {
+                kernel_modules,
+                files,
+                stop_on,
+            },
+            json,
+            timeout,
+            kernel,
+            command,
+        ),
         Command::Test {
             format,
             jobs,
@@ -440,13 +467,14 @@ fn run(
     }
 }
 
-fn exec(
+/// What `kmodlab exec` puts into the guest and how it runs the commands.
+struct ExecArgs {
     kernel_modules: Vec<String>,
-    json: bool,
-    timeout: Duration,
-    k: KernelArgs,
-    words: Vec<String>,
-) -> u8 {
+    files: Vec<PathBuf>,
+    stop_on: Option<String>,
+}
+
+fn exec(x: ExecArgs, json: bool, timeout: Duration, k: KernelArgs, words: Vec<String>) -> u8 {
     let commands: Vec<Vec<String>> = words
         .split(|w| w == ";")
         .filter(|c| !c.is_empty())
@@ -467,9 +495,14 @@ fn exec(
     let progress = Progress {
         tty: std::io::stderr().is_terminal(),
     };
-    let result = lab.exec(&commands, &kernel_modules, deadlines, &mut |e| {
-        progress.event(e)
-    });
+    let result = lab.exec(
+        &commands,
+        &x.kernel_modules,
+        &x.files,
+        x.stop_on.as_deref(),
+        deadlines,
+        &mut |e| progress.event(e),
+    );
     progress.done();
     let r = match result {
         Ok(r) => r,

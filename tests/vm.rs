@@ -646,3 +646,124 @@ fn vm_rust_labs_and_new_rust_module_pass() {
     assert_eq!(r["source"], format!("oops_mod.rs:{line}"), "{r}");
     assert_no_qemu_left(&runs);
 }
+
+/// dmesg in the guest: `-x` and `--json` on the real boot log of the Debian kernel, and
+/// `--follow-new` delivering a module's messages as the module prints them (the ticker module
+/// prints from one second after its load, while dmesg waits).
+#[test]
+fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
+    let _g = lock();
+    let runs = scratch("vm-dmesg");
+    let dir = runs.join("ticker");
+    copy_module(&repo().join("tests/modules/ticker"), &dir);
+    let b = kmodlab().arg("build").arg(&dir).output().unwrap();
+    assert_eq!(b.status.code(), Some(0), "{}", show(&b));
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["exec", "--json", "--stop-on", "ticker: done", "-f"])
+        .arg(dir.join("ticker.ko"))
+        .args([
+            "--", "dmesg", "-x", ";", "dmesg", "--json", ";", "dmesg", ";",
+        ])
+        .args([
+            "insmod",
+            "/files/ticker.ko",
+            ";",
+            "dmesg",
+            "--follow-new",
+            ";",
+        ])
+        .args(["rmmod", "ticker"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cmds = r["commands"].as_array().unwrap();
+    let where_ = format!("run directory {}", r["run_dir"]);
+    assert_eq!(cmds.len(), 6, "{where_}: {r}");
+    for c in cmds {
+        assert!(c["error"].is_null(), "{where_}: {c}");
+    }
+    let stdout = |i: usize| cmds[i]["stdout"].as_str().unwrap().to_string();
+
+    // -x: every line decoded as `facility:level : [time] message`.
+    let decoded = stdout(0);
+    let plain = stdout(2);
+    assert!(decoded.lines().count() > 50, "{where_}: {decoded}");
+    for line in decoded.lines() {
+        let (fac, rest) = line.split_at(6);
+        let (lev, rest) = rest[1..].split_at(6);
+        assert!(
+            ["kern", "user"].contains(&fac.trim_end()) && rest.starts_with(": ["),
+            "{where_}: not a decoded line: {line:?}"
+        );
+        assert!(
+            ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"]
+                .contains(&lev.trim_end()),
+            "{where_}: {line:?}"
+        );
+    }
+    assert!(
+        decoded
+            .lines()
+            .any(|l| l.starts_with("kern  :notice: [    0.000000] Linux version ")),
+        "{where_}: {decoded}"
+    );
+    // --json: one object per record, the same messages as the plain output, in order.
+    let json: Value = serde_json::from_str(&stdout(1)).expect("dmesg --json is JSON");
+    let records = json["dmesg"].as_array().unwrap();
+    let plain_lines: Vec<&str> = plain.lines().collect();
+    assert!(records.len() > 50 && records.len() <= plain_lines.len());
+    let mut at = 0;
+    for rec in records {
+        assert!(
+            rec["pri"].is_u64() && rec["time"].is_f64(),
+            "{where_}: {rec}"
+        );
+        let msg = rec["msg"].as_str().unwrap();
+        let first = msg.lines().next().unwrap_or("");
+        let found = plain_lines[at..]
+            .iter()
+            .position(|l| l.ends_with(first))
+            .unwrap_or_else(|| panic!("{where_}: {msg:?} not in the plain output"));
+        at += found + 1;
+    }
+    assert!(records[0]["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("Linux version "));
+
+    // --follow-new: only what the module printed after dmesg started, in order, up to "done".
+    assert_eq!(cmds[3]["exit_code"], 0, "{where_}: insmod: {}", cmds[3]);
+    let follow = stdout(4);
+    assert_eq!(
+        cmds[4]["signal"], "SIGTERM",
+        "{where_}: stopped on 'ticker: done'"
+    );
+    assert!(!follow.contains("ticker: loaded"), "{where_}: {follow}");
+    assert!(!follow.contains("Linux version"), "{where_}: {follow}");
+    let ticks: Vec<u32> = follow
+        .lines()
+        .filter_map(|l| l.split("ticker: tick ").nth(1))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(ticks.len() >= 5, "{where_}: {follow}");
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "{where_}: {follow}"
+    );
+    assert_eq!(ticks.last(), Some(&10), "{where_}: {follow}");
+    assert!(
+        follow.trim_end().ends_with("] ticker: done"),
+        "{where_}: {follow}"
+    );
+    // The unload's messages were collected by sequence number: only the module's exit line.
+    let unload_log: Vec<&str> = cmds[5]["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(unload_log, ["ticker: exit after 10 ticks"], "{where_}");
+    assert_no_qemu_left(&runs);
+}

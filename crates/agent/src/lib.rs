@@ -11,7 +11,6 @@ use kmodlab_proto::{CallStatus, GuestFile, Reply, Request};
 use kmodlab_sys::ChildExit;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -122,9 +121,9 @@ fn serve() -> io::Result<()> {
             Request::Read { paths } => Reply::Files {
                 files: paths.iter().map(|p| read(p)).collect(),
             },
-            Request::Exec { argv } => {
+            Request::Exec { argv, stop_on } => {
                 kmsg.drain();
-                let mut reply = exec(&argv);
+                let mut reply = exec(&argv, stop_on.as_deref());
                 if let Reply::Exited { log, .. } = &mut reply {
                     *log = kmsg.drain();
                 }
@@ -221,7 +220,7 @@ fn call(comm: &str, f: impl FnOnce() -> io::Result<()>) -> CallStatus {
 
 /// Runs `argv`: an absolute path as it is, any other name as this very binary under that name
 /// (the multi-call binary is then that tool).
-fn exec(argv: &[String]) -> Reply {
+fn exec(argv: &[String], stop_on: Option<&str>) -> Reply {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let Some(name) = argv.first() else {
         return Reply::Error {
@@ -236,7 +235,7 @@ fn exec(argv: &[String]) -> Reply {
         c
     };
     cmd.args(&argv[1..]).stdin(std::process::Stdio::null());
-    match cmd.output() {
+    match run_until(cmd, stop_on) {
         Ok(out) => Reply::Exited {
             code: out.status.code(),
             signal: out.status.signal(),
@@ -248,6 +247,58 @@ fn exec(argv: &[String]) -> Reply {
             message: format!("exec {name}: {e}"),
         },
     }
+}
+
+/// Runs `cmd` to its end and collects its output; with `stop_on`, sends it SIGTERM as soon as its
+/// standard output contains that text (then reads on until it exits).
+fn run_until(
+    mut cmd: std::process::Command,
+    stop_on: Option<&str>,
+) -> io::Result<std::process::Output> {
+    let Some(needle) = stop_on else {
+        return cmd.output();
+    };
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut err_pipe = child.stderr.take();
+    let stderr = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(e) = err_pipe.as_mut() {
+            let _ = e.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let mut stdout = Vec::new();
+    let mut stopped = false;
+    if let Some(mut out) = child.stdout.take() {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match out.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    stdout.extend_from_slice(&chunk[..n]);
+                    // Search only where the text can newly appear.
+                    let from = stdout.len().saturating_sub(n + needle.len());
+                    if !stopped
+                        && stdout[from..]
+                            .windows(needle.len().max(1))
+                            .any(|w| w == needle.as_bytes())
+                    {
+                        stopped = true;
+                        kmodlab_sys::terminate(child.id());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    }
+    let status = child.wait()?;
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 fn read(path: &str) -> GuestFile {
@@ -307,38 +358,80 @@ fn uptime() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `/dev/kmsg` opened non-blocking: each read returns one record.
+/// Whether a record is new, given the sequence number of the last record taken.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// Taken before (a reader may see a record again after the log was cleared).
+    Old,
+    /// New; `lost` records between it and the last one were overwritten unread.
+    New { lost: u64 },
+}
+
+fn by_sequence(last: &mut Option<u64>, seq: Option<u64>) -> Seen {
+    let Some(seq) = seq else {
+        return Seen::New { lost: 0 };
+    };
+    let seen = match *last {
+        Some(l) if seq <= l => return Seen::Old,
+        Some(l) => Seen::New { lost: seq - l - 1 },
+        None => Seen::New { lost: 0 },
+    };
+    *last = Some(seq);
+    seen
+}
+
+/// The kernel log, read record by record. What a call printed is told apart from what was there
+/// before by sequence number: every record after the last one seen before the call.
 struct Kmsg {
-    file: File,
+    dev: kmodlab_sys::KmsgDevice,
+    last_seq: Option<u64>,
 }
 
 impl Kmsg {
     fn open() -> io::Result<Kmsg> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")?;
-        Ok(Kmsg { file })
+        let dev = kmodlab_sys::KmsgDevice::open(false, kmodlab_sys::KmsgStart::AfterClear)?;
+        Ok(Kmsg {
+            dev,
+            last_seq: None,
+        })
     }
 
-    /// Reads every record not read yet and returns their messages.
+    /// Reads every record written since the last call and returns their messages, with a note
+    /// when the kernel overwrote records before they could be read.
     fn drain(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match self.file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if let Ok(rec) = kmodlab_kmsg::parse_record(&buf[..n]) {
-                        out.push(rec.text());
-                    }
-                }
-                // EPIPE: records were overwritten before we read them; the next read goes on.
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+        let mut buf = vec![0u8; kmodlab_sys::KMSG_RECORD_MAX];
+        while let Ok(Some(n)) = self.dev.read_record(&mut buf) {
+            let Some(rec) = kmodlab_kmsg::parse_record(&buf[..n]) else {
+                continue;
+            };
+            match by_sequence(&mut self.last_seq, rec.seq) {
+                Seen::Old => continue,
+                Seen::New { lost: 0 } => {}
+                Seen::New { lost } => out.push(format!(
+                    "kmodlab: {lost} kernel messages were overwritten before they could be read"
+                )),
             }
+            out.push(rec.text());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_told_apart_by_sequence_number() {
+        let mut last = None;
+        assert_eq!(by_sequence(&mut last, Some(7)), Seen::New { lost: 0 });
+        assert_eq!(by_sequence(&mut last, Some(8)), Seen::New { lost: 0 });
+        assert_eq!(by_sequence(&mut last, Some(8)), Seen::Old);
+        assert_eq!(by_sequence(&mut last, Some(3)), Seen::Old);
+        assert_eq!(by_sequence(&mut last, Some(12)), Seen::New { lost: 3 });
+        assert_eq!(last, Some(12));
+        // A record without a sequence number is always taken.
+        assert_eq!(by_sequence(&mut last, None), Seen::New { lost: 0 });
     }
 }

@@ -590,10 +590,21 @@ impl Lab {
         &self,
         commands: &[Vec<String>],
         kernel_modules: &[String],
+        host_files: &[PathBuf],
+        stop_on: Option<&str>,
         deadlines: Deadlines,
         sink: &mut dyn FnMut(&Event),
     ) -> Result<kmodlab_vm::script::ScriptResult, LabError> {
-        let files = self.kernel_module_files(kernel_modules)?;
+        let mut files = self.kernel_module_files(kernel_modules)?;
+        for f in host_files {
+            let name = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| LabError::Input(format!("{}: not a file name", f.display())))?;
+            let data =
+                std::fs::read(f).map_err(|e| LabError::Input(format!("{}: {e}", f.display())))?;
+            files.push((format!("{GUEST_FILES_DIR}/{name}"), data));
+        }
         let spec = kmodlab_vm::BootSpec {
             qemu: self.qemu.clone(),
             kernel: self.boot_kernel(),
@@ -606,8 +617,15 @@ impl Lab {
             files,
             kernel_args: Vec::new(),
         };
-        kmodlab_vm::script::run_script(&spec, commands, deadlines.step, deadlines.shutdown, sink)
-            .map_err(|e| LabError::Infra(e.to_string()))
+        kmodlab_vm::script::run_script(
+            &spec,
+            commands,
+            stop_on,
+            deadlines.step,
+            deadlines.shutdown,
+            sink,
+        )
+        .map_err(|e| LabError::Infra(e.to_string()))
     }
 
     fn boot_kernel(&self) -> BootKernel {
@@ -618,6 +636,9 @@ impl Lab {
         }
     }
 }
+
+/// Where `kmodlab exec --file` puts files in the guest.
+pub const GUEST_FILES_DIR: &str = "/files";
 
 /// How to run a module.
 #[derive(Clone, Debug, Default)]

@@ -39,6 +39,10 @@ pub enum Request {
     Exec {
         /// The command and its arguments.
         argv: Vec<String>,
+        /// Stop the program (SIGTERM) once its standard output contains this text: for commands
+        /// that would run on, such as `dmesg --follow`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_on: Option<String>,
     },
     /// Sync and power off.
     PowerOff,

@@ -9,6 +9,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+mod kmsg;
+pub use kmsg::{klogctl, read_syslog_buffer, KmsgDevice, KmsgStart, SyslogAction, KMSG_RECORD_MAX};
+
 /// `MODULE_INIT_IGNORE_MODVERSIONS`: ignore symbol version hashes.
 pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
 /// `MODULE_INIT_IGNORE_VERMAGIC`: ignore the kernel version magic.
@@ -213,7 +216,15 @@ pub fn set_comm(name: &str) {
     }
 }
 
-/// Sends SIGKILL to a process group or process.
+/// Sends SIGTERM to `pid`: asks it to end.
+pub fn terminate(pid: u32) {
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+}
+
+/// Sends SIGKILL to `pid`.
 pub fn kill(pid: u32) {
     // SAFETY: plain syscall.
     unsafe {
@@ -231,6 +242,9 @@ pub fn signal_name(sig: i32) -> String {
         libc::SIGABRT => "SIGABRT".into(),
         libc::SIGTRAP => "SIGTRAP".into(),
         libc::SIGFPE => "SIGFPE".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGPIPE => "SIGPIPE".into(),
         n => format!("signal {n}"),
     }
 }

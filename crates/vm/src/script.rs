@@ -45,10 +45,12 @@ pub struct ScriptResult {
 }
 
 /// Boots `spec` and runs `commands` in order, each within `step`; stops at the first command
-/// without a result (a hang or a dead VM).
+/// without a result (a hang or a dead VM). With `stop_on`, a command is stopped (SIGTERM) once
+/// its output contains that text.
 pub fn run_script(
     spec: &BootSpec,
     commands: &[Vec<String>],
+    stop_on: Option<&str>,
     step: Duration,
     shutdown: Duration,
     sink: &mut dyn FnMut(&Event),
@@ -68,7 +70,11 @@ pub fn run_script(
             log: Vec::new(),
             error: None,
         };
-        match guest.request(&Request::Exec { argv: argv.clone() }, step) {
+        let request = Request::Exec {
+            argv: argv.clone(),
+            stop_on: stop_on.map(String::from),
+        };
+        match guest.request(&request, step) {
             Step::Reply(Reply::Exited {
                 code,
                 signal,
