@@ -673,14 +673,36 @@ fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
             "--follow-new",
             ";",
         ])
-        .args(["rmmod", "ticker"])
+        .args([
+            "rmmod",
+            "ticker",
+            ";",
+            "dmesg",
+            "--read-clear",
+            ";",
+            "dmesg",
+            ";",
+        ])
+        .args([
+            "dmesg",
+            "--console-level",
+            "8",
+            ";",
+            "dmesg",
+            "-D",
+            ";",
+            "dmesg",
+            "-E",
+            ";",
+        ])
+        .args(["dmesg", "--level", "+"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cmds = r["commands"].as_array().unwrap();
     let where_ = format!("run directory {}", r["run_dir"]);
-    assert_eq!(cmds.len(), 6, "{where_}: {r}");
+    assert_eq!(cmds.len(), 12, "{where_}: {r}");
     for c in cmds {
         assert!(c["error"].is_null(), "{where_}: {c}");
     }
@@ -765,5 +787,21 @@ fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
         .map(|l| l.as_str().unwrap())
         .collect();
     assert_eq!(unload_log, ["ticker: exit after 10 ticks"], "{where_}");
+
+    // --read-clear prints the log and empties it: a read right after shows nothing.
+    assert!(
+        stdout(6).contains("] ticker: exit after 10 ticks"),
+        "{where_}"
+    );
+    assert_eq!(cmds[6]["exit_code"], 0, "{where_}: {}", cmds[6]);
+    assert_eq!(stdout(7), "", "{where_}: the log was cleared");
+    assert_eq!(cmds[7]["exit_code"], 0, "{where_}");
+    // Console level, off and on are syscalls root may make.
+    for c in &cmds[8..=10] {
+        assert_eq!(c["exit_code"], 0, "{where_}: {c}");
+    }
+    // Errors as util-linux words them, exit status 1.
+    assert_eq!(cmds[11]["exit_code"], 1, "{where_}");
+    assert_eq!(cmds[11]["stderr"], "dmesg: unknown level '+'\n", "{where_}");
     assert_no_qemu_left(&runs);
 }
