@@ -28,7 +28,8 @@ const EXIT_INFRA: u8 = 3;
                   ARGS, or the binary invoked through a link of that name; likewise dmesg, compatible \
                   with util-linux: kmodlab dmesg ARGS.\n\
                   Environment: KMODLAB_KERNEL, KMODLAB_KDIR (kernel and build tree), KMODLAB_ACCEL \
-                  (kvm|tcg), KMODLAB_RUNS (where run directories go), KMODLAB_QEMU."
+                  (kvm|tcg), KMODLAB_RUNS (where run directories go), KMODLAB_QEMU, KMODLAB_COLD=1 \
+                  (no warm starts), KMODLAB_WARM_DIR (where saved VM states go)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +46,24 @@ struct KernelArgs {
     /// it was built with CONFIG_RUST=y.
     #[arg(long, value_name = "DIR")]
     kdir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct StartArgs {
+    /// Boot the guest cold instead of restoring the saved VM state (also KMODLAB_COLD=1). A saved
+    /// state is made by the first run for a kernel, agent and VM configuration and restored by
+    /// the next ones in about half a second.
+    #[arg(long)]
+    cold: bool,
+}
+
+impl StartArgs {
+    /// Labs read the choice from the environment (set before any thread starts).
+    fn apply(&self) {
+        if self.cold {
+            std::env::set_var("KMODLAB_COLD", "1");
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -76,6 +95,8 @@ enum Command {
         no_unload: bool,
         #[command(flatten)]
         kernel: KernelArgs,
+        #[command(flatten)]
+        start: StartArgs,
         /// Module directory or .ko file.
         path: PathBuf,
         /// Module parameters, NAME=VALUE.
@@ -109,6 +130,8 @@ enum Command {
         timeout: Duration,
         #[command(flatten)]
         kernel: KernelArgs,
+        #[command(flatten)]
+        start: StartArgs,
         /// The commands, separated by `;`.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -126,8 +149,31 @@ enum Command {
         verbose: bool,
         #[command(flatten)]
         kernel: KernelArgs,
+        #[command(flatten)]
+        start: StartArgs,
         /// Directories to search for specs (default: the current directory).
         paths: Vec<PathBuf>,
+    },
+    /// Rebuild and rerun a module directory on every save of its sources.
+    ///
+    /// Runs the directory's kmodlab.toml spec (or, without one, loads the module with PARAMS and
+    /// unloads it), prints the module's messages and the verdict, then waits for a change to a
+    /// source file (.c, .h, .rs, Kbuild, Makefile, kmodlab.toml) and does it again. Every run
+    /// starts from the saved VM state, so a rerun takes about a second plus the build. Ctrl-C
+    /// ends it.
+    #[command(after_help = "Examples:\n  \
+        kmodlab watch labs/kernel_modules/6-cmd-mod\n  \
+        kmodlab watch . count=3")]
+    Watch {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        start: StartArgs,
+        /// The module directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Module parameters (NAME=VALUE) when the directory has no spec.
+        params: Vec<String>,
     },
     /// Make a new module directory that builds and passes its own test: source, Kbuild,
     /// Makefile and a kmodlab.toml spec.
@@ -265,9 +311,13 @@ fn main() -> ExitCode {
             timeout,
             no_unload,
             kernel,
+            start,
             path,
             params,
-        } => run(json, module, timeout, no_unload, kernel, path, params),
+        } => {
+            start.apply();
+            run(json, module, timeout, no_unload, kernel, path, params)
+        }
         Command::Exec {
             kernel_modules,
             files,
@@ -275,26 +325,43 @@ fn main() -> ExitCode {
             json,
             timeout,
             kernel,
+            start,
             command,
-        } => exec(
-            ExecArgs {
-                kernel_modules,
-                files,
-                stop_on,
-            },
-            json,
-            timeout,
-            kernel,
-            command,
-        ),
+        } => {
+            start.apply();
+            exec(
+                ExecArgs {
+                    kernel_modules,
+                    files,
+                    stop_on,
+                },
+                json,
+                timeout,
+                kernel,
+                command,
+            )
+        }
         Command::Test {
             format,
             jobs,
             verbose,
             kernel,
+            start,
             paths,
-        } => test(format, jobs, verbose, kernel, paths),
+        } => {
+            start.apply();
+            test(format, jobs, verbose, kernel, paths)
+        }
         Command::New { rust, dir } => new(rust, dir),
+        Command::Watch {
+            kernel,
+            start,
+            dir,
+            params,
+        } => {
+            start.apply();
+            watch(kernel, dir, params)
+        }
         Command::Oops {
             json,
             module_dirs,
@@ -361,6 +428,15 @@ impl Progress {
                 format!("booting {kernel} ({accel}), run dir {}", run_dir.display())
             }
             Event::AgentReady { boot_s } => format!("guest ready after {boot_s:.1}s"),
+            Event::Started { detail, .. } => {
+                // Worth keeping on screen: it says why a run was slower.
+                if self.tty {
+                    eprintln!("\r\x1b[2Kkmodlab: {detail}");
+                } else {
+                    eprintln!("kmodlab: {detail}");
+                }
+                return;
+            }
             Event::StepStarted(p) if *p != Phase::Boot => format!("{p}..."),
             Event::ReportFound { kind, title } => format!("{kind}: {title}"),
             _ => return,
@@ -738,6 +814,66 @@ fn kernel_list(json: bool) -> u8 {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     0
+}
+
+/// Whether a changed file is one of a module's sources (not a build product).
+fn is_source(name: &str) -> bool {
+    let name = name.rsplit('/').next().unwrap_or(name);
+    if name.starts_with('.') || name.ends_with(".mod.c") {
+        return false;
+    }
+    [".c", ".h", ".rs", ".S"].iter().any(|e| name.ends_with(e))
+        || ["Kbuild", "Makefile", "kmodlab.toml"].contains(&name)
+}
+
+fn watch(k: KernelArgs, dir: PathBuf, params: Vec<String>) -> u8 {
+    let watcher = match kmodlab_sys::DirWatch::new(&dir) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("kmodlab: {}: cannot watch: {e}", dir.display());
+            return EXIT_USAGE;
+        }
+    };
+    let has_spec = dir.join(kmodlab_spec_file()).is_file();
+    loop {
+        let code = if has_spec || dir.join(kmodlab_spec_file()).is_file() {
+            test(Format::Human, 1, true, k.clone(), vec![dir.clone()])
+        } else {
+            run(
+                false,
+                None,
+                Duration::from_secs(30),
+                false,
+                k.clone(),
+                dir.clone(),
+                params.clone(),
+            )
+        };
+        eprintln!(
+            "kmodlab: watching {} for changes (exit {code} above; Ctrl-C ends)",
+            dir.display()
+        );
+        // Wait for a source change, then let an editor's burst of writes settle.
+        let mut changed: Vec<String> = Vec::new();
+        while changed.is_empty() {
+            match watcher.wait(None) {
+                Ok(names) => changed.extend(names.into_iter().filter(|n| is_source(n))),
+                Err(e) => {
+                    eprintln!("kmodlab: {}: {e}", dir.display());
+                    return EXIT_INFRA;
+                }
+            }
+        }
+        while let Ok(more) = watcher.wait(Some(Duration::from_millis(150))) {
+            if more.is_empty() {
+                break;
+            }
+            changed.extend(more.into_iter().filter(|n| is_source(n)));
+        }
+        changed.sort();
+        changed.dedup();
+        println!("== {} changed: rebuilding", changed.join(", "));
+    }
 }
 
 fn kmodlab_spec_file() -> &'static str {

@@ -805,3 +805,313 @@ fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
     assert_eq!(cmds[11]["stderr"], "dmesg: unknown level '+'\n", "{where_}");
     assert_no_qemu_left(&runs);
 }
+
+/// A kernel message without what differs from boot to boot: addresses and page-table entries
+/// (KASLR; any run of 6+ hex digits), process ids, the
+/// `?` frames of a call trace (stale return addresses the unwinder found on the stack), and
+/// kernel worker threads in the process-list lab's output (they come and go with timing).
+fn stable(line: &str) -> Option<String> {
+    if line.starts_with(" ? ") || line.contains("; comm = kworker/") {
+        return None;
+    }
+    if let Some((before, after)) = line.split_once("pid = ") {
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        return Some(format!("{before}pid = #{}", &after[digits..]));
+    }
+    let mut out = String::new();
+    for word in line.split_inclusive(|c: char| !c.is_ascii_hexdigit() && c != 'x') {
+        let body = word.trim_end_matches(|c: char| !c.is_ascii_hexdigit() && c != 'x');
+        let hexy = body.len() >= 6 && body.chars().all(|c| c.is_ascii_hexdigit())
+            || body.starts_with("0x") && body.len() > 2;
+        if hexy {
+            out.push('#');
+            out.push_str(&word[body.len()..]);
+        } else {
+            out.push_str(word);
+        }
+    }
+    // "PID: 128 Comm: insmod", "insmod[128]".
+    let mut words: Vec<String> = out.split(' ').map(String::from).collect();
+    for i in 1..words.len() {
+        if words[i - 1] == "PID:" && words[i].chars().all(|c| c.is_ascii_digit()) {
+            words[i] = "#".into();
+        }
+    }
+    let out = words.join(" ");
+    Some(match (out.find('['), out.find(']')) {
+        (Some(a), Some(b)) if b > a + 1 && out[a + 1..b].chars().all(|c| c.is_ascii_digit()) => {
+            format!("{}[#]{}", &out[..a], &out[b + 1..])
+        }
+        _ => out,
+    })
+}
+
+/// What a case's result must share between a cold and a warm start.
+fn comparable(result: &Value) -> Value {
+    let log = |phase: &Value| -> Vec<String> {
+        phase["log"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| stable(x.as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let titles: Vec<&str> = result["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap())
+        .collect();
+    serde_json::json!({
+        "verdict": result["verdict"],
+        "load_ok": result["load"]["ok"],
+        "load_error": result["load"]["error"],
+        "load_log": log(&result["load"]),
+        "unload_ok": result["unload"]["ok"],
+        "unload_log": log(&result["unload"]),
+        "files": result["files"],
+        "reports": titles,
+    })
+}
+
+fn test_json(runs: &std::path::Path, warm_dir: &std::path::Path, cold: bool) -> Value {
+    let mut cmd = kmodlab();
+    cmd.env("KMODLAB_RUNS", runs)
+        .env("KMODLAB_WARM_DIR", warm_dir)
+        .args(["test", "--format", "json"]);
+    if cold {
+        cmd.arg("--cold");
+    }
+    let out = cmd
+        .arg(repo().join("labs/kernel_modules"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Warm starts: every lab case gives the same messages, files, reports and verdict restored from a
+/// saved state as booted cold (the oops lab included), and a crash in one try leaves nothing
+/// behind for the next: the next module loads into a kernel that has never seen a module.
+#[test]
+fn vm_warm_runs_match_cold_runs_and_a_crash_never_leaks() {
+    let _g = lock();
+    let runs = scratch("vm-warm");
+    let warm_dir = runs.join("warm");
+    let cold = test_json(&runs, &warm_dir, true);
+    let _first_warm = test_json(&runs, &warm_dir, false);
+    let warm = test_json(&runs, &warm_dir, false);
+    let cases = |v: &Value| -> BTreeMap<String, Value> {
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let key = format!("{} / {}", c["spec"], c["case"]);
+                assert!(c["failures"].as_array().unwrap().is_empty(), "{c}");
+                (key, c["result"].clone())
+            })
+            .collect()
+    };
+    let (cold, warm) = (cases(&cold), cases(&warm));
+    assert!(cold.len() >= 6, "{cold:?}");
+    assert_eq!(
+        cold.keys().collect::<Vec<_>>(),
+        warm.keys().collect::<Vec<_>>()
+    );
+    for (name, c) in &cold {
+        let w = &warm[name];
+        assert_eq!(c["start"], "cold", "{name}");
+        assert_eq!(w["start"], "warm", "{name}: run dir {}", w["run_dir"]);
+        assert_eq!(
+            comparable(c),
+            comparable(w),
+            "{name}: cold run {} vs warm run {}",
+            c["run_dir"],
+            w["run_dir"]
+        );
+    }
+    assert!(
+        cold.values().any(|c| c["verdict"] == "crashed"),
+        "the oops lab is among the cases"
+    );
+
+    // A crash, then another module: restored from the same clean state, the kernel has never
+    // loaded an out-of-tree module (it says so again) and carries no oops taint.
+    let run = |dir: &str| -> Value {
+        let out = kmodlab()
+            .env("KMODLAB_RUNS", &runs)
+            .env("KMODLAB_WARM_DIR", &warm_dir)
+            .args(["run", "--json"])
+            .arg(repo().join(dir))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
+    };
+    let oops = run("labs/kernel_modules/5-oops-mod");
+    assert_eq!(
+        (&oops["verdict"], &oops["start"]),
+        (&"crashed".into(), &"warm".into())
+    );
+    let hello = run("labs/kernel_modules/1-2-test-mod");
+    let where_ = format!("run dir {}", hello["run_dir"]);
+    assert_eq!(hello["start"], "warm", "{where_}");
+    assert_eq!(hello["verdict"], "pass", "{where_}");
+    assert!(hello["reports"].as_array().unwrap().is_empty(), "{where_}");
+    let load_log: Vec<&str> = hello["load"]["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        load_log.contains(&"hello_mod: loading out-of-tree module taints kernel."),
+        "{where_}: {load_log:?}"
+    );
+    let taint = hello["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/sys/module/hello_mod/taint")
+        .map(|f| f["contents"].as_str().unwrap_or("").trim().to_string());
+    assert_eq!(taint.as_deref(), Some("OE"), "{where_}");
+    assert_no_qemu_left(&runs);
+}
+
+/// A saved state belongs to one agent build: another build boots cold and saves its own, and
+/// each build then restores its own state.
+#[test]
+fn vm_warm_state_of_another_agent_build_is_not_reused() {
+    let _g = lock();
+    let runs = scratch("vm-warm-agent");
+    let warm_dir = runs.join("warm");
+    // Another build: the same binary with one byte of its help text changed.
+    let original = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kmodlab"));
+    let mut bytes = std::fs::read(&original).unwrap();
+    let needle = b"Display or control the kernel ring buffer.";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the help text is in the binary");
+    bytes[at + 1] = b'u';
+    let other = runs.join("kmodlab-other");
+    std::fs::write(&other, &bytes).unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |binary: &std::path::Path| -> (String, String) {
+        let out = std::process::Command::new(binary)
+            .env("KMODLAB_RUNS", &runs)
+            .env("KMODLAB_WARM_DIR", &warm_dir)
+            .args(["run", "--json"])
+            .arg(repo().join("labs/kernel_modules/1-2-test-mod"))
+            .output()
+            .unwrap();
+        let r: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+        assert_eq!(r["verdict"], "pass", "{}", show(&out));
+        (
+            r["start"].as_str().unwrap().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (start, _) = run(&original);
+    assert_eq!(
+        start, "cold",
+        "a fresh state directory has nothing to restore"
+    );
+    let (start, stderr) = run(&other);
+    assert_eq!(start, "cold", "{stderr}");
+    assert!(
+        stderr.contains("no saved VM state for this kernel, agent and configuration"),
+        "{stderr}"
+    );
+    assert_eq!(run(&other).0, "warm");
+    assert_eq!(run(&original).0, "warm");
+    let states = std::fs::read_dir(&warm_dir).unwrap().count();
+    assert_eq!(states, 2, "one saved state per agent build");
+    assert_no_qemu_left(&runs);
+}
+
+/// `kmodlab watch`: runs the module, then reruns it when its source is saved, showing the new
+/// message; Ctrl-C ends it with no QEMU left behind.
+#[test]
+fn vm_watch_reruns_the_module_when_its_source_changes() {
+    let _g = lock();
+    let runs = scratch("vm-watch");
+    let dir = runs.join("hello");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &dir);
+    let _ = std::fs::remove_file(dir.join("kmodlab.toml"));
+    let source = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("Hello!")))
+        .expect("the hello lab prints Hello!");
+    let mut child = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["watch"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let until = |what: &str, seen: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(what);
+                    seen.push(line);
+                    if done {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {what:?} from kmodlab watch; output so far:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    };
+    until("verdict: pass", &mut seen);
+    assert!(
+        seen.iter().any(|l| l.trim() == "Hello!"),
+        "{}",
+        seen.join("\n")
+    );
+    let first = seen.len();
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, text.replace("Hello!", "Hello again!")).unwrap();
+    until("verdict: pass", &mut seen);
+    let second = &seen[first..];
+    assert!(
+        second
+            .iter()
+            .any(|l| l.starts_with("== ") && l.contains("changed: rebuilding")),
+        "{}",
+        second.join("\n")
+    );
+    assert!(
+        second.iter().any(|l| l.trim() == "Hello again!"),
+        "{}",
+        second.join("\n")
+    );
+    // Ctrl-C.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_no_qemu_left(&runs);
+}

@@ -129,6 +129,10 @@ fn serve() -> io::Result<()> {
                 }
                 reply
             }
+            Request::Put { path, data } => Reply::Call {
+                status: put(&path, &data),
+                log: Vec::new(),
+            },
             Request::PowerOff => return Ok(()),
         };
         send(&reply);
@@ -299,6 +303,26 @@ fn run_until(
         stdout,
         stderr: stderr.join().unwrap_or_default(),
     })
+}
+
+/// Writes a file sent by the host (a restored guest gets the module under test this way).
+fn put(path: &str, data: &str) -> CallStatus {
+    let Some(bytes) = kmodlab_proto::base64_decode(data) else {
+        return CallStatus::Failed {
+            errno: libc::EINVAL,
+        };
+    };
+    let path = Path::new(path);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path, bytes));
+    match written {
+        Ok(()) => CallStatus::Ok,
+        Err(e) => CallStatus::Failed {
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        },
+    }
 }
 
 fn read(path: &str) -> GuestFile {

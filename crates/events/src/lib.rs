@@ -158,6 +158,9 @@ pub struct RunResult {
     pub run_dir: PathBuf,
     /// Wall-clock duration of the whole run, in seconds.
     pub duration_s: f64,
+    /// How the guest started: `warm` (restored from a saved state) or `cold` (booted).
+    #[serde(default)]
+    pub start: String,
 }
 
 /// One event of the stream from the VM driver to reporters.
@@ -178,6 +181,13 @@ pub enum Event {
     AgentReady {
         /// Seconds since QEMU started.
         boot_s: f64,
+    },
+    /// How the guest was started: restored from a saved state (`warm`) or booted, and why.
+    Started {
+        /// Restored from a saved state.
+        warm: bool,
+        /// One line for people.
+        detail: String,
     },
     /// A phase began.
     StepStarted(Phase),

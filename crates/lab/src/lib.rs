@@ -74,6 +74,8 @@ pub struct Lab {
     /// Where run directories are made.
     pub runs_dir: PathBuf,
     kernel_vermagic: Option<String>,
+    /// Boot every guest cold instead of restoring a saved state.
+    pub cold: bool,
 }
 
 /// Numbers run directories, across all the labs of a process (one per kernel kind).
@@ -398,7 +400,22 @@ impl Lab {
             agent_binary,
             runs_dir,
             kernel_vermagic,
+            cold: std::env::var_os("KMODLAB_COLD").is_some_and(|v| !v.is_empty() && v != "0"),
         })
+    }
+
+    /// Where saved VM states live (`KMODLAB_WARM_DIR`, default the cache's `warm/`), or `None`
+    /// when every run boots cold (`--cold`, `KMODLAB_COLD=1`).
+    pub fn warm_dir(&self) -> Option<PathBuf> {
+        if self.cold {
+            return None;
+        }
+        Some(
+            match std::env::var_os("KMODLAB_WARM_DIR").filter(|d| !d.is_empty()) {
+                Some(d) => PathBuf::from(d),
+                None => kmodlab_kbuild::cache_dir().join("warm"),
+            },
+        )
     }
 
     /// Builds a module directory, or reads a .ko; checks that it fits the kernel.
@@ -498,6 +515,7 @@ impl Lab {
             skip_unload: options.skip_unload,
             deadlines: options.deadlines,
             run_dir: self.new_run_dir(&module.name),
+            warm_dir: self.warm_dir(),
             memory_mb: 512,
             kernel_args: kernel_args.to_vec(),
         };
@@ -616,6 +634,7 @@ impl Lab {
             modules: Vec::new(),
             files,
             kernel_args: Vec::new(),
+            warm_dir: self.warm_dir(),
         };
         kmodlab_vm::script::run_script(
             &spec,

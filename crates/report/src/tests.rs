@@ -67,6 +67,7 @@ fn run(verdict: Verdict) -> RunResult {
         accel: "tcg".into(),
         run_dir: PathBuf::from("/tmp/kmodlab/run-1"),
         duration_s: 4.25,
+        start: "cold".into(),
     }
 }
 

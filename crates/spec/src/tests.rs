@@ -453,6 +453,7 @@ fn run(verdict: Verdict) -> RunResult {
         accel: "tcg".into(),
         run_dir: PathBuf::from("/tmp/run"),
         duration_s: 4.5,
+        start: "warm".into(),
     }
 }
 

@@ -9,7 +9,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+mod inotify;
 mod kmsg;
+pub use inotify::DirWatch;
 pub use kmsg::{klogctl, read_syslog_buffer, KmsgDevice, KmsgStart, SyslogAction, KMSG_RECORD_MAX};
 
 /// `MODULE_INIT_IGNORE_MODVERSIONS`: ignore symbol version hashes.

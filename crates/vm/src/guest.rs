@@ -10,6 +10,12 @@ use kmodlab_proto::{Reply, Request};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Where a guest's events go.
+pub(crate) type Sink<'s> = &'s mut dyn FnMut(&Event);
+
+/// Why a warm start did not happen, with the event sink back for a cold boot.
+pub(crate) type Fallback<'s> = (String, Sink<'s>);
+
 /// The kernel to boot.
 #[derive(Clone, Debug)]
 pub struct BootKernel {
@@ -44,6 +50,8 @@ pub struct BootSpec {
     pub files: Vec<(String, Vec<u8>)>,
     /// Words appended to the kernel command line (after kmodlab's own, so they can override it).
     pub kernel_args: Vec<String>,
+    /// Where saved VM states live: start warm from one ([`crate::warm`]). `None`: boot cold.
+    pub warm_dir: Option<PathBuf>,
 }
 
 /// The run could not happen: no QEMU, the VM did not boot, ...
@@ -81,11 +89,13 @@ pub enum Step {
 
 /// A running guest whose agent is ready.
 pub struct Guest<'s> {
-    vm: Vm,
+    pub(crate) vm: Vm,
     console: ConsoleWatch<'s>,
     run_dir: PathBuf,
     /// The guest kernel's release, as the agent read it.
     pub kernel: String,
+    /// Whether it was restored from a saved state rather than booted.
+    pub warm: bool,
 }
 
 /// What every console line goes through: the event consumer and the crash-report scanner.
@@ -128,25 +138,34 @@ fn kind_name(k: ReportKind) -> String {
 }
 
 impl<'s> Guest<'s> {
-    /// Writes the initramfs, starts QEMU and waits until the agent is ready.
+    /// Starts the guest and waits until the agent is ready: restored from its saved state when
+    /// `spec.warm_dir` is set (saving one first when there is none; any failure falls back to a
+    /// cold boot, saying why), booted cold otherwise.
     pub fn boot(spec: &BootSpec, sink: &'s mut dyn FnMut(&Event)) -> Result<Guest<'s>, InfraError> {
-        let infra = |message: String, console: &[String]| InfraError {
+        let sink = match &spec.warm_dir {
+            Some(dir) => match crate::warm::start(spec, dir, sink) {
+                Ok(g) => return Ok(g),
+                Err((why, sink)) => {
+                    sink(&Event::Started {
+                        warm: false,
+                        detail: format!("warm start failed ({why}); booting cold"),
+                    });
+                    sink
+                }
+            },
+            None => sink,
+        };
+        let infra = |message: String| InfraError {
             message,
             run_dir: spec.run_dir.clone(),
-            console_tail: tail(console, 30),
+            console_tail: Vec::new(),
         };
-        std::fs::create_dir_all(&spec.run_dir).map_err(|e| {
-            infra(
-                format!("cannot create {}: {e}", spec.run_dir.display()),
-                &[],
-            )
-        })?;
+        std::fs::create_dir_all(&spec.run_dir)
+            .map_err(|e| infra(format!("cannot create {}: {e}", spec.run_dir.display())))?;
         let init = std::fs::read(&spec.agent_binary)
-            .map_err(|e| infra(format!("{}: {e}", spec.agent_binary.display()), &[]))?;
+            .map_err(|e| infra(format!("{}: {e}", spec.agent_binary.display())))?;
         let boot_modules = match &spec.kernel.modules_dir {
-            Some(dir) => {
-                initramfs::transport_modules(dir).map_err(|e| infra(e.to_string(), &[]))?
-            }
+            Some(dir) => initramfs::transport_modules(dir).map_err(|e| infra(e.to_string()))?,
             None => Vec::new(),
         };
         let initrd = spec.run_dir.join("initramfs.cpio");
@@ -154,7 +173,34 @@ impl<'s> Guest<'s> {
             &initrd,
             initramfs::build(&init, &boot_modules, &spec.modules, &spec.files),
         )
-        .map_err(|e| infra(format!("{}: {e}", initrd.display()), &[]))?;
+        .map_err(|e| infra(format!("{}: {e}", initrd.display())))?;
+        let mut guest = Guest::launch(spec, initrd, false, sink).map_err(|(m, _)| infra(m))?;
+        match guest.wait_ready(spec.boot_deadline) {
+            Ok(()) => {
+                let boot_s = guest.vm.elapsed_s();
+                guest.emit(&Event::AgentReady { boot_s });
+                Ok(guest)
+            }
+            Err(failure) => {
+                guest.kill();
+                Err(guest.infra(failure))
+            }
+        }
+    }
+
+    /// Starts QEMU on `initrd` (or waiting for a saved state, `incoming`); does not wait.
+    pub(crate) fn launch(
+        spec: &BootSpec,
+        initrd: PathBuf,
+        incoming: bool,
+        sink: Sink<'s>,
+    ) -> Result<Guest<'s>, Fallback<'s>> {
+        if let Err(e) = std::fs::create_dir_all(&spec.run_dir) {
+            return Err((
+                format!("cannot create {}: {e}", spec.run_dir.display()),
+                sink,
+            ));
+        }
         let vm_spec = VmSpec {
             qemu: spec.qemu.clone(),
             kernel_image: spec.kernel.image.clone(),
@@ -163,13 +209,17 @@ impl<'s> Guest<'s> {
             accel: spec.accel,
             memory_mb: spec.memory_mb,
             run_dir: spec.run_dir.clone(),
+            incoming,
         };
         sink(&Event::BootStarted {
             kernel: spec.kernel.release.clone(),
             accel: spec.accel.as_str().to_string(),
             run_dir: spec.run_dir.clone(),
         });
-        let vm = Vm::start(&vm_spec).map_err(|e| infra(e.to_string(), &[]))?;
+        let vm = match Vm::start(&vm_spec) {
+            Ok(vm) => vm,
+            Err(e) => return Err((e.to_string(), sink)),
+        };
         let mut guest = Guest {
             vm,
             console: ConsoleWatch {
@@ -181,29 +231,37 @@ impl<'s> Guest<'s> {
             },
             run_dir: spec.run_dir.clone(),
             kernel: String::new(),
+            warm: incoming,
         };
         guest.emit(&Event::StepStarted(Phase::Boot));
-        let deadline = Instant::now() + spec.boot_deadline;
-        let failure = match guest.wait(deadline) {
+        Ok(guest)
+    }
+
+    /// Waits for the agent's first message after a cold boot.
+    pub(crate) fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        match self.wait(deadline) {
             Ok(Reply::Ready { kernel, .. }) => {
-                guest.kernel = kernel;
-                guest.console.count_from = guest.console.lines_seen;
-                let boot_s = guest.vm.elapsed_s();
-                guest.emit(&Event::AgentReady { boot_s });
-                return Ok(guest);
+                self.kernel = kernel;
+                // Reports from before the agent came up belong to the boot, not to the module.
+                self.console.count_from = self.console.lines_seen;
+                Ok(())
             }
-            Ok(Reply::Fatal { message }) => format!("the guest agent failed: {message}"),
-            Ok(other) => format!("unexpected first message from the agent: {other:?}"),
-            Err(WaitError::Timeout) => {
-                format!(
-                    "the VM did not boot within {:?} (phase boot)",
-                    spec.boot_deadline
-                )
-            }
-            Err(WaitError::Gone(why)) => format!("the VM did not boot: {why}"),
-        };
-        guest.kill();
-        Err(guest.infra(failure))
+            Ok(Reply::Fatal { message }) => Err(format!("the guest agent failed: {message}")),
+            Ok(other) => Err(format!(
+                "unexpected first message from the agent: {other:?}"
+            )),
+            Err(WaitError::Timeout) => Err(format!(
+                "the VM did not boot within {within:?} (phase boot)"
+            )),
+            Err(WaitError::Gone(why)) => Err(format!("the VM did not boot: {why}")),
+        }
+    }
+
+    /// Kills QEMU and gives the event sink back, with `why` (for a fallback to a cold boot).
+    pub(crate) fn abandon(mut self, why: String) -> Fallback<'s> {
+        self.kill();
+        (why, self.console.sink)
     }
 
     fn wait(&mut self, deadline: Instant) -> Result<Reply, WaitError> {

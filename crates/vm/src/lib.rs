@@ -9,8 +9,10 @@ pub mod guest;
 pub mod initramfs;
 pub mod machine;
 pub mod qemu;
+pub mod qmp;
 pub mod script;
 pub mod session;
+pub mod warm;
 
 pub use guest::{BootKernel, BootSpec, Guest, InfraError};
 pub use qemu::Accel;

@@ -28,6 +28,9 @@ pub struct VmSpec {
     pub memory_mb: u32,
     /// Where the console log, the agent transcript and the socket go.
     pub run_dir: PathBuf,
+    /// Start from a saved state (a file written by a migration) instead of booting: QEMU waits
+    /// for `migrate-incoming` (see [`crate::warm`]).
+    pub incoming: bool,
 }
 
 /// Something that happened in the VM.
@@ -72,6 +75,9 @@ pub struct Vm {
     pub console: Vec<String>,
     started: Instant,
     pending_agent: Vec<String>,
+    qmp: Receiver<UnixStream>,
+    /// Messages taken off the channel while waiting for the agent's connection.
+    queued: std::collections::VecDeque<Internal>,
 }
 
 fn spawn_reader<R: Read + Send + 'static>(r: R, tx: Sender<Internal>, log: File) {
@@ -104,6 +110,9 @@ impl Vm {
         let socket = spec.run_dir.join("agent.sock");
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket)?;
+        let qmp_socket = spec.run_dir.join("qmp.sock");
+        let _ = std::fs::remove_file(&qmp_socket);
+        let qmp_listener = UnixListener::bind(&qmp_socket)?;
         let transcript = Arc::new(Mutex::new(File::create(spec.run_dir.join("agent.log"))?));
         let mut args = qemu::machine_args(spec.accel, spec.memory_mb, 1);
         args.extend(qemu::boot_args(
@@ -113,6 +122,10 @@ impl Vm {
         ));
         args.extend(qemu::console_args());
         args.extend(qemu::agent_args(&socket, kmodlab_proto::PORT_NAME));
+        args.extend(qemu::qmp_args(&qmp_socket));
+        if spec.incoming {
+            args.extend(qemu::incoming_defer_args());
+        }
         std::fs::write(
             spec.run_dir.join("qemu.cmdline"),
             format!("{} {}\n", spec.qemu.display(), shell_join(&args)),
@@ -132,6 +145,12 @@ impl Vm {
         })?;
         let pid = child.id();
         let (tx, rx) = mpsc::channel();
+        let (qmp_tx, qmp_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok((stream, _)) = qmp_listener.accept() {
+                let _ = qmp_tx.send(stream);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout is piped");
         spawn_reader(
             stdout,
@@ -179,7 +198,18 @@ impl Vm {
             console: Vec::new(),
             started: Instant::now(),
             pending_agent: Vec::new(),
+            qmp: qmp_rx,
+            queued: std::collections::VecDeque::new(),
         })
+    }
+
+    /// QEMU's monitor connection (once per VM), in command mode.
+    pub fn qmp(&mut self, deadline: Instant) -> io::Result<crate::qmp::Qmp> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let stream = self.qmp.recv_timeout(left).map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, "QEMU did not connect its monitor")
+        })?;
+        crate::qmp::Qmp::new(stream, deadline)
     }
 
     /// Seconds since QEMU started.
@@ -197,7 +227,11 @@ impl Vm {
         loop {
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
-            match self.rx.recv_timeout(left) {
+            let next = match self.queued.pop_front() {
+                Some(m) => Ok(m),
+                None => self.rx.recv_timeout(left),
+            };
+            match next {
                 Ok(Internal::Connected(s)) => self.agent = Some(s),
                 Ok(Internal::Msg(m)) => {
                     match &m {
@@ -256,8 +290,18 @@ impl Vm {
         }
     }
 
-    /// Sends a request to the agent.
+    /// Sends a request to the agent (waiting, at most a few seconds, for QEMU to connect the
+    /// agent channel: a restored guest gets a request before it has said anything).
     pub fn send(&mut self, request: &Request) -> io::Result<()> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while self.agent.is_none() && self.exited.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Internal::Connected(s)) => self.agent = Some(s),
+                Ok(other) => self.queued.push_back(other),
+                Err(_) => break,
+            }
+        }
         let line = kmodlab_proto::encode(request);
         if let Ok(mut t) = self.transcript.lock() {
             let _ = write!(t, "host> {line}");

@@ -79,6 +79,21 @@ pub fn agent_args(socket: &Path, port_name: &str) -> Vec<String> {
     ]
 }
 
+/// QEMU's monitor (QMP), connecting to a Unix socket the host listens on.
+pub fn qmp_args(socket: &Path) -> Vec<String> {
+    vec![
+        "-chardev".into(),
+        format!("socket,id=qmp,path={}", socket.display()),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+    ]
+}
+
+/// Wait for a saved state (`migrate-incoming` over QMP) instead of booting.
+pub fn incoming_defer_args() -> Vec<String> {
+    vec!["-incoming".into(), "defer".into()]
+}
+
 /// The kernel command line: console on the serial port, a panic ends the machine at once, and a
 /// quiet boot (the agent turns `ignore_loglevel` on once it runs, so every message of the module
 /// under test, debug level included, reaches the console).

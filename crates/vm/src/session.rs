@@ -60,6 +60,8 @@ pub struct RunPlan {
     pub memory_mb: u32,
     /// Words appended to the guest kernel's command line.
     pub kernel_args: Vec<String>,
+    /// Where saved VM states live (start warm); `None` boots cold.
+    pub warm_dir: Option<PathBuf>,
 }
 
 fn phase_result(status: &CallStatus, log: Vec<String>, unload: bool) -> PhaseResult {
@@ -107,9 +109,11 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         }],
         files: Vec::new(),
         kernel_args: plan.kernel_args.clone(),
+        warm_dir: plan.warm_dir.clone(),
     };
     let mut guest = Guest::boot(&spec, sink)?;
     let kernel = guest.kernel.clone();
+    let start = if guest.warm { "warm" } else { "cold" };
 
     let mut verdict: Option<Verdict> = None;
     let mut timeout_phase = None;
@@ -273,6 +277,7 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         accel: plan.accel.as_str().to_string(),
         run_dir: plan.run_dir.clone(),
         duration_s: started.elapsed().as_secs_f64(),
+        start: start.to_string(),
     };
     if let Ok(json) = serde_json::to_string_pretty(&result) {
         let _ = std::fs::write(plan.run_dir.join("result.json"), json + "\n");
