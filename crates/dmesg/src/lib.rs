@@ -101,63 +101,43 @@ const OPT_NOESC: u32 = 0x81;
 const OPT_SINCE: u32 = 0x82;
 const OPT_UNTIL: u32 = 0x83;
 
-const fn opt(name: &'static str, has_arg: HasArg, val: char) -> LongOpt {
-    LongOpt {
-        name,
-        has_arg,
-        val: val as u32,
-    }
+const fn opt(name: &'static str, has_arg: HasArg, val: u32) -> LongOpt {
+    LongOpt { name, has_arg, val }
 }
 
 const LONG: &[LongOpt] = &[
-    opt("buffer-size", HasArg::Required, 's'),
-    opt("clear", HasArg::No, 'C'),
-    opt("color", HasArg::Optional, 'L'),
-    opt("console-level", HasArg::Required, 'n'),
-    opt("console-off", HasArg::No, 'D'),
-    opt("console-on", HasArg::No, 'E'),
-    opt("decode", HasArg::No, 'x'),
-    opt("file", HasArg::Required, 'F'),
-    opt("facility", HasArg::Required, 'f'),
-    opt("follow", HasArg::No, 'w'),
-    opt("follow-new", HasArg::No, 'W'),
-    opt("human", HasArg::No, 'H'),
-    opt("help", HasArg::No, 'h'),
-    opt("json", HasArg::No, 'J'),
-    opt("kernel", HasArg::No, 'k'),
-    opt("kmsg-file", HasArg::Required, 'K'),
-    opt("level", HasArg::Required, 'l'),
-    LongOpt {
-        name: "since",
-        has_arg: HasArg::Required,
-        val: OPT_SINCE,
-    },
-    opt("syslog", HasArg::No, 'S'),
-    opt("raw", HasArg::No, 'r'),
-    opt("read-clear", HasArg::No, 'c'),
-    opt("reltime", HasArg::No, 'e'),
-    opt("show-delta", HasArg::No, 'd'),
-    opt("ctime", HasArg::No, 'T'),
-    LongOpt {
-        name: "noescape",
-        has_arg: HasArg::No,
-        val: OPT_NOESC,
-    },
-    opt("notime", HasArg::No, 't'),
-    opt("nopager", HasArg::No, 'P'),
-    LongOpt {
-        name: "until",
-        has_arg: HasArg::Required,
-        val: OPT_UNTIL,
-    },
-    opt("userspace", HasArg::No, 'u'),
-    opt("version", HasArg::No, 'V'),
-    LongOpt {
-        name: "time-format",
-        has_arg: HasArg::Required,
-        val: OPT_TIME_FORMAT,
-    },
-    opt("force-prefix", HasArg::No, 'p'),
+    opt("buffer-size", HasArg::Required, 's' as u32),
+    opt("clear", HasArg::No, 'C' as u32),
+    opt("color", HasArg::Optional, 'L' as u32),
+    opt("console-level", HasArg::Required, 'n' as u32),
+    opt("console-off", HasArg::No, 'D' as u32),
+    opt("console-on", HasArg::No, 'E' as u32),
+    opt("decode", HasArg::No, 'x' as u32),
+    opt("file", HasArg::Required, 'F' as u32),
+    opt("facility", HasArg::Required, 'f' as u32),
+    opt("follow", HasArg::No, 'w' as u32),
+    opt("follow-new", HasArg::No, 'W' as u32),
+    opt("human", HasArg::No, 'H' as u32),
+    opt("help", HasArg::No, 'h' as u32),
+    opt("json", HasArg::No, 'J' as u32),
+    opt("kernel", HasArg::No, 'k' as u32),
+    opt("kmsg-file", HasArg::Required, 'K' as u32),
+    opt("level", HasArg::Required, 'l' as u32),
+    opt("since", HasArg::Required, OPT_SINCE),
+    opt("syslog", HasArg::No, 'S' as u32),
+    opt("raw", HasArg::No, 'r' as u32),
+    opt("read-clear", HasArg::No, 'c' as u32),
+    opt("reltime", HasArg::No, 'e' as u32),
+    opt("show-delta", HasArg::No, 'd' as u32),
+    opt("ctime", HasArg::No, 'T' as u32),
+    opt("noescape", HasArg::No, OPT_NOESC),
+    opt("notime", HasArg::No, 't' as u32),
+    opt("nopager", HasArg::No, 'P' as u32),
+    opt("until", HasArg::Required, OPT_UNTIL),
+    opt("userspace", HasArg::No, 'u' as u32),
+    opt("version", HasArg::No, 'V' as u32),
+    opt("time-format", HasArg::Required, OPT_TIME_FORMAT),
+    opt("force-prefix", HasArg::No, 'p' as u32),
 ];
 
 const SHORT: &str = "CcDdEeF:f:HhJK:kL::l:n:iPprSs:TtuVWwx";

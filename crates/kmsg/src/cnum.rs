@@ -1,88 +1,7 @@
-//! The C library's number and field scanning, as the kernel-log formats are read by the tools that
-//! defined them: `strtol` skips white space and takes a sign, a field ends at its separator.
+//! Field scanning as the kernel-log formats are read by the tools that defined them: a field ends
+//! at its separator, numbers are read as `strtol` reads them ([`kmodlab_cnum`]).
 
-/// `isspace` in the C locale.
-pub(crate) fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// `strtol(s + at, &end, 10)` for a `long`: the value (`None` on overflow, as `ERANGE`) and the
-/// index where the number ends (`at` when there is no number).
-pub(crate) fn strtol(b: &[u8], at: usize) -> (Option<i64>, usize) {
-    let mut i = at;
-    while i < b.len() && is_space(b[i]) {
-        i += 1;
-    }
-    let neg = match b.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let digits = i;
-    let mut v: i128 = 0;
-    let mut overflow = false;
-    while i < b.len() && b[i].is_ascii_digit() {
-        v = v * 10 + i128::from(b[i] - b'0');
-        if v > i128::from(i64::MAX) + 1 {
-            overflow = true;
-            v = i128::from(i64::MAX) + 1;
-        }
-        i += 1;
-    }
-    if i == digits {
-        return (Some(0), at);
-    }
-    let v = if neg { -v } else { v };
-    if overflow || v > i128::from(i64::MAX) || v < i128::from(i64::MIN) {
-        return (None, i);
-    }
-    (Some(v as i64), i)
-}
-
-/// `strtoumax(s + at, &end, 10)`: as [`strtol`], a negative number wrapping around as C does.
-pub(crate) fn strtoumax(b: &[u8], at: usize) -> (Option<u64>, usize) {
-    let mut i = at;
-    while i < b.len() && is_space(b[i]) {
-        i += 1;
-    }
-    let neg = match b.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let digits = i;
-    let mut v: u64 = 0;
-    let mut overflow = false;
-    while i < b.len() && b[i].is_ascii_digit() {
-        match v
-            .checked_mul(10)
-            .and_then(|x| x.checked_add(u64::from(b[i] - b'0')))
-        {
-            Some(x) => v = x,
-            None => overflow = true,
-        }
-        i += 1;
-    }
-    if i == digits {
-        return (Some(0), at);
-    }
-    if overflow {
-        return (None, i);
-    }
-    (Some(if neg { v.wrapping_neg() } else { v }), i)
-}
+pub(crate) use kmodlab_cnum::{is_space, strtol, strtoumax};
 
 /// Moves past the next separator in `b[begin..end]` (or a NUL); returns `end` when there is none.
 pub(crate) fn skip_item(b: &[u8], mut begin: usize, end: usize, seps: &[u8]) -> usize {
@@ -147,15 +66,6 @@ pub(crate) fn unhexmangle(s: &[u8], limit: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strtol_like_c() {
-        assert_eq!(strtol(b"  42,", 0), (Some(42), 4));
-        assert_eq!(strtol(b"-7>", 0), (Some(-7), 2));
-        assert_eq!(strtol(b"x", 0), (Some(0), 0));
-        assert_eq!(strtol(b"99999999999999999999]", 0).0, None);
-        assert_eq!(strtoumax(b"-1;", 0), (Some(u64::MAX), 2));
-    }
 
     #[test]
     fn unhexmangle_limits() {

@@ -857,48 +857,16 @@ fn scan_major_minor(s: &[u8], prefix: &[u8]) -> Option<(u32, u32)> {
 /// scanf's `%u`: leading white space, an optional sign, decimal digits (saturating like
 /// `strtoul`, then cut to 32 bits).
 fn scan_u(s: &[u8]) -> Option<(u32, &[u8])> {
-    let mut i = 0;
-    while s
-        .get(i)
-        .is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
-    {
-        i += 1;
-    }
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let start = i;
-    let mut value: u64 = 0;
-    let mut overflow = false;
-    while let Some(&c) = s.get(i).filter(|c| c.is_ascii_digit()) {
-        match value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(c - b'0')))
-        {
-            Some(v) => value = v,
-            None => overflow = true,
-        }
-        i += 1;
-    }
-    if i == start {
+    let d = kmodlab_cnum::scan(s, 0);
+    if d.end == 0 {
         return None;
     }
-    let value = if overflow {
-        u64::MAX
-    } else if negative {
-        value.wrapping_neg()
-    } else {
-        value
+    let value = match d.magnitude {
+        None => u64::MAX,
+        Some(m) if d.negative => m.wrapping_neg(),
+        Some(m) => m,
     };
-    Some((value as u32, &s[i..]))
+    Some((value as u32, &s[d.end..]))
 }
 
 /// `modules.builtin.bin` from the contents of `modules.builtin`: each line's module name →
