@@ -185,7 +185,10 @@ fn restore<'s>(
     meta: Meta,
     sink: Sink<'s>,
 ) -> Result<Guest<'s>, Fallback<'s>> {
-    let _ = std::fs::File::create(dir.join("used"));
+    // When it was last used, for pruning.
+    if let Ok(f) = std::fs::File::create(dir.join("used")) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
     let mut guest = Guest::launch(spec, dir.join("initramfs.cpio"), true, sink)?;
     let deadline = Instant::now() + spec.boot_deadline.min(Duration::from_secs(20));
     let state = dir.join("state");
