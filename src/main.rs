@@ -834,9 +834,8 @@ fn watch(k: KernelArgs, dir: PathBuf, params: Vec<String>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let has_spec = dir.join(kmodlab_spec_file()).is_file();
     loop {
-        let code = if has_spec || dir.join(kmodlab_spec_file()).is_file() {
+        let code = if dir.join(kmodlab_spec_file()).is_file() {
             test(Format::Human, 1, true, k.clone(), vec![dir.clone()])
         } else {
             run(
