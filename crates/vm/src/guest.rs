@@ -16,6 +16,21 @@ pub(crate) type Sink<'s> = &'s mut dyn FnMut(&Event);
 /// Why a warm start did not happen, with the event sink back for a cold boot.
 pub(crate) type Fallback<'s> = (String, Sink<'s>);
 
+/// The initramfs of `spec`'s agent and transport modules, holding `modules` and `files` too.
+pub(crate) fn initramfs_of(
+    spec: &BootSpec,
+    modules: &[GuestModule],
+    files: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, String> {
+    let init = std::fs::read(&spec.agent_binary)
+        .map_err(|e| format!("{}: {e}", spec.agent_binary.display()))?;
+    let boot_modules = match &spec.kernel.modules_dir {
+        Some(dir) => initramfs::transport_modules(dir).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    Ok(initramfs::build(&init, &boot_modules, modules, files))
+}
+
 /// The kernel to boot.
 #[derive(Clone, Debug)]
 pub struct BootKernel {
@@ -162,18 +177,9 @@ impl<'s> Guest<'s> {
         };
         std::fs::create_dir_all(&spec.run_dir)
             .map_err(|e| infra(format!("cannot create {}: {e}", spec.run_dir.display())))?;
-        let init = std::fs::read(&spec.agent_binary)
-            .map_err(|e| infra(format!("{}: {e}", spec.agent_binary.display())))?;
-        let boot_modules = match &spec.kernel.modules_dir {
-            Some(dir) => initramfs::transport_modules(dir).map_err(|e| infra(e.to_string()))?,
-            None => Vec::new(),
-        };
+        let cpio = initramfs_of(spec, &spec.modules, &spec.files).map_err(infra)?;
         let initrd = spec.run_dir.join("initramfs.cpio");
-        std::fs::write(
-            &initrd,
-            initramfs::build(&init, &boot_modules, &spec.modules, &spec.files),
-        )
-        .map_err(|e| infra(format!("{}: {e}", initrd.display())))?;
+        std::fs::write(&initrd, cpio).map_err(|e| infra(format!("{}: {e}", initrd.display())))?;
         let mut guest = Guest::launch(spec, initrd, false, sink).map_err(|(m, _)| infra(m))?;
         match guest.wait_ready(spec.boot_deadline) {
             Ok(()) => {

@@ -9,8 +9,7 @@
 //! the transport modules), the kernel command line, memory and accelerator, and this format's
 //! version; anything else gets another key. Only the most recently used states are kept.
 
-use crate::guest::{BootSpec, Fallback, Guest, Sink};
-use crate::initramfs;
+use crate::guest::{initramfs_of, BootSpec, Fallback, Guest, Sink};
 use crate::qemu;
 use kmodlab_events::Event;
 use kmodlab_proto::{CallStatus, Reply, Request};
@@ -102,20 +101,12 @@ pub(crate) fn start<'s>(
     warm_dir: &Path,
     sink: Sink<'s>,
 ) -> Result<Guest<'s>, Fallback<'s>> {
-    let prepared = (|| -> Result<(PathBuf, Vec<u8>), String> {
-        let init = std::fs::read(&spec.agent_binary)
-            .map_err(|e| format!("{}: {e}", spec.agent_binary.display()))?;
-        let boot_modules = match &spec.kernel.modules_dir {
-            Some(d) => initramfs::transport_modules(d).map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
-        let cpio = initramfs::build(&init, &boot_modules, &[], &[]);
-        Ok((warm_dir.join(key(spec, &cpio)), cpio))
-    })();
-    let (dir, cpio) = match prepared {
-        Ok(p) => p,
+    // The template: no module, no files (those come over the agent channel).
+    let cpio = match initramfs_of(spec, &[], &[]) {
+        Ok(c) => c,
         Err(e) => return Err((e, sink)),
     };
+    let dir = warm_dir.join(key(spec, &cpio));
     // A configuration whose state could not be saved or restored is not tried again: that would
     // cost a boot more on every run.
     if let Ok(why) = std::fs::read_to_string(dir.join(FAILED)) {
