@@ -1,6 +1,7 @@
-//! util-linux's own dmesg test suite, run against `kmodlab dmesg` (`../shared/corpora/util-linux-dmesg`,
-//! see its README): every command of every case, with the case's environment, through a link
-//! named `dmesg`; the concatenated stdout (or stderr) must equal the expected file byte for byte.
+//! util-linux's own dmesg test suite, run against `kmodlab dmesg` (`util-linux-dmesg` of the
+//! reference corpora, see its README; skipped, and named as skipped, without it): every command
+//! of every case, with the case's environment, through a link named `dmesg`; the concatenated
+//! stdout (or stderr) must equal the expected file byte for byte.
 //!
 //! Two things of util-linux's test scripts are not in `cases.json` and are done here as the
 //! scripts do them: `cid-kmsg-console-levels` and `cid-kmsg-facilities` echo a label line before
@@ -11,15 +12,6 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn corpus_dir() -> PathBuf {
-    match std::env::var_os("KMODLAB_DMESG_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/util-linux-dmesg")
-        }
-    }
-}
 
 /// A link named `dmesg` to the kmodlab binary, in a fresh directory.
 fn dmesg_link() -> PathBuf {
@@ -126,7 +118,9 @@ fn first_difference(got: &str, expected: &str) -> String {
 
 #[test]
 fn every_util_linux_dmesg_case_gives_the_expected_output() {
-    let dir = corpus_dir();
+    let Some(dir) = kmodlab_testkit::corpus("util-linux-dmesg") else {
+        return;
+    };
     let cases: Value = serde_json::from_slice(
         &std::fs::read(dir.join("cases.json"))
             .unwrap_or_else(|e| panic!("{}: {e}", dir.join("cases.json").display())),

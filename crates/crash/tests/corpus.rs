@@ -1,22 +1,13 @@
-//! Runs the parser over syzkaller's Linux report corpus (`../shared/corpora/syzkaller-linux-reports`,
-//! see its README). It must never panic (whole, cut short, with CRLF line endings); the first
-//! report's title must be the file's TITLE or one of its ALTs for at least 80% of the titled
+//! Runs the parser over syzkaller's Linux report corpus (`syzkaller-linux-reports` of the
+//! reference corpora, see its README; skipped, and named, without it). It must never panic
+//! (whole, cut short, with CRLF line endings); the first report's title must be the file's TITLE or one of its ALTs for at least 80% of the titled
 //! files, and at least 95% of the untitled (negative) files must yield no report. The figures
 //! and a per-TYPE table are printed (`cargo test -p kmodlab-crash --test corpus -- --nocapture`);
 //! set `KMODLAB_CORPUS_VERBOSE=1` to list every mismatch.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use kmodlab_crash::{parse_reports, Scanner};
-
-fn corpus_dir() -> PathBuf {
-    match std::env::var_os("KMODLAB_SYZ_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/corpora/syzkaller-linux-reports"),
-    }
-}
 
 /// One corpus file: its header fields and the console log.
 struct Case {
@@ -27,8 +18,9 @@ struct Case {
     log: String,
 }
 
-fn read_cases() -> Vec<Case> {
-    let dir = corpus_dir();
+/// Every case of the corpus, or `None` after a skip when the corpus is not there.
+fn read_cases() -> Option<Vec<Case>> {
+    let dir = kmodlab_testkit::corpus("syzkaller-linux-reports")?;
     let entries = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {} not readable: {e}", dir.display()));
     let mut cases = Vec::new();
@@ -73,7 +65,7 @@ fn read_cases() -> Vec<Case> {
         cases.push(case);
     }
     cases.sort_by_key(|c| c.name.parse::<u64>().unwrap_or(0));
-    cases
+    Some(cases)
 }
 
 /// Share of titled files whose first report must carry TITLE or an ALT.
@@ -92,7 +84,9 @@ fn percent(n: usize, of: usize) -> f64 {
 #[test]
 fn syzkaller_corpus_titles() {
     let verbose = std::env::var_os("KMODLAB_CORPUS_VERBOSE").is_some();
-    let cases = read_cases();
+    let Some(cases) = read_cases() else {
+        return;
+    };
     assert!(cases.len() > 700, "corpus has only {} files", cases.len());
     let mut with_title = 0;
     let mut matched = 0;
@@ -182,7 +176,7 @@ fn syzkaller_corpus_titles() {
 /// line-by-line streaming.
 #[test]
 fn syzkaller_corpus_crlf_and_streaming_agree() {
-    for case in read_cases() {
+    for case in read_cases().unwrap_or_default() {
         let plain = parse_reports(&case.log);
         let crlf = parse_reports(&case.log.replace('\n', "\r\n"));
         let titles = |rs: &[kmodlab_crash::CrashReport]| {
@@ -204,7 +198,7 @@ fn syzkaller_corpus_crlf_and_streaming_agree() {
 /// Cut anywhere, a log still parses.
 #[test]
 fn syzkaller_corpus_truncated_logs_never_panic() {
-    for case in read_cases() {
+    for case in read_cases().unwrap_or_default() {
         let len = case.log.len();
         for k in 1..8 {
             let mut cut = len * k / 8;

@@ -4,10 +4,10 @@
 //! Each case builds a module tree under a temporary BASEDIR, copies it, runs kmod's
 //! `/sbin/depmod -b COPY1 ...` and ours (in-process, `kmodlab_kmod::depmod::run`) with
 //! `-b COPY2 ...`, and compares everything (with the two BASEDIRs replaced by `BASEDIR` in the
-//! messages). The cases skip, saying so, when `/sbin/depmod` is missing.
+//! messages). The cases skip (named in the suite's summary) when `/sbin/depmod` is missing.
 //!
-//! - `real_tree`: the installed Debian tree (`/lib/modules/6.12.95+deb12-amd64`, 4,228 `.ko.xz`
-//!   modules): its `kernel/` linked in, `modules.order`, `modules.builtin` and
+//! - `real_tree`: the newest installed Debian tree (`/lib/modules/RELEASE`, whatever its release;
+//!   6.12's has 4,228 `.ko.xz` modules): its `kernel/` linked in, `modules.order`, `modules.builtin` and
 //!   `modules.builtin.modinfo` copied. Ours runs twice, with an empty cache and with a full one.
 //! - The other cases use small module-shaped ELF files made here (`Ko`): a `.modinfo`, a
 //!   `__ksymtab_strings` or `__crc_*` symbols for exports, undefined symbols for needs,
@@ -25,15 +25,11 @@ use std::process::Command;
 use std::sync::Once;
 
 const KMOD: &str = "/sbin/depmod";
+/// The release of the module trees made here (the real tree keeps its own).
 const VERSION: &str = "6.12.95+deb12-amd64";
-const REAL_TREE: &str = "/lib/modules/6.12.95+deb12-amd64";
 
 fn kmod_available() -> bool {
-    if Path::new(KMOD).exists() {
-        return true;
-    }
-    eprintln!("SKIP: {KMOD} is not installed");
-    false
+    kmodlab_testkit::require(KMOD).is_some()
 }
 
 /// Our cache goes to a directory of this test run (set once, before any depmod runs).
@@ -243,12 +239,19 @@ fn compress(tool: &str, args: &[&str], data: &[u8]) -> Option<Vec<u8>> {
 /// A module tree being built: `BASE/lib/modules/VERSION/...`.
 struct Tree {
     tmp: TempDir,
+    version: String,
 }
 
 impl Tree {
     fn new(name: &str) -> Tree {
+        Tree::with_version(name, VERSION)
+    }
+
+    /// A tree of another release (the host's, for the real tree).
+    fn with_version(name: &str, version: &str) -> Tree {
         let tree = Tree {
             tmp: TempDir::new(name),
+            version: version.to_string(),
         };
         fs::create_dir_all(tree.moddir(&tree.base())).unwrap();
         tree
@@ -260,7 +263,7 @@ impl Tree {
     }
 
     fn moddir(&self, base: &Path) -> PathBuf {
-        base.join("lib/modules").join(VERSION)
+        base.join("lib/modules").join(&self.version)
     }
 
     fn file(&self, rel: &str, data: &[u8]) -> &Tree {
@@ -463,12 +466,11 @@ fn real_tree() {
     if !kmod_available() {
         return;
     }
-    let real = Path::new(REAL_TREE);
-    if !real.join("kernel").is_dir() {
-        eprintln!("SKIP: {REAL_TREE}/kernel is not there");
+    let Some(host) = kmodlab_testkit::host_kernel() else {
         return;
-    }
-    let tree = Tree::new("real");
+    };
+    let real = host.modules_dir.as_path();
+    let tree = Tree::with_version("real", &host.release);
     let moddir = tree.moddir(&tree.base());
     symlink(real.join("kernel"), moddir.join("kernel")).unwrap();
     for name in [
@@ -479,8 +481,8 @@ fn real_tree() {
         fs::copy(real.join(name), moddir.join(name)).unwrap();
     }
     // Cold cache, then warm.
-    let cold = compare(&tree, "real-cold", &["-b", "{BASE}", VERSION]);
-    let warm = compare(&tree, "real-warm", &["-b", "{BASE}", VERSION]);
+    let cold = compare(&tree, "real-cold", &["-b", "{BASE}", &host.release]);
+    let warm = compare(&tree, "real-warm", &["-b", "{BASE}", &host.release]);
     assert_eq!(cold.files, warm.files);
     let dep = &cold
         .files

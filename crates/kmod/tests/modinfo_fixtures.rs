@@ -380,8 +380,7 @@ fn mask_pointers(text: &[u8]) -> String {
 /// `modules.builtin.modinfo`, an index that is not one. Only against kmod itself.
 #[test]
 fn stale_trees_like_kmod() {
-    if !Path::new(KMOD_MODINFO).exists() {
-        eprintln!("skipped: needs {KMOD_MODINFO}");
+    if kmodlab_testkit::require(KMOD_MODINFO).is_none() {
         return;
     }
     let tree = TempTree::new("stale");

@@ -1,5 +1,5 @@
-//! Parses the real modules installed under `/lib/modules/<release>/kernel`, when there are any
-//! (each test prints a message and passes when there are none).
+//! Parses the real modules of the newest installed kernel, `/lib/modules/<release>/kernel`
+//! (each test is skipped, and named in the suite's summary, when there is none).
 //!
 //! `every_installed_module_parses` reads every module of every release and is `#[ignore]`d;
 //! run it with `cargo test -p kmodlab-modfile --release -- --ignored`.
@@ -76,87 +76,84 @@ fn check_module(path: &Path, release: &str) -> Result<ModuleInfo, String> {
     Ok(info)
 }
 
+/// The newest installed kernel's `(release, /lib/modules/<release>/kernel)`, or `None` after a
+/// skip.
+fn host_tree() -> Option<(String, PathBuf)> {
+    let host = kmodlab_testkit::host_kernel()?;
+    Some((host.release, host.modules_dir.join("kernel")))
+}
+
 #[test]
 fn installed_module_parses() {
-    let releases = installed_releases();
-    if releases.is_empty() {
-        println!("skipped: no /lib/modules/<release>/kernel directory on this machine");
+    let Some((release, kernel)) = host_tree() else {
         return;
-    }
-    for (release, kernel) in releases {
-        let preferred = kernel.join("drivers/char/lp.ko.xz");
-        let path = if preferred.is_file() {
-            preferred
-        } else {
-            match module_files(&kernel).into_iter().next() {
-                Some(path) => path,
-                None => {
-                    println!("skipped {release}: no module files in {}", kernel.display());
-                    continue;
-                }
-            }
-        };
-        let info = check_module(&path, &release).unwrap();
-        assert!(info.modinfo.get("license").is_some(), "{}", path.display());
-        println!(
-            "{}: {} (vermagic {:?}, {} undefined symbols)",
-            path.display(),
-            info.name,
-            info.modinfo.vermagic().unwrap_or_default(),
-            info.undefined_symbols.len()
-        );
-    }
+    };
+    let preferred = kernel.join("drivers/char/lp.ko.xz");
+    let path = if preferred.is_file() {
+        preferred
+    } else {
+        module_files(&kernel)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no module files in {}", kernel.display()))
+    };
+    let info = check_module(&path, &release).unwrap();
+    assert!(info.modinfo.get("license").is_some(), "{}", path.display());
+    println!(
+        "{}: {} (vermagic {:?}, {} undefined symbols)",
+        path.display(),
+        info.name,
+        info.modinfo.vermagic().unwrap_or_default(),
+        info.undefined_symbols.len()
+    );
 }
 
 #[test]
 fn every_char_driver_parses() {
+    let Some((release, kernel)) = host_tree() else {
+        return;
+    };
     let mut checked = 0;
-    for (release, kernel) in installed_releases() {
-        let mut failures = Vec::new();
-        for path in module_files(&kernel.join("drivers/char")) {
-            match check_module(&path, &release) {
-                Ok(_) => checked += 1,
-                Err(e) => failures.push(e),
-            }
+    let mut failures = Vec::new();
+    for path in module_files(&kernel.join("drivers/char")) {
+        match check_module(&path, &release) {
+            Ok(_) => checked += 1,
+            Err(e) => failures.push(e),
         }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
-    if checked == 0 {
-        println!("skipped: no modules under /lib/modules/<release>/kernel/drivers/char");
-    } else {
-        println!("{checked} char driver modules parsed");
-    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        checked > 0,
+        "no modules under {}/drivers/char",
+        kernel.display()
+    );
+    println!("{checked} char driver modules parsed");
 }
 
 /// A real module whose `.modinfo` `name=` is renamed away: the name then comes from the
 /// `struct module` in `.gnu.linkonce.this_module`, at offset 24.
 #[test]
 fn installed_module_name_from_struct_module() {
-    for (release, kernel) in installed_releases() {
-        let Some(path) = module_files(&kernel.join("drivers/char"))
-            .into_iter()
-            .next()
-        else {
-            println!("skipped {release}: no modules under drivers/char");
-            continue;
-        };
-        let bytes = std::fs::read(&path).unwrap();
-        let mut image = decompress(&bytes).unwrap().into_owned();
-        let name = module_name_of(&path).unwrap();
-        let entry = format!("\0name={name}\0");
-        let Some(at) = image
-            .windows(entry.len())
-            .position(|w| w == entry.as_bytes())
-        else {
-            println!("skipped {}: no `name={name}` in .modinfo", path.display());
-            continue;
-        };
-        image[at + 1] = b'x'; // "xame=..."
-        let info = parse_module(&image).unwrap();
-        assert_eq!(info.modinfo.name(), None, "{}", path.display());
-        assert_eq!(info.modinfo.get("xame"), Some(name.as_str()));
-        assert_eq!(info.name, name, "{}", path.display());
-    }
+    let Some((_, kernel)) = host_tree() else {
+        return;
+    };
+    let path = module_files(&kernel.join("drivers/char"))
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no modules under {}/drivers/char", kernel.display()));
+    let bytes = std::fs::read(&path).unwrap();
+    let mut image = decompress(&bytes).unwrap().into_owned();
+    let name = module_name_of(&path).unwrap();
+    let entry = format!("\0name={name}\0");
+    let at = image
+        .windows(entry.len())
+        .position(|w| w == entry.as_bytes())
+        .unwrap_or_else(|| panic!("no `name={name}` in the .modinfo of {}", path.display()));
+    image[at + 1] = b'x'; // "xame=..."
+    let info = parse_module(&image).unwrap();
+    assert_eq!(info.modinfo.name(), None, "{}", path.display());
+    assert_eq!(info.modinfo.get("xame"), Some(name.as_str()));
+    assert_eq!(info.name, name, "{}", path.display());
 }
 
 #[test]

@@ -125,11 +125,13 @@ fn objdump_boundaries(bytes: &[u8], tmp: &Path) -> Option<Vec<(usize, usize)>> {
 
 #[test]
 fn syzkaller_corpus_code_lines_agree_with_objdump() {
-    let dir = Path::new("/work/shared/corpora/syzkaller-linux-reports");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        eprintln!("no corpus: skipped");
+    let Some(dir) = kmodlab_testkit::corpus("syzkaller-linux-reports") else {
         return;
     };
+    if kmodlab_testkit::require_program("objdump").is_none() {
+        return;
+    }
+    let entries = std::fs::read_dir(&dir).unwrap();
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("code-line.bin");
     let mut lines: Vec<String> = Vec::new();
     for e in entries.flatten() {
@@ -174,10 +176,8 @@ fn syzkaller_corpus_code_lines_agree_with_objdump() {
         }
         // The same boundaries as objdump from the same first byte, up to the last whole
         // instruction.
-        let Some(theirs) = objdump_boundaries(&bytes[start..], &tmp) else {
-            eprintln!("objdump not available: skipped");
-            return;
-        };
+        let theirs = objdump_boundaries(&bytes[start..], &tmp)
+            .unwrap_or_else(|| panic!("objdump failed on the bytes of {line}"));
         // Up to the first byte iced rejects (objdump may decode it, e.g. as a VEX prefix).
         let ours: Vec<(usize, usize)> = ins
             .iter()

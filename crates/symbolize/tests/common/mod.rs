@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    kmodlab_testkit::repo()
 }
 
 /// The kernel build tree: the newest `/lib/modules/REL/build` that has a Makefile (not
@@ -37,19 +37,16 @@ fn is_build_output(name: &str) -> bool {
 }
 
 /// Copies the module sources of `src` to a fresh directory named `name` under the tests'
-/// temporary directory and builds them there; returns the `.ko` (named `ko`).
+/// temporary directory and builds them there; returns the `.ko` (named `ko`), or `None` without
+/// a kernel build tree.
 pub fn build_at(src: &Path, name: &str, ko: &str) -> Option<PathBuf> {
-    let Some(kdir) = kdir() else {
-        eprintln!("no kernel build tree under /lib/modules: module tests skipped");
-        return None;
-    };
-    if !src.is_dir() {
-        eprintln!(
-            "{}: no such module source directory: skipped",
-            src.display()
-        );
-        return None;
-    }
+    let kdir = kdir()?;
+    // The sources are part of the repository: their absence is a failure, never a skip.
+    assert!(
+        src.is_dir(),
+        "{}: no such module source directory",
+        src.display()
+    );
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("symbolize")
         .join(name);
@@ -82,11 +79,17 @@ pub fn build_at(src: &Path, name: &str, ko: &str) -> Option<PathBuf> {
 
 macro_rules! built {
     ($fn:ident, $src:expr, $name:expr, $ko:expr) => {
-        /// The module, built once per test binary (`None` without a kernel build tree).
+        /// The module, built once per test binary; `None`, after a skip naming what is missing,
+        /// without a kernel build tree.
         pub fn $fn() -> Option<PathBuf> {
             static KO: OnceLock<Option<PathBuf>> = OnceLock::new();
-            KO.get_or_init(|| build_at(&repo().join($src), $name, $ko))
-                .clone()
+            let ko = KO
+                .get_or_init(|| build_at(&repo().join($src), $name, $ko))
+                .clone();
+            if ko.is_none() {
+                kmodlab_testkit::skip("a kernel build tree (/lib/modules/RELEASE/build)");
+            }
+            ko
         }
     };
 }
