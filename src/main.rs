@@ -273,8 +273,9 @@ fn main() -> ExitCode {
         .and_then(|n| n.to_str())
         .unwrap_or("")
         .to_string();
-    // PID 1 of the guest: the agent (never on the host, whatever the binary is called).
-    if std::process::id() == 1 {
+    // PID 1 of a guest kmodlab booted: the agent (never on the host, nor as PID 1 of a
+    // container, whatever the binary is called).
+    if kmodlab_agent::is_agent() {
         kmodlab_agent::run();
     }
     // Invoked as a module tool (a link named insmod, modinfo, ...), or as `kmodlab TOOL ...`.
@@ -376,8 +377,8 @@ fn main() -> ExitCode {
 /// A positive number of seconds, for deadlines.
 fn seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(Duration::from_secs_f64(v)),
-        _ => Err(format!("{s:?} is not a positive number of seconds")),
+        Ok(v) => kmodlab_events::timeout_seconds(v),
+        Err(_) => Err(format!("{s:?} is not a positive number of seconds")),
     }
 }
 
@@ -712,6 +713,8 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
     };
     if outcomes.iter().any(|o| o.infra_error) {
         EXIT_INFRA
+    } else if outcomes.iter().any(|o| o.input_error) {
+        EXIT_USAGE
     } else if outcomes.iter().all(|o| o.passed()) {
         0
     } else {

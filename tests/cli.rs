@@ -316,3 +316,91 @@ fn oops_reads_logs_and_stdin_with_exit_codes() {
         show(&out)
     );
 }
+
+/// Regression: a deadline too long for the clock was a Rust panic (exit 101), not a usage error.
+#[test]
+fn a_timeout_beyond_a_day_is_a_usage_error() {
+    for t in ["1e20", "86401", "inf", "0"] {
+        let out = kmodlab()
+            .args(["run", "--timeout", t, "labs/kernel_modules/1-2-test-mod"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--timeout {t}: {}", show(&out));
+        assert!(stderr(&out).contains("--timeout"), "{}", show(&out));
+    }
+}
+
+/// `kmodlab test` of a module that does not compile: the case fails (exit 1, not an
+/// infrastructure error) and the compiler's `file:line` is shown; the spec may be named by its
+/// file, relative or not.
+#[test]
+fn test_of_a_module_that_does_not_compile_fails_with_file_and_line() {
+    let d = scratch("test-compile").join("broken");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &d);
+    let src = d.join("hello_mod.c");
+    let text = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(
+        &src,
+        text.replacen("pr_debug(\"Hello!\\n\");", "pr_debug(\"Hello!\\n\")", 1),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("pr_debug(\"Hello!\\n\");"))
+        .unwrap()
+        + 1;
+    for (cwd, spec) in [
+        (repo(), d.join("kmodlab.toml")),
+        (d.clone(), "kmodlab.toml".into()),
+    ] {
+        let out = kmodlab()
+            .current_dir(&cwd)
+            .arg("test")
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(
+            all.contains(&format!("hello_mod.c:{}", line + 1))
+                || all.contains(&format!("hello_mod.c:{line}")),
+            "names the file and line: {all}"
+        );
+        assert!(!all.contains("infrastructure"), "{all}");
+    }
+}
+
+/// `kmodlab test` of a spec whose module the directory does not build is an input error.
+#[test]
+fn test_of_a_spec_naming_a_module_not_built_is_an_input_error() {
+    let d = scratch("test-input").join("hello");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &d);
+    std::fs::write(d.join("kmodlab.toml"), "module = \"no_such_mod\"\n").unwrap();
+    let out = kmodlab().arg("test").arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(all.contains("builds no module named no_such_mod"), "{all}");
+}
+
+/// PID 1 is the guest agent only on a kernel command line kmodlab wrote: as PID 1 of a fresh
+/// PID namespace (a container's init), the binary stays a module tool.
+#[test]
+fn pid_1_outside_a_kmodlab_guest_is_not_the_agent() {
+    let Some(unshare) = kmodlab_testkit::require_program("unshare") else {
+        return;
+    };
+    // A private mount namespace too: the agent, if it ran, would mount /proc, /sys and /dev.
+    let out = std::process::Command::new(unshare)
+        .args(["--pid", "--fork", "--mount", "--"])
+        .arg(env!("CARGO_BIN_EXE_kmodlab"))
+        .args(["depmod", "-V"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("kmod version"),
+        "{}",
+        show(&out)
+    );
+}

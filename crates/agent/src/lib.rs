@@ -23,6 +23,12 @@ const PORT_DEADLINE: Duration = Duration::from_secs(20);
 /// The largest file contents returned by a read request.
 const READ_LIMIT: u64 = 64 * 1024;
 
+/// Whether this process is the guest agent: PID 1 started by a kernel whose command line
+/// kmodlab wrote (it carries [`kmodlab_proto::AGENT_CMDLINE`]).
+pub fn is_agent() -> bool {
+    std::process::id() == 1 && std::env::var_os(kmodlab_proto::AGENT_ENV).is_some_and(|v| v == "1")
+}
+
 /// Runs the agent. Never returns: it ends by powering the machine off.
 pub fn run() -> ! {
     std::panic::set_hook(Box::new(|info| {

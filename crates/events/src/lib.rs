@@ -6,6 +6,27 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// The longest deadline a phase may have, in seconds (a day): anything longer is a mistake, and
+/// a deadline must stay a point in time the clock can represent.
+pub const MAX_TIMEOUT_S: f64 = 86_400.0;
+
+/// A phase deadline of `seconds`: a positive number of seconds up to [`MAX_TIMEOUT_S`]; the
+/// error says what is wrong with it.
+pub fn timeout_seconds(seconds: f64) -> Result<Duration, String> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!(
+            "must be a positive number of seconds, not {seconds}"
+        ));
+    }
+    if seconds > MAX_TIMEOUT_S {
+        return Err(format!(
+            "must be at most {MAX_TIMEOUT_S} seconds (a day), not {seconds}"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
 
 /// A phase of a run, for progress, deadlines and timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

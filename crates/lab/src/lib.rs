@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// What went wrong, sorted by who can fix it; each maps to an exit code.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum LabError {
     /// Bad arguments or input files (exit 2).
     Input(String),
@@ -74,6 +74,8 @@ pub struct Lab {
     /// Where run directories are made.
     pub runs_dir: PathBuf,
     kernel_vermagic: Option<String>,
+    /// Keeps [`Lab::agent_binary`] from being pruned while this lab lives.
+    _agent_lock: Option<std::fs::File>,
     /// Boot every guest cold instead of restoring a saved state.
     pub cold: bool,
 }
@@ -266,10 +268,14 @@ pub fn find_qemu() -> Result<PathBuf, LabError> {
 /// unpacks the initramfs on every boot, and under TCG its size costs boot time (a debug build is
 /// about ten times larger than the stripped one). Made once per binary with `objcopy`, kept in
 /// the cache; the binary itself when that fails.
-pub fn stripped_agent(exe: &Path, cache: &Path) -> PathBuf {
+///
+/// The copy comes with an open handle holding a shared lock on it: keep it for as long as guests
+/// are made from the copy, so that no other kmodlab prunes it meanwhile. Each use marks the copy
+/// as recently used.
+pub fn stripped_agent(exe: &Path, cache: &Path) -> (PathBuf, Option<std::fs::File>) {
     use std::hash::{Hash, Hasher};
     let Ok(meta) = std::fs::metadata(exe) else {
-        return exe.to_path_buf();
+        return (exe.to_path_buf(), None);
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     exe.hash(&mut h);
@@ -277,8 +283,8 @@ pub fn stripped_agent(exe: &Path, cache: &Path) -> PathBuf {
     meta.modified().ok().hash(&mut h);
     let dir = cache.join("agent");
     let out = dir.join(format!("init-{:016x}", h.finish()));
-    if out.is_file() {
-        return out;
+    if let Some(held) = hold(&out) {
+        return (out, Some(held));
     }
     let _ = std::fs::create_dir_all(&dir);
     let tmp = dir.join(format!(".init-{}", std::process::id()));
@@ -291,14 +297,25 @@ pub fn stripped_agent(exe: &Path, cache: &Path) -> PathBuf {
         .status()
         .is_ok_and(|s| s.success());
     if ok && std::fs::rename(&tmp, &out).is_ok() {
-        prune(&dir, 4);
-        return out;
+        if let Some(held) = hold(&out) {
+            prune(&dir, 4);
+            return (out, Some(held));
+        }
     }
     let _ = std::fs::remove_file(&tmp);
-    exe.to_path_buf()
+    (exe.to_path_buf(), None)
 }
 
-/// Keeps the `keep` most recently modified entries of `dir` and removes the rest.
+/// Opens `file` with a shared lock (see [`prune`]) and marks it used now.
+fn hold(file: &Path) -> Option<std::fs::File> {
+    let f = std::fs::File::options().write(true).open(file).ok()?;
+    f.lock_shared().ok()?;
+    let _ = f.set_modified(std::time::SystemTime::now());
+    Some(f)
+}
+
+/// Keeps the `keep` most recently modified entries of `dir` and removes the rest, except files
+/// another process holds a lock on (it is using them).
 pub fn prune(dir: &Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -313,6 +330,11 @@ pub fn prune(dir: &Path, keep: usize) {
         let _ = if p.is_dir() {
             std::fs::remove_dir_all(&p)
         } else {
+            let in_use = std::fs::File::open(&p)
+                .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+            if in_use {
+                continue;
+            }
             std::fs::remove_file(&p)
         };
     }
@@ -382,7 +404,7 @@ impl Lab {
             )));
         }
         let cache = cache_dir();
-        let agent_binary = stripped_agent(&agent_binary, &cache);
+        let (agent_binary, agent_lock) = stripped_agent(&agent_binary, &cache);
         let accel = kmodlab_vm::accel::choose(&qemu, &kernel.image, &cache);
         let runs_dir = match std::env::var_os("KMODLAB_RUNS").filter(|d| !d.is_empty()) {
             Some(d) => PathBuf::from(d),
@@ -400,6 +422,7 @@ impl Lab {
             agent_binary,
             runs_dir,
             kernel_vermagic,
+            _agent_lock: agent_lock,
             cold: std::env::var_os("KMODLAB_COLD").is_some_and(|v| !v.is_empty() && v != "0"),
         })
     }
@@ -727,7 +750,9 @@ pub fn find_specs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LabError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_file() && p.file_name().and_then(|n| n.to_str()) == Some(kmodlab_spec::SPEC_FILE) {
-            out.push(p.parent().unwrap_or(Path::new(".")).to_path_buf());
+            // `kmodlab.toml` alone names the current directory.
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+            out.push(dir.unwrap_or(Path::new(".")).to_path_buf());
         } else if p.is_dir() {
             walk(p, &mut out);
         } else {
@@ -784,16 +809,14 @@ pub fn run_specs(
         spec: &'a SpecDir,
         case: usize,
         lab: Option<&'a Lab>,
-        module: Result<Module, String>,
+        module: Result<Module, LabError>,
     }
     let mut queue = Vec::new();
     for s in specs {
         let lab = labs.get(s.spec.kernel);
         let module = match &lab {
-            Err(e) => Err(e.clone()),
-            Ok(lab) => lab
-                .prepare(&s.dir, s.spec.module.as_deref(), build_log)
-                .map_err(|e| e.to_string()),
+            Err(e) => Err(LabError::Infra(e.clone())),
+            Ok(lab) => lab.prepare(&s.dir, s.spec.module.as_deref(), build_log),
         };
         for case in 0..s.spec.cases.len() {
             queue.push(Job {
@@ -829,7 +852,7 @@ fn run_case(
     lab: Option<&Lab>,
     spec: &SpecDir,
     index: usize,
-    module: &Result<Module, String>,
+    module: &Result<Module, LabError>,
 ) -> CaseOutcome {
     let case = &spec.spec.cases[index];
     let started = std::time::Instant::now();
@@ -839,14 +862,21 @@ fn run_case(
         result: None,
         failures: Vec::new(),
         infra_error: false,
+        input_error: false,
         duration_s: 0.0,
         console_tail: Vec::new(),
     };
     let (lab, module) = match (lab, module) {
         (Some(lab), Ok(m)) => (lab, m),
         (_, Err(e)) => {
-            outcome.failures.push(e.clone());
-            outcome.infra_error = true;
+            // A module that does not compile is the case failing (exit 1), one that cannot be
+            // used as given an input error (exit 2), anything else the infrastructure's (exit 3).
+            outcome.failures.push(e.to_string());
+            match e {
+                LabError::Build(_) => {}
+                LabError::Input(_) => outcome.input_error = true,
+                LabError::Infra(_) => outcome.infra_error = true,
+            }
             return outcome;
         }
         (None, Ok(_)) => {
@@ -913,6 +943,44 @@ mod kernel_kind_tests {
         assert_eq!(kind(&d.join("hello.rs")), KernelKind::Debian, "a file");
         std::fs::write(d.join(kmodlab_spec::SPEC_FILE), "kernel = \"plan9\"\n").unwrap();
         assert!(matches!(kernel_kind_for(&d), Err(LabError::Input(_))));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Regression: the stripped agent was pruned by creation time, never refreshed on a cache
+    /// hit, and removed under a kmodlab still making guests from it.
+    #[test]
+    fn an_agent_copy_in_use_is_never_pruned() {
+        let d = std::env::temp_dir().join(format!("kmodlab-lab-agent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let agents = d.join("agent");
+        std::fs::create_dir_all(&agents).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let (copy, held) = stripped_agent(&exe, &d);
+        assert!(copy.starts_with(&agents), "{}", copy.display());
+        assert!(held.is_some());
+        // Make it the oldest of many, as if other builds had come since.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        for i in 0..6 {
+            std::fs::write(agents.join(format!("init-other{i}")), b"x").unwrap();
+        }
+        prune(&agents, 4);
+        assert!(copy.exists(), "held by this process: kept");
+        assert_eq!(std::fs::read_dir(&agents).unwrap().count(), 5);
+        drop(held);
+        // A cache hit marks it used: the newest again.
+        let (again, held) = stripped_agent(&exe, &d);
+        assert_eq!(again, copy);
+        let mtime = std::fs::metadata(&copy).unwrap().modified().unwrap();
+        assert!(mtime > old, "refreshed on a cache hit");
+        drop(held);
+        prune(&agents, 1);
+        assert!(copy.exists(), "the most recently used is kept");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

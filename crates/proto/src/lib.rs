@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 /// The virtio-serial port name the agent looks for under `/sys/class/virtio-ports/*/name`.
 pub const PORT_NAME: &str = "kmodlab.agent";
 
+/// The word kmodlab puts on the guest kernel's command line to make its `/init` the agent. The
+/// kernel hands an unknown `NAME=VALUE` word to init as an environment variable, so the binary
+/// is the agent only when it runs as PID 1 with [`AGENT_ENV`] set to `1`: PID 1 of a container
+/// (`docker run IMAGE kmodlab depmod`) stays a module tool.
+pub const AGENT_CMDLINE: &str = "kmodlab_agent=1";
+/// The environment variable [`AGENT_CMDLINE`] becomes for init.
+pub const AGENT_ENV: &str = "kmodlab_agent";
+
 /// Where the module under test lives inside the guest.
 pub const GUEST_MODULE_DIR: &str = "/kmodlab/modules";
 /// Modules the agent loads at boot, in order (the agent's own transport, e.g. virtio_console).

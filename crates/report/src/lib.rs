@@ -36,6 +36,10 @@ pub struct CaseOutcome {
     pub failures: Vec<String>,
     /// The failures come from the infrastructure (no QEMU, boot failed, ...), not from the test.
     pub infra_error: bool,
+    /// The module could not be used as given (not a module, built for another kernel): the case
+    /// never ran.
+    #[serde(default)]
+    pub input_error: bool,
     /// Wall-clock duration in seconds.
     pub duration_s: f64,
     /// The last lines of the kernel console, shown for failed cases.
@@ -43,15 +47,17 @@ pub struct CaseOutcome {
 }
 
 impl CaseOutcome {
-    /// No unmet expectation and no infrastructure error.
+    /// No unmet expectation, no infrastructure or input error.
     pub fn passed(&self) -> bool {
-        self.failures.is_empty() && !self.infra_error
+        self.failures.is_empty() && !self.infra_error && !self.input_error
     }
 
     /// What the case's status is called in short output: the verdict, or why there is none.
     fn status_word(&self) -> &str {
         if self.infra_error {
             "infrastructure error"
+        } else if self.input_error {
+            "input error"
         } else {
             match &self.result {
                 Some(r) => r.verdict.as_str(),

@@ -108,6 +108,7 @@ fn outcome(spec: &str, case: &str, result: Option<RunResult>, failures: &[&str])
         result,
         failures: failures.iter().map(|s| s.to_string()).collect(),
         infra_error: false,
+        input_error: false,
         duration_s: 4.25,
         console_tail: vec![],
     }

@@ -65,7 +65,7 @@
 //!
 //! Unknown keys, values of the wrong type, bad regexes, unknown verdict, kernel, crash kind or
 //! phase names, missing, empty or duplicate case names, a `params` element without `=` (or with an
-//! empty name), a timeout that is not a positive number, a `loaded` path that is not absolute,
+//! empty name), a timeout that is not a positive number of seconds up to a day, a `loaded` path that is not absolute,
 //! `unload.skip = true` together with other unload expectations, and `load.error` together with
 //! `unload.error` (a module that failed to load is never unloaded). Each error is one line,
 //! `FILE:LINE: message`, with the line of the offending key or value ([`SpecError`]).
@@ -508,14 +508,10 @@ impl Ctx<'_> {
     fn timeout(&self, what: &str, t: &Option<Spanned<f64>>) -> Result<Option<f64>, SpecError> {
         match t {
             None => Ok(None),
-            Some(t) if t.get_ref().is_finite() && *t.get_ref() > 0.0 => Ok(Some(*t.get_ref())),
-            Some(t) => Err(self.err(
-                t.span(),
-                format!(
-                    "{what}: must be a positive number of seconds, not {}",
-                    t.get_ref()
-                ),
-            )),
+            Some(t) => match kmodlab_events::timeout_seconds(*t.get_ref()) {
+                Ok(_) => Ok(Some(*t.get_ref())),
+                Err(e) => Err(self.err(t.span(), format!("{what}: {e}"))),
+            },
         }
     }
 

@@ -379,6 +379,17 @@ fn other_invalid_values() {
     assert_err("timeout = 0\n", 1, "timeout: must be a positive number");
     assert_err("\ntimeout = -1.5\n", 2, "must be a positive number");
     assert_err("timeout = nan\n", 1, "must be a positive number");
+    // Regression: a huge deadline was accepted and overflowed the clock (a panic, exit 101).
+    assert_err(
+        "timeout = 1e20\n",
+        1,
+        "timeout: must be at most 86400 seconds",
+    );
+    assert_err(
+        "[[case]]\nname = \"x\"\ntimeout = 1e20\n",
+        3,
+        "must be at most",
+    );
     assert_err("[[case]]\nname = \"a\"\ntimeout = 0.0\n", 3, "positive");
     assert_err("module = \"\"\n", 1, "invalid module name");
     assert_err(

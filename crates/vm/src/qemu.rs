@@ -103,6 +103,8 @@ pub fn kernel_cmdline(extra: &str) -> String {
          i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd mitigations=off \
          tsc=reliable no_timer_check random.trust_cpu=on",
     );
+    s.push(' ');
+    s.push_str(kmodlab_proto::AGENT_CMDLINE);
     if !extra.is_empty() {
         s.push(' ');
         s.push_str(extra);
@@ -135,5 +137,9 @@ mod tests {
         let c = kernel_cmdline("foo=1");
         assert!(c.starts_with("console=ttyS0 panic=-1"));
         assert!(c.ends_with(" foo=1"));
+        assert!(
+            c.contains(" kmodlab_agent=1 "),
+            "the guest's /init is the agent: {c}"
+        );
     }
 }
