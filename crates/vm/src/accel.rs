@@ -79,6 +79,13 @@ pub fn choose(qemu: &Path, kernel: &Path, cache_dir: &Path) -> Decision {
             cached: false,
         };
     }
+    choose_by_probe(qemu, kernel, cache_dir, PROBE_DEADLINE)
+}
+
+/// The cached answer for `qemu` and `kernel`, else a probe with `deadline`. Only a clear answer
+/// is remembered: KVM worked, KVM failed with its known text, or QEMU died early. A probe that
+/// ran out of time (a loaded machine) decides this run only.
+fn choose_by_probe(qemu: &Path, kernel: &Path, cache_dir: &Path, deadline: Duration) -> Decision {
     let file: PathBuf = cache_dir.join(format!("accel-{}", cache_key(qemu, kernel)));
     if let Ok(text) = std::fs::read_to_string(&file) {
         let mut parts = text.splitn(2, ' ');
@@ -91,14 +98,21 @@ pub fn choose(qemu: &Path, kernel: &Path, cache_dir: &Path) -> Decision {
             };
         }
     }
-    let d = probe(qemu, kernel);
-    let _ = std::fs::create_dir_all(cache_dir);
-    let _ = std::fs::write(&file, format!("{} {}\n", d.accel.as_str(), d.reason));
+    let (d, clear) = probe_within(qemu, kernel, deadline);
+    if clear {
+        let _ = std::fs::create_dir_all(cache_dir);
+        let _ = std::fs::write(&file, format!("{} {}\n", d.accel.as_str(), d.reason));
+    }
     d
 }
 
 /// Boots `kernel` under KVM until its first console output, with [`PROBE_DEADLINE`].
 pub fn probe(qemu: &Path, kernel: &Path) -> Decision {
+    probe_within(qemu, kernel, PROBE_DEADLINE).0
+}
+
+/// [`probe`] with `deadline`; also says whether the answer is clear (not a timeout).
+fn probe_within(qemu: &Path, kernel: &Path, deadline: Duration) -> (Decision, bool) {
     let tcg = |reason: String| Decision {
         accel: Accel::Tcg,
         reason,
@@ -115,7 +129,7 @@ pub fn probe(qemu: &Path, kernel: &Path) -> Decision {
     kmodlab_sys::kill_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return tcg(format!("cannot start {}: {e}", qemu.display())),
+        Err(e) => return (tcg(format!("cannot start {}: {e}", qemu.display())), false),
     };
     let (tx, rx) = mpsc::channel::<(bool, String)>();
     let mut out = child.stdout.take().expect("piped");
@@ -152,9 +166,10 @@ pub fn probe(qemu: &Path, kernel: &Path) -> Decision {
         }
         let _ = tx.send((false, s));
     });
-    let deadline = Instant::now() + PROBE_DEADLINE;
+    let until = Instant::now() + deadline;
+    let mut clear = true;
     let decision = loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok((true, text)) if !text.is_empty() => {
                 break Decision {
                     accel: Accel::Kvm,
@@ -174,15 +189,17 @@ pub fn probe(qemu: &Path, kernel: &Path) -> Decision {
             }
             Ok((false, _)) => continue,
             Err(_) => {
+                clear = false;
                 break tcg(format!(
-                    "a KVM probe boot did not get far within {PROBE_DEADLINE:?}"
-                ))
+                    "a KVM probe boot did not get far within {deadline:?} (not remembered: \
+                     the next run probes again)"
+                ));
             }
         }
     };
     let _ = child.kill();
     let _ = child.wait();
-    decision
+    (decision, clear)
 }
 
 #[cfg(test)]
@@ -197,5 +214,41 @@ mod tests {
         assert!(!kvm_failure_text(
             "qemu-system-x86_64: warning: host doesn't support requested feature"
         ));
+    }
+
+    /// Regression: a probe that ran out of time on a loaded machine was remembered as "KVM is
+    /// broken" for good.
+    #[test]
+    fn a_probe_that_times_out_is_not_remembered() {
+        let dir = std::env::temp_dir().join(format!("kmodlab-accel-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A QEMU that says nothing and never ends; and one that prints the broken-KVM text.
+        let slow = dir.join("slow-qemu");
+        std::fs::write(&slow, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        let broken = dir.join("broken-qemu");
+        std::fs::write(
+            &broken,
+            "#!/bin/sh\necho 'KVM internal error. Suberror: 1' >&2\nexec sleep 30\n",
+        )
+        .unwrap();
+        for f in [&slow, &broken] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let kernel = dir.join("vmlinuz");
+        std::fs::write(&kernel, b"kernel").unwrap();
+        let cache = dir.join("cache");
+        let short = Duration::from_millis(300);
+        let d = choose_by_probe(&slow, &kernel, &cache, short);
+        assert_eq!(d.accel, Accel::Tcg);
+        assert!(d.reason.contains("not remembered"), "{}", d.reason);
+        assert!(!cache.exists(), "a timeout leaves no cache entry");
+        let d = choose_by_probe(&broken, &kernel, &cache, Duration::from_secs(10));
+        assert_eq!(d.accel, Accel::Tcg);
+        assert!(d.reason.contains("KVM is broken here"), "{}", d.reason);
+        let again = choose_by_probe(&broken, &kernel, &cache, short);
+        assert!(again.cached, "a clear answer is remembered");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

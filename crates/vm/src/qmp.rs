@@ -13,6 +13,39 @@ pub struct Qmp {
     events: Vec<Value>,
 }
 
+/// QEMU answered a command with an error, or reported a failed migration: what the caller
+/// asked for cannot be done, as opposed to a deadline or a lost connection. Carried inside the
+/// `io::Error` of [`Qmp`]'s methods ([`Refused::of`] finds it).
+#[derive(Debug)]
+pub struct Refused {
+    /// The command (`migrate`, `cont`, ...), or `migration` for a failed migration.
+    pub command: String,
+    /// QEMU's description.
+    pub desc: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QMP {}: {}", self.command, self.desc)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Refused {
+    /// The refusal inside `e`, if QEMU refused.
+    pub fn of(e: &io::Error) -> Option<&Refused> {
+        e.get_ref()?.downcast_ref::<Refused>()
+    }
+
+    fn error(command: &str, desc: &str) -> io::Error {
+        io::Error::other(Refused {
+            command: command.into(),
+            desc: desc.into(),
+        })
+    }
+}
+
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("QMP: no {what} in time"))
 }
@@ -81,7 +114,7 @@ impl Qmp {
                 return Ok(r.clone());
             }
             let why = v["error"]["desc"].as_str().unwrap_or("unknown error");
-            return Err(io::Error::other(format!("QMP {command}: {why}")));
+            return Err(Refused::error(command, why));
         }
     }
 
@@ -97,12 +130,30 @@ impl Qmp {
             }
             match v["data"]["status"].as_str() {
                 Some("completed") => return Ok(()),
-                Some(s @ ("failed" | "cancelled")) => {
-                    return Err(io::Error::other(format!("QMP: migration {s}")))
-                }
+                Some(s @ ("failed" | "cancelled")) => return Err(Refused::error("migration", s)),
                 _ => {}
             }
         }
+    }
+
+    /// Resumes the guest after a migration. QEMU announces a completed outgoing migration
+    /// before it leaves the `finish-migrate` run state, and refuses `cont` until then
+    /// ("Migration is not finalized yet"); that last step has no event, so the run state is
+    /// asked for, at short intervals, until it has moved on.
+    pub fn cont_after_migration(&mut self, deadline: Instant) -> io::Result<()> {
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let status = self.execute("query-status", Value::Null, deadline)?;
+            if status["status"] != "finish-migrate" {
+                break;
+            }
+            if Instant::now() + pause >= deadline {
+                return Err(timed_out("end of the migration"));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        }
+        self.execute("cont", Value::Null, deadline).map(|_| ())
     }
 
     /// Turns on MIGRATION events (they are off by default).

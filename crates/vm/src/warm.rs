@@ -15,12 +15,11 @@ use kmodlab_events::Event;
 use kmodlab_proto::{CallStatus, Reply, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Bump when what a state holds or how it is restored changes.
-const FORMAT: &str = "kmodlab-warm-1";
+const FORMAT: &str = "kmodlab-warm-2";
 
 /// States kept in the directory (each is about the guest's used memory, ~120 MB).
 const KEEP: usize = 6;
@@ -34,6 +33,8 @@ pub struct Meta {
     pub tainted: String,
     /// Seconds the cold boot took.
     pub boot_s: f64,
+    /// The size of the `state` file as saved: another size means it was damaged.
+    pub state_bytes: u64,
 }
 
 /// 64-bit FNV-1a over everything a state depends on.
@@ -94,6 +95,42 @@ pub fn key(spec: &BootSpec, template_initramfs: &[u8]) -> String {
     k.hex()
 }
 
+/// Why a warm start did not happen, and whether trying again would fail the same way.
+struct Failure {
+    why: String,
+    /// The same configuration would fail again (QEMU refused a command): worth a marker.
+    lasting: bool,
+}
+
+impl Failure {
+    /// A failure that says nothing about the next run (a deadline on a loaded machine, QEMU
+    /// going away, a full disk, what the run brought).
+    fn passing(why: String) -> Failure {
+        Failure {
+            why,
+            lasting: false,
+        }
+    }
+
+    /// A QMP failure: lasting when QEMU refused to migrate (it would refuse again), passing
+    /// for everything else: deadlines, QEMU going away, and the run-state races around the end
+    /// of a migration (`cont`, `stop`, `query-status`).
+    fn qmp(what: &str, e: &std::io::Error) -> Failure {
+        let lasting = crate::qmp::Refused::of(e).is_some_and(|r| {
+            matches!(
+                r.command.as_str(),
+                "migrate" | "migrate-incoming" | "migrate-set-capabilities" | "migration"
+            )
+        });
+        Failure {
+            why: format!("{what}: {e}"),
+            lasting,
+        }
+    }
+}
+
+type Attempt<'s> = Result<Guest<'s>, (Failure, Sink<'s>)>;
+
 /// Starts the guest from its saved state, or boots it cold and saves the state first. On any
 /// doubt the error says why and gives the event sink back for a cold boot.
 pub(crate) fn start<'s>(
@@ -107,80 +144,140 @@ pub(crate) fn start<'s>(
         Err(e) => return Err((e, sink)),
     };
     let dir = warm_dir.join(key(spec, &cpio));
-    // A configuration whose state could not be saved or restored is not tried again: that would
-    // cost a boot more on every run.
-    if let Ok(why) = std::fs::read_to_string(dir.join(FAILED)) {
+    // A configuration whose state could not be saved or restored twice running is not tried
+    // again for a while: that would cost a boot more on every run.
+    if let Some(why) = failed_marker(&dir) {
         return Err((
             format!(
-                "warm starts are off for this configuration since: {} (remove {} to retry)",
-                why.trim(),
-                dir.display()
+                "warm starts are off for this configuration for a day since: {why} (remove {} \
+                 to retry now)",
+                dir.join(FAILED).display()
             ),
             sink,
         ));
     }
-    if let Some(meta) = saved(&dir) {
-        return remember_failure(&dir, restore(spec, &dir, meta, sink));
-    }
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return Err((format!("{}: {e}", dir.display()), sink));
     }
-    // One process saves a state; others wanting the same one wait, then restore it.
+    // Restorers hold the lock shared, the one process that saves holds it alone, and pruning
+    // takes it without waiting: nothing is removed while in use, and others wanting a state
+    // being saved wait for it, then restore it.
     let lock = match std::fs::File::create(dir.join(".lock")) {
         Ok(f) => f,
         Err(e) => return Err((format!("{}: {e}", dir.display()), sink)),
     };
+    if lock.lock_shared().is_err() {
+        return Err(("cannot lock the saved state".into(), sink));
+    }
+    let sink = match saved(&dir) {
+        Some(Ok(meta)) => return settle(&dir, restore(spec, &dir, meta, sink)),
+        Some(Err(damaged)) => {
+            discard(&dir);
+            sink(&Event::Started {
+                warm: false,
+                detail: format!("{damaged}: booting cold and saving it again"),
+            });
+            sink
+        }
+        None => sink,
+    };
+    let _ = lock.unlock();
     if lock.lock().is_err() {
         return Err(("cannot lock the saved state".into(), sink));
     }
-    if let Some(meta) = saved(&dir) {
-        drop(lock);
-        return remember_failure(&dir, restore(spec, &dir, meta, sink));
+    if let Some(Ok(meta)) = saved(&dir) {
+        return settle(&dir, restore(spec, &dir, meta, sink));
     }
-    let r = remember_failure(&dir, save(spec, &dir, &cpio, sink));
+    let r = settle(&dir, save(spec, &dir, &cpio, sink));
     drop(lock);
     prune(warm_dir);
     r
 }
 
-/// The marker of a configuration whose warm start failed, with why.
+/// The marker of a configuration whose warm start keeps failing, with why.
 const FAILED: &str = "failed";
+/// Consecutive restores of this configuration that failed (a count).
+const RESTORE_FAILURES: &str = "restore-failures";
+/// How long a [`FAILED`] marker holds.
+const MARKER_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-fn remember_failure<'s>(
-    dir: &Path,
-    r: Result<Guest<'s>, Fallback<'s>>,
-) -> Result<Guest<'s>, Fallback<'s>> {
-    match &r {
-        // A slow answer on a loaded machine says nothing about the next run.
-        Err((why, _)) if !why.starts_with(SLOW) => {
-            let _ = std::fs::write(dir.join(FAILED), format!("{why}\n"));
-        }
-        _ => {}
+/// Why warm starts are off for the configuration in `dir`, when a marker younger than
+/// [`MARKER_LIFETIME`] says so; an older marker is removed.
+fn failed_marker(dir: &Path) -> Option<String> {
+    let path = dir.join(FAILED);
+    let age = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()?
+        .elapsed()
+        .unwrap_or_default();
+    if age > MARKER_LIFETIME {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(dir.join(RESTORE_FAILURES));
+        return None;
     }
-    r
+    let why = std::fs::read_to_string(&path).unwrap_or_default();
+    Some(why.trim().to_string())
 }
 
-/// How a failure that may not happen again begins.
-const SLOW: &str = "the agent did not answer";
+/// Records how an attempt ended: a lasting failure gets a marker; a failed restore discards
+/// the state (the next run saves a new one) and, the second time running, gets a marker too.
+fn settle<'s>(dir: &Path, r: Attempt<'s>) -> Result<Guest<'s>, Fallback<'s>> {
+    match r {
+        Ok(g) => {
+            if g.warm {
+                let _ = std::fs::remove_file(dir.join(RESTORE_FAILURES));
+            }
+            Ok(g)
+        }
+        Err((f, sink)) => {
+            if f.lasting {
+                let _ = std::fs::write(dir.join(FAILED), format!("{}\n", f.why));
+            }
+            Err((f.why, sink))
+        }
+    }
+}
 
-/// The saved state in `dir`, if it is complete.
-fn saved(dir: &Path) -> Option<Meta> {
+/// Removes a saved state that cannot be used (the lock file stays).
+fn discard(dir: &Path) {
+    for f in ["meta.json", "state", "initramfs.cpio", "used"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+}
+
+/// The saved state in `dir`: `None` when there is none (or it is incomplete), an error saying
+/// what is wrong when it is damaged.
+fn saved(dir: &Path) -> Option<Result<Meta, String>> {
     let meta = std::fs::read(dir.join("meta.json")).ok()?;
-    let meta = serde_json::from_slice(&meta).ok()?;
-    (dir.join("state").is_file() && dir.join("initramfs.cpio").is_file()).then_some(meta)
+    let meta: Meta = match serde_json::from_slice(&meta) {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(Err(format!(
+                "the saved VM state's meta.json is damaged ({e})"
+            )))
+        }
+    };
+    let state = std::fs::metadata(dir.join("state")).ok();
+    let size = state.as_ref().map_or(0, |m| m.len());
+    if size != meta.state_bytes {
+        return Some(Err(format!(
+            "the saved VM state {} is damaged ({size} bytes, {} when saved)",
+            dir.join("state").display(),
+            meta.state_bytes
+        )));
+    }
+    dir.join("initramfs.cpio").is_file().then_some(Ok(meta))
 }
 
-fn restore<'s>(
-    spec: &BootSpec,
-    dir: &Path,
-    meta: Meta,
-    sink: Sink<'s>,
-) -> Result<Guest<'s>, Fallback<'s>> {
+fn restore<'s>(spec: &BootSpec, dir: &Path, meta: Meta, sink: Sink<'s>) -> Attempt<'s> {
     // When it was last used, for pruning.
     if let Ok(f) = std::fs::File::create(dir.join("used")) {
         let _ = f.set_modified(std::time::SystemTime::now());
     }
-    let mut guest = Guest::launch(spec, dir.join("initramfs.cpio"), true, sink)?;
+    let mut guest = match Guest::launch(spec, dir.join("initramfs.cpio"), true, sink) {
+        Ok(g) => g,
+        Err((why, sink)) => return Err((Failure::passing(why), sink)),
+    };
     let deadline = Instant::now() + spec.boot_deadline.min(Duration::from_secs(20));
     let state = dir.join("state");
     let restored = (|| -> std::io::Result<()> {
@@ -189,26 +286,53 @@ fn restore<'s>(
         let uri = format!("file:{}", state.display());
         q.execute("migrate-incoming", json!({ "uri": uri }), deadline)?;
         q.wait_migration(deadline)?;
-        q.execute("cont", Value::Null, deadline)?;
+        q.cont_after_migration(deadline)?;
         Ok(())
     })();
+    // A state QEMU cannot restore, or a guest that comes back otherwise than saved, is thrown
+    // away (the next run saves a new one); twice running, the configuration is marked.
+    let unusable = |guest: Guest<'s>, why: String| {
+        let failures = std::fs::read_to_string(dir.join(RESTORE_FAILURES))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+            + 1;
+        let _ = std::fs::write(dir.join(RESTORE_FAILURES), format!("{failures}\n"));
+        discard(dir);
+        let (why, sink) = guest.abandon(why);
+        let f = Failure {
+            why,
+            lasting: failures >= 2,
+        };
+        Err((f, sink))
+    };
     if let Err(e) = restored {
-        return Err(guest.abandon(format!("restoring {}: {e}", state.display())));
+        let f = Failure::qmp(&format!("restoring {}", state.display()), &e);
+        if f.lasting {
+            return unusable(guest, f.why);
+        }
+        let (why, sink) = guest.abandon(f.why);
+        return Err((Failure::passing(why), sink));
     }
     // The agent was waiting for a request when the state was saved: it must answer now, on a
     // kernel as clean as then.
     match tainted(&mut guest, Duration::from_secs(5)) {
         Ok(t) if t == meta.tainted => {}
         Ok(t) => {
-            return Err(guest.abandon(format!(
+            let why = format!(
                 "the restored kernel is tainted ({t}), not as saved ({})",
                 meta.tainted
-            )))
+            );
+            return unusable(guest, why);
         }
-        Err(e) => return Err(guest.abandon(e)),
+        Err(e) => {
+            let (why, sink) = guest.abandon(e);
+            return Err((Failure::passing(why), sink));
+        }
     }
     if let Err(e) = put_files(&mut guest, spec) {
-        return Err(guest.abandon(e));
+        let (why, sink) = guest.abandon(e);
+        return Err((Failure::passing(why), sink));
     }
     guest.kernel = meta.kernel;
     let boot_s = guest.vm.elapsed_s();
@@ -220,55 +344,74 @@ fn restore<'s>(
     Ok(guest)
 }
 
-fn save<'s>(
-    spec: &BootSpec,
-    dir: &Path,
-    cpio: &[u8],
-    sink: Sink<'s>,
-) -> Result<Guest<'s>, Fallback<'s>> {
+fn save<'s>(spec: &BootSpec, dir: &Path, cpio: &[u8], sink: Sink<'s>) -> Attempt<'s> {
     let initrd = dir.join("initramfs.cpio");
     let tmp = dir.join("initramfs.cpio.tmp");
     if let Err(e) = std::fs::write(&tmp, cpio).and_then(|()| std::fs::rename(&tmp, &initrd)) {
-        return Err((format!("{}: {e}", initrd.display()), sink));
+        let _ = std::fs::remove_file(&tmp);
+        return Err((Failure::passing(format!("{}: {e}", initrd.display())), sink));
     }
-    let mut guest = Guest::launch(spec, initrd, false, sink)?;
+    let mut guest = match Guest::launch(spec, initrd, false, sink) {
+        Ok(g) => g,
+        Err((why, sink)) => return Err((Failure::passing(why), sink)),
+    };
+    let passing = |guest: Guest<'s>, why: String| {
+        let (why, sink) = guest.abandon(why);
+        Err((Failure::passing(why), sink))
+    };
     if let Err(e) = guest.wait_ready(spec.boot_deadline) {
-        return Err(guest.abandon(e));
+        return passing(guest, e);
     }
     let boot_s = guest.vm.elapsed_s();
     let tainted = match tainted(&mut guest, Duration::from_secs(10)) {
         Ok(t) => t,
-        Err(e) => return Err(guest.abandon(e)),
+        Err(e) => return passing(guest, e),
     };
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
     let state_tmp = dir.join("state.tmp");
-    let saved = (|| -> std::io::Result<()> {
+    let migrated = (|| -> std::io::Result<()> {
         let mut q = guest.vm.qmp(deadline)?;
         q.migration_events(deadline)?;
         q.execute("stop", Value::Null, deadline)?;
         let uri = format!("file:{}", state_tmp.display());
         q.execute("migrate", json!({ "uri": uri }), deadline)?;
         q.wait_migration(deadline)?;
-        q.execute("cont", Value::Null, deadline)?;
+        q.cont_after_migration(deadline)
+    })();
+    if let Err(e) = migrated {
+        let _ = std::fs::remove_file(&state_tmp);
+        let f = Failure::qmp("saving the VM state", &e);
+        let (why, sink) = guest.abandon(f.why);
+        return Err((Failure { why, ..f }, sink));
+    }
+    // The state first, its description last: a state without meta.json is not one.
+    let written = (|| -> std::io::Result<u64> {
+        let state_bytes = std::fs::metadata(&state_tmp)?.len();
         std::fs::rename(&state_tmp, dir.join("state"))?;
         let meta = Meta {
             kernel: guest.kernel.clone(),
             tainted,
             boot_s,
+            state_bytes,
         };
-        let mut f = std::fs::File::create(dir.join("meta.json"))?;
-        f.write_all(&serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?)?;
-        Ok(())
+        let json = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
+        let tmp = dir.join("meta.json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, dir.join("meta.json"))?;
+        Ok(state_bytes)
     })();
-    if let Err(e) = saved {
-        let _ = std::fs::remove_file(&state_tmp);
-        return Err(guest.abandon(format!("saving the VM state: {e}")));
-    }
+    let size = match written {
+        Ok(n) => n,
+        Err(e) => {
+            discard(dir);
+            let _ = std::fs::remove_file(&state_tmp);
+            return passing(guest, format!("saving the VM state: {e}"));
+        }
+    };
     if let Err(e) = put_files(&mut guest, spec) {
-        return Err(guest.abandon(e));
+        return passing(guest, e);
     }
-    let size = std::fs::metadata(dir.join("state")).map_or(0, |m| m.len());
     guest.emit(&Event::AgentReady { boot_s });
     guest.emit(&Event::Started {
         warm: false,
@@ -293,7 +436,7 @@ fn tainted(guest: &mut Guest, within: Duration) -> Result<String, String> {
             .map(|c| c.trim().to_string())
             .ok_or_else(|| "the agent could not read the taint flags".into()),
         crate::guest::Step::Reply(other) => Err(format!("unexpected agent reply {other:?}")),
-        crate::guest::Step::Timeout => Err(format!("{SLOW} within {within:?}")),
+        crate::guest::Step::Timeout => Err(format!("the agent did not answer within {within:?}")),
         crate::guest::Step::Gone(why) => Err(why),
     }
 }
@@ -442,5 +585,86 @@ mod tests {
         let expected: Vec<String> = (3..KEEP + 3).map(|i| format!("state-{i}")).collect();
         assert_eq!(left, expected);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+    fn meta_json(state_bytes: u64) -> String {
+        serde_json::to_string(&Meta {
+            kernel: "6.12".into(),
+            tainted: "0".into(),
+            boot_s: 1.0,
+            state_bytes,
+        })
+        .unwrap()
+    }
+
+    /// Regression: a truncated state file was fed to QEMU, and its failure turned warm starts
+    /// off for good; now its size gives it away before anything starts.
+    #[test]
+    fn a_damaged_state_is_recognised_by_its_size() {
+        let dir = std::env::temp_dir().join(format!("kmodlab-warm-saved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(saved(&dir).is_none(), "no state");
+        std::fs::write(dir.join("state"), vec![7u8; 1000]).unwrap();
+        std::fs::write(dir.join("initramfs.cpio"), b"cpio").unwrap();
+        std::fs::write(dir.join("meta.json"), meta_json(1000)).unwrap();
+        assert!(matches!(saved(&dir), Some(Ok(_))));
+        std::fs::write(dir.join("state"), vec![7u8; 400]).unwrap();
+        let why = saved(&dir).unwrap().unwrap_err();
+        assert!(
+            why.contains("damaged (400 bytes, 1000 when saved)"),
+            "{why}"
+        );
+        std::fs::write(dir.join("meta.json"), b"{\"kernel\":").unwrap();
+        assert!(saved(&dir).unwrap().is_err(), "a cut meta.json");
+        discard(&dir);
+        assert!(saved(&dir).is_none());
+        assert!(!dir.join("state").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Only a refusal to migrate marks a configuration; a marker expires after a day.
+    #[test]
+    fn only_lasting_failures_mark_a_configuration_and_marks_expire() {
+        let dir = std::env::temp_dir().join(format!("kmodlab-warm-mark-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP: no answer in time");
+        let race = crate::qmp::Refused {
+            command: "cont".into(),
+            desc: "Migration is not finalized yet".into(),
+        };
+        let refused = crate::qmp::Refused {
+            command: "migrate".into(),
+            desc: "file migration is not supported".into(),
+        };
+        assert!(!Failure::qmp("saving", &timeout).lasting);
+        assert!(!Failure::qmp("saving", &std::io::Error::other(race)).lasting);
+        let f = Failure::qmp("saving", &std::io::Error::other(refused));
+        assert!(f.lasting);
+        assert!(f.why.contains("QMP migrate: file migration"), "{}", f.why);
+
+        let mut events = 0;
+        let mut sink = |_: &Event| events += 1;
+        let r = settle(&dir, Err((Failure::passing("slow".into()), &mut sink)));
+        assert!(r.is_err());
+        assert_eq!(
+            failed_marker(&dir),
+            None,
+            "a passing failure leaves no marker"
+        );
+        let mut sink = |_: &Event| {};
+        let _ = settle(&dir, Err((f, &mut sink)));
+        let why = failed_marker(&dir).expect("marked");
+        assert!(why.contains("file migration is not supported"), "{why}");
+        let old = std::time::SystemTime::now() - Duration::from_secs(25 * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join(FAILED))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(failed_marker(&dir), None, "a day-old marker has expired");
+        assert!(!dir.join(FAILED).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
