@@ -12,11 +12,16 @@ use kmodlab_sys::ChildExit;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The port, shared with the panic hook so that a bug in the agent is still reported.
 static PORT: Mutex<Option<File>> = Mutex::new(None);
+/// The number of the request being answered (0 before the first), for the panic hook's reply.
+static REQUEST: AtomicU64 = AtomicU64::new(0);
+/// The most a command's standard output or error sends back; the rest is cut, saying so.
+const OUTPUT_LIMIT: usize = 4 << 20;
 
 /// How long the agent waits for its virtio-serial port to appear.
 const PORT_DEADLINE: Duration = Duration::from_secs(20);
@@ -60,7 +65,10 @@ fn kmsg_write(line: &str) {
 }
 
 fn send(reply: &Reply) {
-    let line = kmodlab_proto::encode(reply);
+    let line = kmodlab_proto::encode(&kmodlab_proto::Envelope {
+        id: REQUEST.load(Ordering::Relaxed),
+        body: reply,
+    });
     if let Ok(mut guard) = PORT.try_lock() {
         if let Some(port) = guard.as_mut() {
             let _ = port.write_all(line.as_bytes());
@@ -98,15 +106,20 @@ fn serve() -> io::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let request: Request = match kmodlab_proto::decode(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                send(&Reply::Error {
-                    message: format!("bad request: {e}"),
-                });
-                continue;
-            }
-        };
+        let request: Request =
+            match kmodlab_proto::decode::<kmodlab_proto::Envelope<Request>>(&line) {
+                Ok(r) => {
+                    REQUEST.store(r.id, Ordering::Relaxed);
+                    r.body
+                }
+                Err(e) => {
+                    REQUEST.store(0, Ordering::Relaxed);
+                    send(&Reply::Error {
+                        message: format!("bad request: {e}"),
+                    });
+                    continue;
+                }
+            };
         let reply = match request {
             Request::Load { path, params } => {
                 kmsg.drain();
@@ -249,14 +262,27 @@ fn exec(argv: &[String], stop_on: Option<&str>) -> Reply {
         Ok(out) => Reply::Exited {
             code: out.status.code(),
             signal: out.status.signal(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stdout: bounded_text(&out.stdout),
+            stderr: bounded_text(&out.stderr),
             log: Vec::new(),
         },
         Err(e) => Reply::Error {
             message: format!("exec {name}: {e}"),
         },
     }
+}
+
+/// A command's output as text, cut at [`OUTPUT_LIMIT`] bytes with a line saying so.
+fn bounded_text(bytes: &[u8]) -> String {
+    if bytes.len() <= OUTPUT_LIMIT {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut text = String::from_utf8_lossy(&bytes[..OUTPUT_LIMIT]).into_owned();
+    text.push_str(&format!(
+        "\n[kmodlab: output cut at {OUTPUT_LIMIT} of {} bytes]\n",
+        bytes.len()
+    ));
+    text
 }
 
 /// Runs `cmd` to its end and collects its output; with `stop_on`, sends it SIGTERM as soon as its

@@ -194,6 +194,20 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// One protocol message with its number. The host numbers its requests from 1; the agent's
+/// reply carries the number of the request it answers, so that a late answer to a request that
+/// missed its deadline is never taken for the answer to the next one. Messages no request asked
+/// for ([`Reply::Ready`], a [`Reply::Fatal`] before any request) carry 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// The request's number.
+    #[serde(default)]
+    pub id: u64,
+    /// The request or reply.
+    #[serde(flatten)]
+    pub body: T,
+}
+
 /// Encodes a message as one protocol line (with the trailing newline).
 pub fn encode<T: Serialize>(msg: &T) -> String {
     let mut s = serde_json::to_string(msg).expect("protocol messages always serialize");
@@ -275,5 +289,30 @@ mod tests {
             "flag".into(),
         ];
         assert_eq!(param_string(&p), "label=\"two words\" count=3 flag");
+    }
+
+    #[test]
+    fn envelopes_carry_the_request_number() {
+        let line = encode(&Envelope {
+            id: 7,
+            body: Request::Unload { name: "m".into() },
+        });
+        assert_eq!(line, "{\"id\":7,\"op\":\"unload\",\"name\":\"m\"}\n");
+        let back: Envelope<Request> = decode(&line).unwrap();
+        assert_eq!(back.id, 7);
+        assert_eq!(back.body, Request::Unload { name: "m".into() });
+        let ready = Reply::Ready {
+            kernel: "6.12".into(),
+            uptime_s: 1.5,
+        };
+        let e: Envelope<Reply> = decode(&encode(&Envelope {
+            id: 0,
+            body: ready.clone(),
+        }))
+        .unwrap();
+        assert_eq!(e.body, ready);
+        // Without a number: 0.
+        let e: Envelope<Reply> = decode("{\"reply\":\"error\",\"message\":\"x\"}").unwrap();
+        assert_eq!(e.id, 0);
     }
 }

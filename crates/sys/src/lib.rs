@@ -194,16 +194,65 @@ pub fn fork_call(f: impl FnOnce() -> i32) -> io::Result<ChildExit> {
 
 /// Makes a child started from `cmd` receive SIGKILL when the thread that started it dies, so that
 /// no QEMU outlives kmodlab, whatever kills kmodlab.
+///
+/// Without a race: a parent that died between the fork and the `prctl` would never send the
+/// signal, so the child checks that its parent is still the process that started it, and exits
+/// when it is not.
 pub fn kill_with_parent(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    // SAFETY: plain syscall.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: prctl, getppid and _exit are async-signal-safe and touch no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
             }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
             Ok(())
         });
+    }
+}
+
+/// A process referred to by a pidfd: signals reach that process, never another that reused its
+/// PID after it was reaped.
+#[derive(Debug)]
+pub struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    /// Opens a pidfd for `pid`. Call it before the process can be reaped (for a child: before
+    /// anything waits for it), so that `pid` is still that process.
+    pub fn open(pid: u32) -> io::Result<PidFd> {
+        // SAFETY: plain syscall; on success it returns a new descriptor we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor owned by nobody else.
+        Ok(PidFd(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
+        }))
+    }
+
+    /// Sends `signal`; an error (ESRCH) once the process has exited and was reaped.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: a valid pidfd, no siginfo, no flags.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        })
+    }
+
+    /// Sends SIGKILL.
+    pub fn kill(&self) -> io::Result<()> {
+        self.signal(libc::SIGKILL)
     }
 }
 
@@ -341,5 +390,24 @@ mod tests {
     fn errno_names() {
         assert_eq!(errno_name(libc::ENODEV), Some("ENODEV"));
         assert_eq!(errno_name(9999), None);
+    }
+
+    #[test]
+    fn a_pidfd_signals_its_process_and_nothing_after_it_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = PidFd::open(child.id()).unwrap();
+        fd.kill().unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        let e = fd.kill().unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::ESRCH),
+            "reaped: no process to signal"
+        );
     }
 }

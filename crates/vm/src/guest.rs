@@ -2,7 +2,7 @@
 //! building block of a run ([`crate::session`]) and of command scripts ([`crate::script`]).
 
 use crate::initramfs::{self, GuestModule};
-use crate::machine::{Vm, VmSpec, WaitError};
+use crate::machine::{ConsoleTail, Vm, VmSpec, WaitError};
 use crate::qemu::{self, Accel};
 use kmodlab_crash::{CrashReport, ReportKind, Scanner};
 use kmodlab_events::{Event, Phase};
@@ -86,11 +86,6 @@ impl std::fmt::Display for InfraError {
     }
 }
 
-/// The last `n` lines of a console.
-pub fn tail(lines: &[String], n: usize) -> Vec<String> {
-    lines[lines.len().saturating_sub(n)..].to_vec()
-}
-
 /// How a request ended.
 #[derive(Debug)]
 pub enum Step {
@@ -100,7 +95,13 @@ pub enum Step {
     Timeout,
     /// QEMU or the agent went away first.
     Gone(String),
+    /// The agent channel broke: a malformed message, or the agent itself failed. Nothing the
+    /// module did: an infrastructure error.
+    Broken(String),
 }
+
+/// The most crash reports one run keeps; the rest are counted on the last one.
+pub const MAX_REPORTS: usize = 100;
 
 /// A running guest whose agent is ready.
 pub struct Guest<'s> {
@@ -117,6 +118,8 @@ pub struct Guest<'s> {
 struct ConsoleWatch<'s> {
     scanner: Scanner,
     reports: Vec<CrashReport>,
+    /// Reports found past [`MAX_REPORTS`].
+    reports_dropped: usize,
     sink: &'s mut dyn FnMut(&Event),
     /// Console line index from which reports count (after the agent came up).
     count_from: usize,
@@ -135,6 +138,10 @@ impl ConsoleWatch<'_> {
     fn found(&mut self, r: CrashReport) {
         // Reports from before the agent came up belong to the boot, not to the module.
         if r.lines.0 + 1 < self.count_from {
+            return;
+        }
+        if self.reports.len() >= MAX_REPORTS {
+            self.reports_dropped += 1;
             return;
         }
         (self.sink)(&Event::ReportFound {
@@ -231,6 +238,7 @@ impl<'s> Guest<'s> {
             console: ConsoleWatch {
                 scanner: Scanner::new(),
                 reports: Vec::new(),
+                reports_dropped: 0,
                 sink,
                 count_from: 0,
                 lines_seen: 0,
@@ -261,6 +269,7 @@ impl<'s> Guest<'s> {
                 "the VM did not boot within {within:?} (phase boot)"
             )),
             Err(WaitError::Gone(why)) => Err(format!("the VM did not boot: {why}")),
+            Err(WaitError::Malformed(why)) => Err(why),
         }
     }
 
@@ -280,7 +289,7 @@ impl<'s> Guest<'s> {
         InfraError {
             message,
             run_dir: self.run_dir.clone(),
-            console_tail: tail(&self.vm.console, 30),
+            console_tail: self.vm.console.last(30),
         }
     }
 
@@ -294,20 +303,45 @@ impl<'s> Guest<'s> {
         self.console.lines_seen
     }
 
-    /// Every console line so far.
-    pub fn console(&self) -> &[String] {
+    /// The newest console lines.
+    pub fn console(&self) -> &ConsoleTail {
         &self.vm.console
     }
 
-    /// Sends a request and waits for its reply, at most `within`.
+    /// Whether QEMU exited on its own (rather than being killed by kmodlab), and how.
+    pub fn exited_by_itself(&self) -> Option<&str> {
+        self.vm
+            .exited_by_itself()
+            .then(|| self.vm.exit_status())
+            .flatten()
+    }
+
+    /// Sends a request and waits for its reply, at most `within` for both.
     pub fn request(&mut self, req: &Request, within: Duration) -> Step {
-        if let Err(e) = self.vm.send(req) {
+        let deadline = Instant::now() + within;
+        if let Err(e) = self.vm.send(req, deadline) {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                return Step::Timeout;
+            }
+            if self.vm.exit_status().is_some() {
+                return Step::Gone(format!("cannot reach the agent: {e}"));
+            }
+            // Did QEMU just die? Its exit may not have been read yet.
+            let console = &mut self.console;
+            self.vm
+                .wait_exit(Instant::now() + Duration::from_millis(500), &mut |l| {
+                    console.line(l)
+                });
             return Step::Gone(format!("cannot reach the agent: {e}"));
         }
-        match self.wait(Instant::now() + within) {
+        match self.wait(deadline) {
+            Ok(Reply::Fatal { message }) => {
+                Step::Broken(format!("the guest agent failed: {message}"))
+            }
             Ok(r) => Step::Reply(r),
             Err(WaitError::Timeout) => Step::Timeout,
             Err(WaitError::Gone(why)) => Step::Gone(why),
+            Err(WaitError::Malformed(why)) => Step::Broken(why),
         }
     }
 
@@ -315,8 +349,8 @@ impl<'s> Guest<'s> {
     /// Returns whether it ended cleanly.
     pub fn power_off(&mut self, within: Duration) -> bool {
         self.emit(&Event::StepStarted(Phase::Shutdown));
-        let _ = self.vm.send(&Request::PowerOff);
         let deadline = Instant::now() + within;
+        let _ = self.vm.send(&Request::PowerOff, deadline);
         let console = &mut self.console;
         let clean = self.vm.wait_exit(deadline, &mut |l| console.line(l));
         if !clean {
@@ -335,11 +369,27 @@ impl<'s> Guest<'s> {
         self.vm.kill(&mut |l| console.line(l));
     }
 
+    /// Kills QEMU and ends the guest with an infrastructure error saying `why` (with the
+    /// console's tail): for when the agent channel broke.
+    pub fn abort(mut self, why: String) -> InfraError {
+        self.kill();
+        let e = self.infra(why);
+        let _ = self.finish();
+        e
+    }
+
     /// Ends the guest (QEMU must have exited: [`Guest::power_off`] or [`Guest::kill`] first) and
-    /// returns the crash reports found and the whole console.
-    pub fn finish(mut self) -> (Vec<CrashReport>, Vec<String>) {
+    /// returns the crash reports found and the newest console lines.
+    pub fn finish(mut self) -> (Vec<CrashReport>, ConsoleTail) {
         for r in self.console.scanner.finish() {
             self.console.found(r);
+        }
+        let dropped = self.console.reports_dropped;
+        if let Some(last) = self.console.reports.last_mut().filter(|_| dropped > 0) {
+            last.notes.push(format!(
+                "kmodlab keeps the first {MAX_REPORTS} crash reports of a run: {dropped} more \
+                 are only in console.log"
+            ));
         }
         let status = self.vm.exit_status().unwrap_or("unknown").to_string();
         self.emit(&Event::VmExited { status });

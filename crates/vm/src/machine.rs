@@ -33,6 +33,27 @@ pub struct VmSpec {
     pub incoming: bool,
 }
 
+/// The longest console line kept as one line; a longer run of bytes without a newline is cut
+/// into lines of this size.
+pub const CONSOLE_LINE_MAX: usize = 4096;
+/// The most `console.log` keeps of a run's console by default: past it, one line says where it
+/// was cut and the rest is still read and scanned, but not written. `KMODLAB_CONSOLE_LIMIT`
+/// (bytes) sets another limit.
+pub const CONSOLE_LOG_LIMIT: u64 = 16 << 20;
+
+/// The limit of `console.log`: `KMODLAB_CONSOLE_LIMIT` when it is a number, else
+/// [`CONSOLE_LOG_LIMIT`].
+pub fn console_log_limit() -> u64 {
+    std::env::var("KMODLAB_CONSOLE_LIMIT")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(CONSOLE_LOG_LIMIT)
+}
+/// The console lines kept in memory: the newest, up to this many bytes of text.
+pub const CONSOLE_TAIL_BYTES: usize = 4 << 20;
+/// The longest message the agent may send; a longer one is a broken channel.
+pub const AGENT_LINE_MAX: usize = 16 << 20;
+
 /// Something that happened in the VM.
 #[derive(Debug)]
 pub enum VmMessage {
@@ -42,6 +63,8 @@ pub enum VmMessage {
     ConsoleClosed,
     /// A line from the agent.
     Agent(String),
+    /// The agent sent something that is no protocol line (not UTF-8, or too long): quoted.
+    AgentGarbage(String),
     /// The agent channel closed.
     AgentClosed,
     /// QEMU exited.
@@ -55,6 +78,8 @@ pub enum WaitError {
     Timeout,
     /// QEMU exited (or the agent channel closed) first.
     Gone(String),
+    /// The agent channel carried something that is no answer (an infrastructure error).
+    Malformed(String),
 }
 
 enum Internal {
@@ -62,49 +87,210 @@ enum Internal {
     Connected(UnixStream),
 }
 
+/// The newest console lines, up to [`CONSOLE_TAIL_BYTES`]; line numbers count every line seen.
+#[derive(Debug, Default)]
+pub struct ConsoleTail {
+    lines: std::collections::VecDeque<String>,
+    /// The number of the oldest line kept.
+    first: usize,
+    bytes: usize,
+}
+
+impl ConsoleTail {
+    fn push(&mut self, line: String) {
+        self.bytes += line.len();
+        self.lines.push_back(line);
+        while self.bytes > CONSOLE_TAIL_BYTES && self.lines.len() > 1 {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= old.len();
+                self.first += 1;
+            }
+        }
+    }
+
+    /// How many lines were seen.
+    pub fn seen(&self) -> usize {
+        self.first + self.lines.len()
+    }
+
+    /// The lines from number `from` on that are still kept, and how many of them are not.
+    pub fn since(&self, from: usize) -> (Vec<String>, usize) {
+        let skip = from.saturating_sub(self.first);
+        let dropped = self.first.saturating_sub(from);
+        (self.lines.iter().skip(skip).cloned().collect(), dropped)
+    }
+
+    /// The last `n` lines.
+    pub fn last(&self, n: usize) -> Vec<String> {
+        let skip = self.lines.len().saturating_sub(n);
+        self.lines.iter().skip(skip).cloned().collect()
+    }
+}
+
 /// A running QEMU. Dropping it kills QEMU and reaps it.
 pub struct Vm {
+    pidfd: Option<kmodlab_sys::PidFd>,
     pid: u32,
     rx: Receiver<Internal>,
     agent: Option<UnixStream>,
     transcript: Arc<Mutex<File>>,
     exited: Option<String>,
+    killed: bool,
     console_closed: bool,
     disconnected: bool,
-    /// Every console line so far.
-    pub console: Vec<String>,
+    /// The newest console lines.
+    pub console: ConsoleTail,
     started: Instant,
     pending_agent: Vec<String>,
     qmp: Receiver<UnixStream>,
     /// Messages taken off the channel while waiting for the agent's connection.
     queued: std::collections::VecDeque<Internal>,
+    /// The number of the last request sent.
+    last_id: u64,
 }
 
-fn spawn_reader<R: Read + Send + 'static>(r: R, tx: Sender<Internal>, log: File) {
+/// Text from the guest quoted for a message: at most `n` characters, escaped.
+fn quote(bytes: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(n * 4)]);
+    let cut: String = text.chars().take(n).collect();
+    let more = if cut.len() < bytes.len() { "..." } else { "" };
+    format!("{:?}{more}", cut)
+}
+
+/// Reads the console: whole lines to `tx` (a run of more than [`CONSOLE_LINE_MAX`] bytes
+/// without a newline is cut into lines), the bytes to `log` up to `limit` bytes
+/// ([`CONSOLE_LOG_LIMIT`]).
+fn spawn_console_reader<R: Read + Send + 'static>(
+    r: R,
+    tx: Sender<Internal>,
+    log: File,
+    limit: u64,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut log = log;
-        let mut reader = BufReader::new(r);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let _ = log.write_all(&buf);
-                    let line = String::from_utf8_lossy(&buf);
-                    let line = line.trim_end_matches(['\n', '\r']).to_string();
-                    if tx.send(Internal::Msg(VmMessage::Console(line))).is_err() {
-                        break;
-                    }
+        let mut log = std::io::BufWriter::new(log);
+        let mut logged: u64 = 0;
+        let mut cut = false;
+        let mut r = r;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut line: Vec<u8> = Vec::new();
+        let emit = |line: &mut Vec<u8>| {
+            let text = String::from_utf8_lossy(line);
+            let text = text.trim_end_matches(['\n', '\r']).to_string();
+            line.clear();
+            tx.send(Internal::Msg(VmMessage::Console(text))).is_ok()
+        };
+        'read: loop {
+            let n = match r.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let bytes = &chunk[..n];
+            if !cut {
+                let room = limit - logged;
+                if (n as u64) <= room {
+                    let _ = log.write_all(bytes);
+                    logged += n as u64;
+                } else {
+                    let _ = log.write_all(&bytes[..room as usize]);
+                    let _ = write!(
+                        log,
+                        "\n[kmodlab: console.log cut here, at its limit of {limit} bytes; the \
+                         console went on and was still scanned for crash reports]\n"
+                    );
+                    let _ = log.flush();
+                    logged = limit;
+                    cut = true;
                 }
             }
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                // Up to the newline (which takes no room), or as much as the line has room for.
+                let room = CONSOLE_LINE_MAX - line.len();
+                let end = rest.iter().position(|&b| b == b'\n').map(|i| i + 1);
+                let whole = end.filter(|&e| e <= room + 1);
+                let take = whole.unwrap_or(rest.len().min(room));
+                line.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if (whole.is_some() || line.len() >= CONSOLE_LINE_MAX) && !emit(&mut line) {
+                    break 'read;
+                }
+            }
+            // Keep the log current for whoever reads it while the VM runs.
+            let _ = log.flush();
         }
+        if !line.is_empty() {
+            emit(&mut line);
+        }
+        let _ = log.flush();
         let _ = tx.send(Internal::Msg(VmMessage::ConsoleClosed));
-    });
+    })
+}
+
+/// Reads the agent's lines: each must be UTF-8 and at most [`AGENT_LINE_MAX`] bytes; anything
+/// else is reported once, quoted, and ends the reading.
+fn spawn_agent_reader(
+    stream: UnixStream,
+    tx: Sender<Internal>,
+    transcript: Arc<Mutex<File>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line: Vec<u8> = Vec::new();
+        loop {
+            line.clear();
+            let n = match (&mut reader)
+                .take(AGENT_LINE_MAX as u64 + 1)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if n > AGENT_LINE_MAX {
+                let why = format!(
+                    "a message longer than {AGENT_LINE_MAX} bytes, starting {}",
+                    quote(&line, 200)
+                );
+                let _ = tx.send(Internal::Msg(VmMessage::AgentGarbage(why)));
+                return;
+            }
+            let text = match String::from_utf8(std::mem::take(&mut line)) {
+                Ok(t) => t,
+                Err(e) => {
+                    let bytes = e.into_bytes();
+                    let why = format!("a message that is not UTF-8: {}", quote(&bytes, 200));
+                    let _ = tx.send(Internal::Msg(VmMessage::AgentGarbage(why)));
+                    return;
+                }
+            };
+            let text = text.trim_end_matches(['\n', '\r']).to_string();
+            if let Ok(mut t) = transcript.lock() {
+                let _ = writeln!(t, "guest< {text}");
+            }
+            if tx.send(Internal::Msg(VmMessage::Agent(text))).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Internal::Msg(VmMessage::AgentClosed));
+    })
+}
+
+/// Kills a spawned QEMU unless defused: no QEMU is left when setting up around it fails.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 impl Vm {
     /// Starts QEMU. The agent socket is listened on before QEMU starts, so QEMU connects to it.
+    /// Every file of the run directory is made first: nothing can fail once QEMU runs.
     pub fn start(spec: &VmSpec) -> io::Result<Vm> {
         std::fs::create_dir_all(&spec.run_dir)?;
         let socket = spec.run_dir.join("agent.sock");
@@ -114,6 +300,7 @@ impl Vm {
         let _ = std::fs::remove_file(&qmp_socket);
         let qmp_listener = UnixListener::bind(&qmp_socket)?;
         let transcript = Arc::new(Mutex::new(File::create(spec.run_dir.join("agent.log"))?));
+        let console_log = File::create(spec.run_dir.join("console.log"))?;
         let mut args = qemu::machine_args(spec.accel, spec.memory_mb, 1);
         args.extend(qemu::boot_args(
             &spec.kernel_image,
@@ -137,13 +324,21 @@ impl Vm {
             .stdout(Stdio::piped())
             .stderr(stderr);
         kmodlab_sys::kill_with_parent(&mut cmd);
-        let mut child: Child = cmd.spawn().map_err(|e| {
+        let child: Child = cmd.spawn().map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot start {}: {e}", spec.qemu.display()),
             )
         })?;
-        let pid = child.id();
+        let mut guard = KillOnDrop(Some(child));
+        let pid = guard.0.as_ref().map_or(0, Child::id);
+        // Before anything can reap it: the pidfd is this QEMU's for good.
+        let pidfd = kmodlab_sys::PidFd::open(pid).ok();
+        let stdout = guard
+            .0
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .ok_or_else(|| io::Error::other("QEMU's standard output is not a pipe"))?;
         let (tx, rx) = mpsc::channel();
         let (qmp_tx, qmp_rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -151,12 +346,7 @@ impl Vm {
                 let _ = qmp_tx.send(stream);
             }
         });
-        let stdout = child.stdout.take().expect("stdout is piped");
-        spawn_reader(
-            stdout,
-            tx.clone(),
-            File::create(spec.run_dir.join("console.log"))?,
-        );
+        spawn_console_reader(stdout, tx.clone(), console_log, console_log_limit());
         {
             let tx = tx.clone();
             let transcript = transcript.clone();
@@ -170,37 +360,37 @@ impl Vm {
                 if tx.send(Internal::Connected(writer)).is_err() {
                     return;
                 }
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if let Ok(mut t) = transcript.lock() {
-                        let _ = writeln!(t, "guest< {line}");
-                    }
-                    if tx.send(Internal::Msg(VmMessage::Agent(line))).is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.send(Internal::Msg(VmMessage::AgentClosed));
+                let _ = spawn_agent_reader(stream, tx, transcript);
             });
         }
+        let mut child = guard.0.take().expect("spawned above");
         std::thread::spawn(move || {
             if let Ok(status) = child.wait() {
                 let _ = tx.send(Internal::Msg(VmMessage::Exited(status)));
             }
         });
         Ok(Vm {
+            pidfd,
             pid,
             rx,
             agent: None,
             transcript,
             exited: None,
+            killed: false,
             console_closed: false,
             disconnected: false,
-            console: Vec::new(),
+            console: ConsoleTail::default(),
             started: Instant::now(),
             pending_agent: Vec::new(),
             qmp: qmp_rx,
             queued: std::collections::VecDeque::new(),
+            last_id: 0,
         })
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// QEMU's monitor connection (once per VM), in command mode.
@@ -220,6 +410,11 @@ impl Vm {
     /// QEMU's exit status as text, once it has exited.
     pub fn exit_status(&self) -> Option<&str> {
         self.exited.as_deref()
+    }
+
+    /// Whether QEMU exited on its own (not killed by kmodlab).
+    pub fn exited_by_itself(&self) -> bool {
+        self.exited.is_some() && !self.killed
     }
 
     /// The next message, or `None` when the deadline passed.
@@ -254,16 +449,48 @@ impl Vm {
         }
     }
 
-    /// Waits for the agent's next reply, passing console lines to `on_console` as they arrive.
+    /// Takes one agent line: the reply to request `id` (or a message no request asked for, when
+    /// `id` is 0), `None` for an answer to an earlier request (late, after its deadline).
+    fn take_reply(&mut self, line: &str, id: u64) -> Option<Result<Reply, WaitError>> {
+        let envelope = match kmodlab_proto::decode::<kmodlab_proto::Envelope<Reply>>(line) {
+            Ok(e) => e,
+            Err(e) => {
+                return Some(Err(WaitError::Malformed(format!(
+                    "the agent sent a malformed message ({e}): {}",
+                    quote(line.as_bytes(), 200)
+                ))))
+            }
+        };
+        // A fatal error or a refused request may come without a number.
+        let unnumbered =
+            envelope.id == 0 && matches!(envelope.body, Reply::Fatal { .. } | Reply::Error { .. });
+        if envelope.id == id || unnumbered {
+            return Some(Ok(envelope.body));
+        }
+        if let Ok(mut t) = self.transcript.lock() {
+            let _ = writeln!(
+                t,
+                "kmodlab: ignored the late answer to request {} (waiting for {id})",
+                envelope.id
+            );
+        }
+        None
+    }
+
+    /// Waits for the agent's reply to the last request sent (or its first message, before any),
+    /// passing console lines to `on_console` as they arrive. Late answers to earlier requests
+    /// are skipped.
     pub fn wait_reply(
         &mut self,
         deadline: Instant,
         on_console: &mut dyn FnMut(&str),
     ) -> Result<Reply, WaitError> {
-        if !self.pending_agent.is_empty() {
+        let id = self.last_id;
+        while !self.pending_agent.is_empty() {
             let line = self.pending_agent.remove(0);
-            return kmodlab_proto::decode(&line)
-                .map_err(|e| WaitError::Gone(format!("bad reply from the agent: {e}")));
+            if let Some(r) = self.take_reply(&line, id) {
+                return r;
+            }
         }
         loop {
             if self.exited.is_some() {
@@ -278,8 +505,12 @@ impl Vm {
                 None => return Err(WaitError::Timeout),
                 Some(VmMessage::Console(line)) => on_console(&line),
                 Some(VmMessage::Agent(line)) => {
-                    return kmodlab_proto::decode(&line)
-                        .map_err(|e| WaitError::Gone(format!("bad reply from the agent: {e}")));
+                    if let Some(r) = self.take_reply(&line, id) {
+                        return r;
+                    }
+                }
+                Some(VmMessage::AgentGarbage(why)) => {
+                    return Err(WaitError::Malformed(format!("the agent sent {why}")))
                 }
                 Some(VmMessage::AgentClosed) => {
                     // QEMU closes the channel as it exits: wait for the exit itself.
@@ -290,10 +521,9 @@ impl Vm {
         }
     }
 
-    /// Sends a request to the agent (waiting, at most a few seconds, for QEMU to connect the
-    /// agent channel: a restored guest gets a request before it has said anything).
-    pub fn send(&mut self, request: &Request) -> io::Result<()> {
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    /// Sends a request to the agent, numbered, by `deadline` (waiting, within it, for QEMU to
+    /// connect the agent channel: a restored guest gets a request before it has said anything).
+    pub fn send(&mut self, request: &Request, deadline: Instant) -> io::Result<()> {
         while self.agent.is_none() && self.exited.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
@@ -302,17 +532,36 @@ impl Vm {
                 Err(_) => break,
             }
         }
-        let line = kmodlab_proto::encode(request);
+        self.last_id += 1;
+        let line = kmodlab_proto::encode(&kmodlab_proto::Envelope {
+            id: self.last_id,
+            body: request,
+        });
         if let Ok(mut t) = self.transcript.lock() {
             let _ = write!(t, "host> {line}");
         }
-        match self.agent.as_mut() {
-            Some(s) => s.write_all(line.as_bytes()),
-            None => Err(io::Error::new(
+        let Some(s) = self.agent.as_mut() else {
+            return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "agent not connected",
-            )),
+            ));
+        };
+        // A guest that stops reading must not hold kmodlab up: writes have the deadline too.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no time left to write to the agent",
+            ));
         }
+        s.set_write_timeout(Some(left))?;
+        s.write_all(line.as_bytes()).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the guest did not take the request in time",
+            ),
+            _ => e,
+        })
     }
 
     /// Waits until QEMU has exited and its console is drained, or the deadline passes.
@@ -328,10 +577,19 @@ impl Vm {
         true
     }
 
-    /// Kills QEMU and drains what it printed. Safe to call more than once.
+    /// Kills QEMU (through its pidfd: never another process that reused its PID) and drains
+    /// what it printed. Safe to call more than once.
     pub fn kill(&mut self, on_console: &mut dyn FnMut(&str)) {
         if self.exited.is_none() {
-            kmodlab_sys::kill(self.pid);
+            self.killed = true;
+            match &self.pidfd {
+                Some(fd) => {
+                    let _ = fd.kill();
+                }
+                // A kernel without pidfds (before 5.3): QEMU is not reaped until it has
+                // exited, and its exit was not seen yet.
+                None => kmodlab_sys::kill(self.pid),
+            }
         }
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         self.wait_exit(deadline, on_console);
@@ -389,4 +647,128 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
 /// The path of the agent socket inside a run directory.
 pub fn agent_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("agent.sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(rx: &Receiver<Internal>) -> Vec<VmMessage> {
+        rx.try_iter()
+            .filter_map(|m| match m {
+                Internal::Msg(m) => Some(m),
+                Internal::Connected(_) => None,
+            })
+            .collect()
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kmodlab-machine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A guest printing without newlines cannot make one unbounded line, and the log on disk
+    /// stops at its limit, saying where.
+    #[test]
+    fn console_lines_and_the_log_are_bounded() {
+        let d = scratch("console");
+        let mut input = b"first\r\nsecond\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', CONSOLE_LINE_MAX * 2 + 10));
+        input.extend(b"\n");
+        input.extend(std::iter::repeat_n(b'z', CONSOLE_LINE_MAX));
+        input.extend(b"\nlast");
+        let (tx, rx) = mpsc::channel();
+        let log = File::create(d.join("console.log")).unwrap();
+        spawn_console_reader(std::io::Cursor::new(input.clone()), tx, log, 100)
+            .join()
+            .unwrap();
+        let lines: Vec<String> = messages(&rx)
+            .into_iter()
+            .filter_map(|m| match m {
+                VmMessage::Console(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines[0], "first");
+        assert_eq!(lines[1], "second");
+        assert_eq!(lines[2].len(), CONSOLE_LINE_MAX);
+        assert_eq!(lines[3].len(), CONSOLE_LINE_MAX);
+        assert_eq!(lines[4], "x".repeat(10));
+        assert_eq!(
+            lines[5],
+            "z".repeat(CONSOLE_LINE_MAX),
+            "a full line ends at its newline"
+        );
+        assert_eq!(lines[6], "last");
+        assert_eq!(lines.len(), 7);
+        let logged = std::fs::read(d.join("console.log")).unwrap();
+        assert_eq!(
+            logged[..100],
+            input[..100],
+            "kept up to the limit, byte for byte"
+        );
+        let tail = String::from_utf8_lossy(&logged[100..]);
+        assert!(
+            tail.contains("console.log cut here, at its limit of 100 bytes"),
+            "{tail}"
+        );
+        assert!(logged.len() < 300);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_console_tail_keeps_the_newest_lines_and_counts_them_all() {
+        let mut t = ConsoleTail::default();
+        let line = "y".repeat(1000);
+        let n = CONSOLE_TAIL_BYTES / 1000 * 2;
+        for _ in 0..n {
+            t.push(line.clone());
+        }
+        t.push("end".into());
+        assert_eq!(t.seen(), n + 1);
+        assert!(t.bytes <= CONSOLE_TAIL_BYTES);
+        let (since, dropped) = t.since(0);
+        assert_eq!(since.len() + dropped, n + 1);
+        assert!(dropped > 0);
+        assert_eq!(since.last().unwrap(), "end");
+        let (since, dropped) = t.since(n);
+        assert_eq!((since, dropped), (vec!["end".to_string()], 0));
+        assert_eq!(t.last(1), vec!["end".to_string()]);
+    }
+
+    /// Regression: a line that was not UTF-8 closed the channel silently and the run waited
+    /// for its deadline, then said `timeout`.
+    #[test]
+    fn garbage_on_the_agent_channel_is_reported_quoted() {
+        let d = scratch("agent");
+        for (input, want) in [
+            (
+                b"{\"reply\":\"ready\"}\nbad \xff\xfe bytes\n".to_vec(),
+                "not UTF-8",
+            ),
+            (vec![b'a'; AGENT_LINE_MAX + 10], "longer than"),
+        ] {
+            let (mut host, guest) = UnixStream::pair().unwrap();
+            let (tx, rx) = mpsc::channel();
+            let transcript = Arc::new(Mutex::new(File::create(d.join("agent.log")).unwrap()));
+            let reader = spawn_agent_reader(guest, tx, transcript);
+            let writer = std::thread::spawn(move || {
+                let _ = host.write_all(&input);
+            });
+            reader.join().unwrap();
+            drop(writer);
+            let garbage: Vec<String> = messages(&rx)
+                .into_iter()
+                .filter_map(|m| match m {
+                    VmMessage::AgentGarbage(why) => Some(why),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(garbage.len(), 1, "{garbage:?}");
+            assert!(garbage[0].contains(want), "{}", garbage[0]);
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

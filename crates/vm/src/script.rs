@@ -99,6 +99,7 @@ pub fn run_script(
                 r.error = Some(why);
                 alive = false;
             }
+            Step::Broken(why) => return Err(guest.abort(why)),
         }
         results.push(r);
         if !alive {
@@ -110,7 +111,22 @@ pub fn run_script(
     } else {
         guest.kill();
     }
+    // QEMU going away is the kernel's doing only when the kernel said it panicked.
+    let exit = guest.exited_by_itself().map(String::from);
+    let died = match results.last() {
+        Some(last) if !alive && !timed_out => {
+            let during = format!("`{}`", last.argv.join(" "));
+            Some(guest.infra(crate::session::qemu_died(&during, exit.as_deref())))
+        }
+        _ => None,
+    };
     let (reports, _) = guest.finish();
+    let panicked = reports
+        .iter()
+        .any(|r| r.kind.severity() == kmodlab_crash::Severity::Panic);
+    if let (Some(e), false) = (died, panicked) {
+        return Err(e);
+    }
     Ok(ScriptResult {
         commands: results,
         reports,

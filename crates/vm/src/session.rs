@@ -120,7 +120,8 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     let mut load = PhaseResult::default();
     let mut unload = None;
     let mut files = Vec::new();
-    let mut vm_gone = false;
+    // The phase during which QEMU went away, and its exit status.
+    let mut gone: Option<(Phase, String)> = None;
 
     // Load.
     guest.emit(&Event::StepStarted(Phase::Load));
@@ -132,20 +133,21 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     let load_from = guest.lines_seen();
     match guest.request(&req, plan.deadlines.step) {
         Step::Reply(Reply::Call { status, log }) => load = phase_result(&status, log, false),
-        Step::Reply(other) => load.error = Some(format!("agent: {other:?}")),
+        Step::Reply(other) => return Err(guest.abort(unexpected("load", &other))),
         Step::Timeout => {
             timeout_phase = Some(Phase::Load);
             verdict = Some(Verdict::Timeout);
             load.error = Some("timed out".into());
         }
         Step::Gone(why) => {
-            vm_gone = true;
-            load.error = Some(why);
+            load.error = Some(why.clone());
+            gone = Some((Phase::Load, why));
         }
+        Step::Broken(why) => return Err(guest.abort(why)),
     }
     // A phase the agent never answered (a hang, a panic) gets its log from the console instead.
     let mut unanswered: Option<(Phase, usize)> =
-        (timeout_phase.is_some() || vm_gone).then_some((Phase::Load, load_from));
+        (timeout_phase.is_some() || gone.is_some()).then_some((Phase::Load, load_from));
     guest.emit(&Event::StepFinished {
         phase: Phase::Load,
         ok: load.ok,
@@ -168,46 +170,49 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             }
         }
         let mut ok = false;
-        match guest.request(&Request::Read { paths }, plan.deadlines.step) {
-            Step::Reply(Reply::Files { files: got }) => {
-                ok = true;
-                files = got.into_iter().map(file_read).collect();
-                // Parameter values: the parameters directory lists their names.
-                let names: Vec<String> = files
-                    .iter()
-                    .find(|f| f.path == params_dir)
-                    .and_then(|f| f.contents.clone())
-                    .map(|c| c.lines().map(|n| format!("{params_dir}/{n}")).collect())
-                    .unwrap_or_default();
-                // The listing itself is only kept when the spec asked for it.
-                if !plan.read_paths.contains(&params_dir) {
-                    files.retain(|f| f.path != params_dir);
-                }
-                let names: Vec<String> = names
-                    .into_iter()
-                    .filter(|p| !files.iter().any(|f| &f.path == p))
-                    .collect();
-                if !names.is_empty() {
-                    if let Step::Reply(Reply::Files { files: more }) =
-                        guest.request(&Request::Read { paths: names }, plan.deadlines.step)
-                    {
-                        files.extend(more.into_iter().map(file_read));
-                    }
-                }
+        let mut step = guest.request(&Request::Read { paths }, plan.deadlines.step);
+        if let Step::Reply(Reply::Files { files: got }) = step {
+            files = got.into_iter().map(file_read).collect();
+            // Parameter values: the parameters directory lists their names.
+            let names: Vec<String> = files
+                .iter()
+                .find(|f| f.path == params_dir)
+                .and_then(|f| f.contents.clone())
+                .map(|c| c.lines().map(|n| format!("{params_dir}/{n}")).collect())
+                .unwrap_or_default();
+            // The listing itself is only kept when the spec asked for it.
+            if !plan.read_paths.contains(&params_dir) {
+                files.retain(|f| f.path != params_dir);
             }
-            Step::Reply(_) => {}
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|p| !files.iter().any(|f| &f.path == p))
+                .collect();
+            step = if names.is_empty() {
+                Step::Reply(Reply::Files { files: Vec::new() })
+            } else {
+                guest.request(&Request::Read { paths: names }, plan.deadlines.step)
+            };
+        }
+        match step {
+            Step::Reply(Reply::Files { files: more }) => {
+                ok = true;
+                files.extend(more.into_iter().map(file_read));
+            }
+            Step::Reply(other) => return Err(guest.abort(unexpected("read", &other))),
             Step::Timeout => {
                 timeout_phase = Some(Phase::Check);
                 verdict = Some(Verdict::Timeout);
             }
-            Step::Gone(_) => vm_gone = true,
+            Step::Gone(why) => gone = Some((Phase::Check, why)),
+            Step::Broken(why) => return Err(guest.abort(why)),
         }
         guest.emit(&Event::StepFinished {
             phase: Phase::Check,
             ok,
         });
 
-        if !plan.skip_unload && verdict.is_none() && !vm_gone {
+        if !plan.skip_unload && verdict.is_none() && gone.is_none() {
             guest.emit(&Event::StepStarted(Phase::Unload));
             let req = Request::Unload {
                 name: plan.module_name.clone(),
@@ -218,18 +223,19 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
                 Step::Reply(Reply::Call { status, log }) => {
                     result = phase_result(&status, log, true)
                 }
-                Step::Reply(other) => result.error = Some(format!("agent: {other:?}")),
+                Step::Reply(other) => return Err(guest.abort(unexpected("unload", &other))),
                 Step::Timeout => {
                     timeout_phase = Some(Phase::Unload);
                     verdict = Some(Verdict::Timeout);
                     result.error = Some("timed out".into());
                 }
                 Step::Gone(why) => {
-                    vm_gone = true;
-                    result.error = Some(why);
+                    result.error = Some(why.clone());
+                    gone = Some((Phase::Unload, why));
                 }
+                Step::Broken(why) => return Err(guest.abort(why)),
             }
-            if timeout_phase.is_some() || vm_gone {
+            if timeout_phase.is_some() || gone.is_some() {
                 unanswered = Some((Phase::Unload, unload_from));
             }
             guest.emit(&Event::StepFinished {
@@ -241,19 +247,18 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     }
 
     // Power off (or kill after a timeout), and drain the console to its end.
-    if verdict == Some(Verdict::Timeout) || vm_gone {
+    if verdict == Some(Verdict::Timeout) || gone.is_some() {
         guest.kill();
     } else {
         guest.power_off(plan.deadlines.shutdown);
     }
+    let exit = guest.exited_by_itself().map(String::from);
+    let infra = gone
+        .as_ref()
+        .map(|(phase, _)| guest.infra(qemu_died(&format!("the {phase} phase"), exit.as_deref())));
     let (reports, console) = guest.finish();
     if let Some((phase, from)) = unanswered {
-        let log: Vec<String> = console
-            .get(from..)
-            .unwrap_or_default()
-            .iter()
-            .map(|l| strip_console_prefix(l).to_string())
-            .collect();
+        let log = phase_log_from_console(&console, from);
         match phase {
             Phase::Unload => {
                 if let Some(u) = unload.as_mut() {
@@ -263,7 +268,13 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             _ => load.log = log,
         }
     }
-    let verdict = verdict.unwrap_or_else(|| decide(&reports, vm_gone, &load, unload.as_ref()));
+    // QEMU going away is the kernel's doing only when the kernel said it panicked.
+    let panicked = reports.iter().any(|r| r.kind.severity() == Severity::Panic);
+    if let (Some(infra), false) = (infra, panicked) {
+        return Err(infra);
+    }
+    let verdict =
+        verdict.unwrap_or_else(|| decide(&reports, gone.is_some(), &load, unload.as_ref()));
     let result = RunResult {
         verdict,
         module: plan.module_name.clone(),
@@ -283,6 +294,50 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         let _ = std::fs::write(plan.run_dir.join("result.json"), json + "\n");
     }
     Ok(result)
+}
+
+/// The most lines a phase's log takes from the console (the newest ones).
+pub const PHASE_LOG_LINES: usize = 2000;
+
+/// A phase's log from the console lines from number `from` on: the newest
+/// [`PHASE_LOG_LINES`], after a line saying how many earlier ones are only in `console.log`.
+fn phase_log_from_console(console: &crate::machine::ConsoleTail, from: usize) -> Vec<String> {
+    let (lines, dropped) = console.since(from);
+    let skip = lines.len().saturating_sub(PHASE_LOG_LINES);
+    let mut log = Vec::with_capacity(lines.len() - skip + 1);
+    if dropped + skip > 0 {
+        log.push(format!(
+            "[kmodlab: {} earlier lines of this phase are only in console.log]",
+            dropped + skip
+        ));
+    }
+    log.extend(
+        lines[skip..]
+            .iter()
+            .map(|l| strip_console_prefix(l).to_string()),
+    );
+    log
+}
+
+/// Why a run ended as an infrastructure error when QEMU went away without a kernel panic.
+pub(crate) fn qemu_died(during: &str, exit: Option<&str>) -> String {
+    match exit {
+        Some(status) if status.starts_with("killed") => format!(
+            "QEMU died during {during} ({status}), with no kernel panic on the console: \
+             something outside the guest ended it"
+        ),
+        Some(status) => format!(
+            "QEMU exited during {during} ({status}) with no kernel panic on the console: the \
+             guest reset or powered itself off"
+        ),
+        None => format!("QEMU went away during {during}, with no kernel panic on the console"),
+    }
+}
+
+fn unexpected(what: &str, reply: &Reply) -> String {
+    let text = format!("{reply:?}");
+    let cut: String = text.chars().take(200).collect();
+    format!("the agent answered the {what} request with {cut}")
 }
 
 /// A console line without its `[    1.234567]` timestamp (and caller id), as /dev/kmsg has it.

@@ -100,6 +100,8 @@ struct Failure {
     why: String,
     /// The same configuration would fail again (QEMU refused a command): worth a marker.
     lasting: bool,
+    /// The saved state could not be used and was thrown away: a new one can be saved now.
+    discarded: bool,
 }
 
 impl Failure {
@@ -109,6 +111,7 @@ impl Failure {
         Failure {
             why,
             lasting: false,
+            discarded: false,
         }
     }
 
@@ -125,6 +128,7 @@ impl Failure {
         Failure {
             why: format!("{what}: {e}"),
             lasting,
+            discarded: false,
         }
     }
 }
@@ -170,7 +174,18 @@ pub(crate) fn start<'s>(
         return Err(("cannot lock the saved state".into(), sink));
     }
     let sink = match saved(&dir) {
-        Some(Ok(meta)) => return settle(&dir, restore(spec, &dir, meta, sink)),
+        Some(Ok(meta)) => match restore(spec, &dir, meta, sink) {
+            // A state that could not be used was thrown away: save a new one right now, unless
+            // that happened twice running (then a marker says so).
+            Err((f, sink)) if f.discarded && !f.lasting => {
+                sink(&Event::Started {
+                    warm: false,
+                    detail: format!("{}: booting cold and saving the state again", f.why),
+                });
+                sink
+            }
+            r => return settle(&dir, r),
+        },
         Some(Err(damaged)) => {
             discard(&dir);
             sink(&Event::Started {
@@ -303,6 +318,7 @@ fn restore<'s>(spec: &BootSpec, dir: &Path, meta: Meta, sink: Sink<'s>) -> Attem
         let f = Failure {
             why,
             lasting: failures >= 2,
+            discarded: true,
         };
         Err((f, sink))
     };
@@ -437,7 +453,7 @@ fn tainted(guest: &mut Guest, within: Duration) -> Result<String, String> {
             .ok_or_else(|| "the agent could not read the taint flags".into()),
         crate::guest::Step::Reply(other) => Err(format!("unexpected agent reply {other:?}")),
         crate::guest::Step::Timeout => Err(format!("the agent did not answer within {within:?}")),
-        crate::guest::Step::Gone(why) => Err(why),
+        crate::guest::Step::Gone(why) | crate::guest::Step::Broken(why) => Err(why),
     }
 }
 
