@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use kmodlab_events::{Event, Phase, Verdict};
 use kmodlab_lab::{Lab, LabError, RunOptions};
+use kmodlab_report::TerminalSafe;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,8 @@ const EXIT_INFRA: u8 = 3;
                   with util-linux: kmodlab dmesg ARGS.\n\
                   Environment: KMODLAB_KERNEL, KMODLAB_KDIR (kernel and build tree), KMODLAB_ACCEL \
                   (kvm|tcg), KMODLAB_RUNS (where run directories go), KMODLAB_QEMU, KMODLAB_COLD=1 \
-                  (no warm starts), KMODLAB_WARM_DIR (where saved VM states go)."
+                  (no warm starts), KMODLAB_WARM_DIR (where saved VM states go), KMODLAB_CONSOLE_LIMIT \
+                  (bytes of console.log kept per run, default 16 MiB)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -387,6 +389,14 @@ fn fail(e: &LabError) -> u8 {
     e.exit_code() as u8
 }
 
+/// The console's last lines after an infrastructure error, escaped (they come from the guest).
+fn print_console_tail(lines: &[String]) {
+    let mut err = TerminalSafe::new(std::io::stderr().lock());
+    for l in lines {
+        let _ = writeln!(err, "  | {l}");
+    }
+}
+
 fn build(dir: PathBuf, k: KernelArgs) -> u8 {
     let lab_kernel = match kmodlab_lab::kernel_kind_for(&dir).and_then(|kind| {
         let mut progress = kmodlab_kernel::StderrProgress::new();
@@ -439,7 +449,9 @@ impl Progress {
                 return;
             }
             Event::StepStarted(p) if *p != Phase::Boot => format!("{p}..."),
-            Event::ReportFound { kind, title } => format!("{kind}: {title}"),
+            Event::ReportFound { kind, title } => {
+                format!("{kind}: {}", kmodlab_report::printable(title))
+            }
             _ => return,
         };
         if self.tty {
@@ -526,7 +538,7 @@ fn run(
                 let _ = serde_json::to_writer_pretty(&mut out, &r);
                 let _ = writeln!(out);
             } else {
-                let _ = kmodlab_report::write_human_run(&mut out, &r);
+                let _ = kmodlab_report::write_human_run(&mut TerminalSafe::new(&mut out), &r);
             }
             if r.verdict == Verdict::Pass {
                 0
@@ -536,9 +548,7 @@ fn run(
         }
         Err(e) => {
             eprintln!("kmodlab: {e}");
-            for l in &e.console_tail {
-                eprintln!("  | {l}");
-            }
+            print_console_tail(&e.console_tail);
             EXIT_INFRA
         }
     }
@@ -590,6 +600,7 @@ fn exec(x: ExecArgs, json: bool, timeout: Duration, k: KernelArgs, words: Vec<St
         let _ = serde_json::to_writer_pretty(&mut out, &r);
         let _ = writeln!(out);
     } else {
+        let mut out = TerminalSafe::new(&mut out);
         for c in &r.commands {
             let _ = writeln!(out, "$ {}", c.argv.join(" "));
             let _ = out.write_all(c.stdout.as_bytes());
@@ -683,6 +694,7 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
     let on_done = |o: &kmodlab_report::CaseOutcome| {
         if human {
             let mut out = std::io::stdout().lock();
+            let mut out = TerminalSafe::new(&mut out);
             let _ = kmodlab_report::write_human_case(&mut out, o);
             if verbose {
                 if let Some(r) = &o.result {
@@ -706,7 +718,9 @@ fn test(format: Format, jobs: usize, verbose: bool, k: KernelArgs, paths: Vec<Pa
     let outcomes = kmodlab_lab::run_specs(&labs, &specs, jobs, &mut build_log, &on_done);
     let mut out = std::io::stdout().lock();
     let _ = match format {
-        Format::Human => kmodlab_report::write_human_summary(&mut out, &outcomes),
+        Format::Human => {
+            kmodlab_report::write_human_summary(&mut TerminalSafe::new(&mut out), &outcomes)
+        }
         Format::Ktap => kmodlab_report::write_ktap(&mut out, &outcomes),
         Format::Json => kmodlab_report::write_json(&mut out, &outcomes),
         Format::Junit => kmodlab_report::write_junit(&mut out, &outcomes),
@@ -917,7 +931,7 @@ fn oops(
             .map_err(std::io::Error::from)
             .and_then(|_| writeln!(out))
     } else {
-        kmodlab_report::write_crash_reports(&mut out, &reports)
+        kmodlab_report::write_crash_reports(&mut TerminalSafe::new(&mut out), &reports)
     };
     if let Err(e) = written {
         if e.kind() != std::io::ErrorKind::BrokenPipe {

@@ -404,3 +404,74 @@ fn pid_1_outside_a_kmodlab_guest_is_not_the_agent() {
         show(&out)
     );
 }
+
+/// A broken guest, played by `tests/fixtures/fake-qemu` (no VM boots): `kmodlab run` of a
+/// built module with that QEMU, cold, and the guest misbehaving as `mode` says.
+fn run_with_fake_qemu(mode: &str, timeout: &str) -> (std::process::Output, std::path::PathBuf) {
+    let ko = built_hello(&format!("fake-{mode}"));
+    let runs = scratch(&format!("fake-runs-{mode}"));
+    let out = kmodlab()
+        .env("KMODLAB_QEMU", repo().join("tests/fixtures/fake-qemu"))
+        .env("KMODLAB_ACCEL", "tcg")
+        .env("KMODLAB_RUNS", &runs)
+        .env("FAKE_QEMU_MODE", mode)
+        .args(["run", "--cold", "--timeout", timeout])
+        .arg(&ko)
+        .output()
+        .unwrap();
+    (out, runs)
+}
+
+/// Regression: a reply that was not UTF-8 closed the agent channel silently, and the run waited
+/// out its deadline and said `timeout`; a malformed reply made it `panicked`. Both are the
+/// infrastructure's failures (exit 3), quoting what came.
+#[test]
+fn garbage_from_the_agent_is_an_infrastructure_error_quoting_it() {
+    for (mode, quoted) in [
+        (
+            "garbage",
+            "not UTF-8: \"\u{fffd}\u{fffd} not utf-8 \\u{1b}[2J",
+        ),
+        ("malformed", "malformed message"),
+    ] {
+        let (out, runs) = run_with_fake_qemu(mode, "60");
+        assert_eq!(out.status.code(), Some(3), "{mode}: {}", show(&out));
+        let e = stderr(&out);
+        assert!(e.contains(quoted), "{mode}: {e}");
+        assert!(!e.contains("timeout"), "{mode}: {e}");
+        assert!(
+            !out.stderr.contains(&0x1b) && !out.stdout.contains(&0x1b),
+            "no raw escape reaches the terminal: {e}"
+        );
+        assert_no_qemu_left(&runs);
+    }
+}
+
+/// A guest that never answers is the module's timeout (the phase named), and QEMU is gone.
+#[test]
+fn a_guest_that_never_answers_times_out_in_its_phase() {
+    let (out, runs) = run_with_fake_qemu("silent", "2");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(o.contains("verdict: timeout"), "{}", show(&out));
+    assert!(
+        o.contains("the load phase missed its deadline"),
+        "{}",
+        show(&out)
+    );
+    assert_no_qemu_left(&runs);
+}
+
+/// Regression: QEMU ending without a kernel panic on the console was the verdict `panicked`.
+#[test]
+fn qemu_gone_without_a_panic_is_an_infrastructure_error() {
+    let (out, runs) = run_with_fake_qemu("exit", "60");
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("QEMU exited during the load phase (exit status 0) with no kernel panic"),
+        "{e}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("panicked"));
+    assert_no_qemu_left(&runs);
+}

@@ -1113,3 +1113,331 @@ fn vm_watch_reruns_the_module_when_its_source_changes() {
     assert!(!status.success());
     assert_no_qemu_left(&runs);
 }
+
+/// Builds `dir` once with `kmodlab build` and returns its .ko.
+fn built(dir: &str) -> std::path::PathBuf {
+    let out = kmodlab()
+        .arg("build")
+        .arg(repo().join(dir))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let ko = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::path::PathBuf::from(ko.lines().last().unwrap_or(""))
+}
+
+/// Peak resident memory of a running process in KiB (`VmHWM`), 0 once it is gone.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `cmd` to its end, sampling kmodlab's own peak memory (not QEMU's) while it runs.
+fn output_and_peak_rss(cmd: &mut std::process::Command) -> (std::process::Output, u64) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(peak_rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (out, sampler.join().unwrap())
+}
+
+/// A module that prints without newlines as fast as it can for its whole deadline: kmodlab's
+/// memory stays bounded, `console.log` keeps what it can up to its limit and says where it was
+/// cut, the run times out in its load phase, and no QEMU is left.
+#[test]
+fn vm_a_console_flood_keeps_memory_bounded_and_cuts_the_log() {
+    let _g = lock();
+    let runs = scratch("vm-flood");
+    let limit = 1 << 20;
+    let (out, peak_kib) = output_and_peak_rss(
+        kmodlab()
+            .env("KMODLAB_RUNS", &runs)
+            .env("KMODLAB_CONSOLE_LIMIT", limit.to_string())
+            .args(["run", "--json", "--timeout", "12"])
+            .arg(repo().join("tests/modules/hostile"))
+            .arg("flood_ms=600000"),
+    );
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+    let run_dir = std::path::PathBuf::from(r["run_dir"].as_str().unwrap());
+    assert_eq!(r["verdict"], "timeout", "run dir {}", run_dir.display());
+    assert_eq!(r["timeout_phase"], "load");
+    assert!(
+        peak_kib < 100 * 1024,
+        "kmodlab's peak memory {peak_kib} KiB (run dir {})",
+        run_dir.display()
+    );
+    let console = std::fs::read(run_dir.join("console.log")).unwrap();
+    let marker = format!("[kmodlab: console.log cut here, at its limit of {limit} bytes");
+    let at = console
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+        .unwrap_or_else(|| panic!("no cut marker in {}", run_dir.display()));
+    assert_eq!(
+        at,
+        limit + 1,
+        "everything up to the limit is kept, then the marker"
+    );
+    assert!(console.len() < limit + 1024);
+    let log = r["load"]["log"].as_array().unwrap();
+    assert!(
+        log.len() <= 2001,
+        "the phase log keeps the newest lines only"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.as_str().unwrap().contains("flood-without-newline")),
+        "run dir {}",
+        run_dir.display()
+    );
+    eprintln!("console flood: kmodlab peak RSS {} MiB", peak_kib / 1024);
+    assert_no_qemu_left(&runs);
+}
+
+/// A module whose (fake) Rust panic names a file outside its directory: kmodlab reports the
+/// crash, names the source line the kernel printed, and reads nothing of that host file into
+/// any output or result.json.
+#[test]
+fn vm_a_panic_naming_a_host_file_reads_nothing_outside_the_module() {
+    let _g = lock();
+    let runs = scratch("vm-panic-path");
+    let token = format!("kmodlab-secret-{}-{:?}", std::process::id(), Instant::now());
+    let secret = runs.join("secret.rs");
+    std::fs::write(&secret, format!("{token}\n")).unwrap();
+    let module = repo().join("tests/modules/hostile");
+    let relative = format!("../../../../../../../../..{}", secret.display());
+    for path in [
+        secret.display().to_string(),
+        relative,
+        "/etc/hostname".into(),
+    ] {
+        let out = kmodlab()
+            .env("KMODLAB_RUNS", &runs)
+            .args(["run", "--json"])
+            .arg(&module)
+            .arg(format!("panic_path={path}"))
+            .output()
+            .unwrap();
+        let r: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+        let run_dir = std::path::PathBuf::from(r["run_dir"].as_str().unwrap());
+        let where_ = format!("{path}: run dir {}", run_dir.display());
+        assert_eq!(r["verdict"], "crashed", "{where_}");
+        let report = &r["reports"][0];
+        assert_eq!(report["source"], format!("{path}:1"), "{where_}");
+        assert!(report["context"].is_null(), "{where_}: {report}");
+        let result = std::fs::read_to_string(run_dir.join("result.json")).unwrap();
+        for text in [
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            result,
+        ] {
+            assert!(!text.contains(&token), "{where_}: the host file leaked");
+        }
+        // The human report too.
+        let out = kmodlab()
+            .env("KMODLAB_RUNS", &runs)
+            .arg("oops")
+            .arg("--module-dir")
+            .arg(&module)
+            .arg(run_dir.join("console.log"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains(&token),
+            "{where_}: kmodlab oops leaked the host file"
+        );
+    }
+    assert_no_qemu_left(&runs);
+}
+
+/// QEMU killed from outside while the module loads: an infrastructure error (exit 3) saying
+/// QEMU died, never the verdict `panicked`.
+#[test]
+fn vm_qemu_killed_during_the_load_is_an_infrastructure_error() {
+    let _g = lock();
+    let runs = scratch("vm-qemu-killed");
+    let ko = built("tests/modules/busy-loop");
+    let child = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["run", "--timeout", "120"])
+        .arg(&ko)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the module is loading (its init spins), then kill QEMU.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let qemu = loop {
+        assert!(Instant::now() < deadline, "the load never started");
+        let loading = walk_find(&runs, "console.log")
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .is_some_and(|c| c.contains("busy_loop: spinning"));
+        let pids = processes_with(&runs.display().to_string());
+        if loading && pids.len() == 1 {
+            break pids[0];
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: plain syscall on the QEMU process found above.
+    unsafe { libc::kill(qemu as i32, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("QEMU died during the load phase (killed by SIGKILL)"),
+        "{}",
+        show(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("panicked"));
+    assert_no_qemu_left(&runs);
+}
+
+/// Busy loops on every core, until dropped.
+struct CpuHog(Vec<std::process::Child>);
+
+impl CpuHog {
+    fn start() -> CpuHog {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        CpuHog(
+            (0..n)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `kmodlab run --json` of a built module with its own states directory: the result, stderr.
+fn run_ko(
+    runs: &std::path::Path,
+    warm_dir: &std::path::Path,
+    ko: &std::path::Path,
+) -> (Value, String) {
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", runs)
+        .env("KMODLAB_WARM_DIR", warm_dir)
+        .args(["run", "--json"])
+        .arg(ko)
+        .output()
+        .unwrap();
+    let r: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+    assert_eq!(r["verdict"], "pass", "{}", show(&out));
+    (r, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Regression: on a busy machine, saving raced QEMU's end of the migration ("Migration is not
+/// finalized yet"), and the failure marker turned warm starts off for good. Ten saves in a row
+/// with every core busy: each succeeds, and every later run restores warm.
+#[test]
+fn vm_warm_saves_survive_a_busy_machine() {
+    let _g = lock();
+    let runs = scratch("vm-warm-busy");
+    let ko = built("labs/kernel_modules/1-2-test-mod");
+    let _hog = CpuHog::start();
+    let states: Vec<std::path::PathBuf> = (0..10).map(|i| runs.join(format!("warm-{i}"))).collect();
+    for dir in &states {
+        let (r, stderr) = run_ko(&runs, dir, &ko);
+        assert_eq!(r["start"], "cold", "{stderr}");
+        assert!(
+            stderr.contains("booted cold and saved one"),
+            "run dir {}: {stderr}",
+            r["run_dir"]
+        );
+    }
+    for dir in &states {
+        let (r, stderr) = run_ko(&runs, dir, &ko);
+        assert_eq!(r["start"], "warm", "run dir {}: {stderr}", r["run_dir"]);
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().join("failed").exists())
+            .collect();
+        assert!(left.is_empty(), "a failure marker in {}", dir.display());
+    }
+    assert_no_qemu_left(&runs);
+}
+
+/// A truncated or corrupted saved state: the run boots cold with one line saying why, saves a
+/// new state, and the next run is warm again.
+#[test]
+fn vm_a_damaged_warm_state_falls_back_to_a_cold_boot() {
+    let _g = lock();
+    let runs = scratch("vm-warm-damaged");
+    let warm_dir = runs.join("warm");
+    let ko = built("labs/kernel_modules/1-2-test-mod");
+    let (first, _) = run_ko(&runs, &warm_dir, &ko);
+    assert_eq!(first["start"], "cold");
+    let state_dir = std::fs::read_dir(&warm_dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("state").is_file())
+        .map(|e| e.path())
+        .expect("a saved state");
+    let state = state_dir.join("state");
+    type Damage = fn(&std::path::Path, u64);
+    let damages: [(&str, Damage, &str); 2] = [
+        (
+            "truncated",
+            |p, len| {
+                std::fs::File::options()
+                    .write(true)
+                    .open(p)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap()
+            },
+            "is damaged",
+        ),
+        (
+            "overwritten",
+            |p, len| std::fs::write(p, vec![0x5au8; len as usize]).unwrap(),
+            "restoring",
+        ),
+    ];
+    for (what, damage, says) in damages {
+        damage(&state, std::fs::metadata(&state).unwrap().len());
+        let (r, stderr) = run_ko(&runs, &warm_dir, &ko);
+        assert_eq!(r["start"], "cold", "{what}: {stderr}");
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        let (r, stderr) = run_ko(&runs, &warm_dir, &ko);
+        assert_eq!(r["start"], "warm", "{what}, then saved again: {stderr}");
+        assert!(!state_dir.join("failed").exists(), "{what}: marked");
+    }
+    assert_no_qemu_left(&runs);
+}

@@ -83,16 +83,14 @@ fn split_source(source: &str) -> Option<(&str, u32)> {
     Some((file, line.parse().ok()?))
 }
 
-/// The lines around `file:line`, the file found as given (absolute) or under one of `dirs`.
+/// The lines around `file:line`, the file found under one of `dirs` (the module's source
+/// directories). The name comes from the kernel log, which a broken or hostile module writes:
+/// whatever it says (an absolute path, `..`, a link), only a file that really lies inside one of
+/// `dirs` is read.
 fn source_context(source: &str, dirs: &[PathBuf]) -> Option<SourceContext> {
     let (file, line) = split_source(source)?;
     let path = Path::new(file);
-    let candidates: Vec<PathBuf> = if path.is_absolute() {
-        vec![path.to_path_buf()]
-    } else {
-        dirs.iter().map(|d| d.join(path)).collect()
-    };
-    let found = candidates.into_iter().find(|p| p.is_file())?;
+    let found = dirs.iter().find_map(|d| inside(d, path))?;
     let text = std::fs::read(&found).ok()?;
     let text = String::from_utf8_lossy(&text);
     let first = line.saturating_sub(CONTEXT_LINES).max(1);
@@ -112,6 +110,14 @@ fn source_context(source: &str, dirs: &[PathBuf]) -> Option<SourceContext> {
         line,
         lines,
     })
+}
+
+/// `path` (absolute, or relative to `dir`) when it names a file inside `dir` once every link
+/// and `..` is resolved.
+fn inside(dir: &Path, path: &Path) -> Option<PathBuf> {
+    let dir = dir.canonicalize().ok()?;
+    let file = dir.join(path).canonicalize().ok()?;
+    (file.starts_with(&dir) && file.is_file()).then_some(file)
 }
 
 fn lines_of(instructions: Vec<Instruction>) -> Vec<DisasmLine> {
@@ -179,5 +185,38 @@ mod tests {
         assert!(source_context("other.c:3", std::slice::from_ref(&dir)).is_none());
         assert!(source_context("m.c", std::slice::from_ref(&dir)).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Regression: a module printing `panicked at /etc/hostname:1:1:` made kmodlab read that
+    /// host file into its output.
+    #[test]
+    fn sources_are_read_only_inside_the_module_directories() {
+        let base = std::env::temp_dir().join(format!("kmodlab-ctx-jail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("module");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("m.c"), "one\ntwo\n").unwrap();
+        std::fs::write(dir.join("sub/n.c"), "three\n").unwrap();
+        std::fs::write(base.join("secret.c"), "secret\n").unwrap();
+        std::os::unix::fs::symlink(base.join("secret.c"), dir.join("link.c")).unwrap();
+        let dirs = std::slice::from_ref(&dir);
+        let outside = base.join("secret.c").display().to_string();
+        for bad in [
+            format!("{outside}:1"),
+            "../secret.c:1".to_string(),
+            "sub/../../secret.c:1".to_string(),
+            "link.c:1".to_string(),
+            "/etc/hostname:1".to_string(),
+        ] {
+            assert!(source_context(&bad, dirs).is_none(), "{bad}");
+        }
+        assert_eq!(source_context("m.c:2", dirs).unwrap().lines, ["one", "two"]);
+        assert_eq!(source_context("sub/n.c:1", dirs).unwrap().lines, ["three"]);
+        let absolute = format!("{}:1", dir.join("m.c").display());
+        assert!(
+            source_context(&absolute, dirs).is_some(),
+            "inside, even absolute"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

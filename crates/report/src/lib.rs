@@ -23,6 +23,65 @@ use kmodlab_events::{FileRead, PhaseResult, RunResult};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
+/// A writer that shows control characters escaped, so that text from the guest (a module's
+/// messages, file contents, a crash report) cannot drive the terminal it is printed on: C0
+/// controls other than tab and newline, and DEL, become `\xNN` (an escape sequence's ESC reads
+/// `\x1b`), C1 controls (U+0080 to U+009F) `\u{NN}`. Everything else passes unchanged.
+pub struct TerminalSafe<W: Write> {
+    inner: W,
+    /// A 0xC2 byte at the end of the last write: the first byte of a C1 control, maybe.
+    pending_c2: bool,
+}
+
+impl<W: Write> TerminalSafe<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> TerminalSafe<W> {
+        TerminalSafe {
+            inner,
+            pending_c2: false,
+        }
+    }
+}
+
+impl<W: Write> Write for TerminalSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut out = Vec::with_capacity(buf.len() + 8);
+        for &b in buf {
+            if std::mem::take(&mut self.pending_c2) {
+                if (0x80..=0x9f).contains(&b) {
+                    out.extend_from_slice(format!("\\u{{{b:02x}}}").as_bytes());
+                    continue;
+                }
+                out.push(0xc2);
+            }
+            match b {
+                b'\n' | b'\t' => out.push(b),
+                0x00..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+                0xc2 => self.pending_c2 = true,
+                _ => out.push(b),
+            }
+        }
+        self.inner.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.pending_c2) {
+            self.inner.write_all(&[0xc2])?;
+        }
+        self.inner.flush()
+    }
+}
+
+/// `text` as [`TerminalSafe`] shows it.
+pub fn printable(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut w = TerminalSafe::new(&mut out);
+    let _ = w.write_all(text.as_bytes());
+    let _ = w.flush();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The outcome of one test case of one spec.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseOutcome {

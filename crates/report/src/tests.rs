@@ -737,3 +737,28 @@ fn crash_report_in_full() {
         "no crash report found\n"
     );
 }
+
+/// Regression: a module's message with an escape sequence reached the terminal raw.
+#[test]
+fn guest_text_cannot_drive_the_terminal() {
+    let mut buf = Vec::new();
+    {
+        let mut w = TerminalSafe::new(&mut buf);
+        write!(
+            w,
+            "title \x1b]0;pwned\x07 and \x1b[2J, csi \u{9b}2J, bell\r\n"
+        )
+        .unwrap();
+        // A C1 control split across two writes.
+        w.write_all(&"\u{9b}".as_bytes()[..1]).unwrap();
+        w.write_all(&"\u{9b}".as_bytes()[1..]).unwrap();
+        writeln!(w, " é\ttab ok").unwrap();
+        w.flush().unwrap();
+    }
+    let text = String::from_utf8(buf).unwrap();
+    assert_eq!(
+        text,
+        "title \\x1b]0;pwned\\x07 and \\x1b[2J, csi \\u{9b}2J, bell\\x0d\n\\u{9b} é\ttab ok\n"
+    );
+    assert!(!text.bytes().any(|b| b == 0x1b || b == 0x07 || b == b'\r'));
+}
