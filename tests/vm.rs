@@ -1441,3 +1441,27 @@ fn vm_a_damaged_warm_state_falls_back_to_a_cold_boot() {
     }
     assert_no_qemu_left(&runs);
 }
+
+/// Regression: a parameter read that missed its deadline was ignored, and its late answer was
+/// taken for the unload's (the verdict said `unload-failed`). Now the check phase times out,
+/// named, and nothing else is attempted.
+#[test]
+fn vm_a_read_past_its_deadline_is_the_check_phase_timeout() {
+    let _g = lock();
+    let runs = scratch("vm-slow-read");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["run", "--json", "--timeout", "3"])
+        .arg(repo().join("tests/modules/hostile"))
+        .arg("slow_read_ms=8000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let where_ = format!("run dir {}", r["run_dir"]);
+    assert_eq!(r["load"]["ok"], true, "{where_}");
+    assert_eq!(r["verdict"], "timeout", "{where_}");
+    assert_eq!(r["timeout_phase"], "check", "{where_}");
+    assert!(r["unload"].is_null(), "no unload after a timeout: {where_}");
+    assert_no_qemu_left(&runs);
+}

@@ -8,9 +8,12 @@
  *               must stay bounded and console.log must keep what it can and say where it was cut.
  * panic_path=P  prints a Rust panic's first line naming the file P, then BUG()s: kmodlab must
  *               never read P unless it lies inside the module's own directory.
+ * slow_read_ms=N  reading this parameter from sysfs takes N ms: a read past its deadline is the
+ *               check phase's timeout, and its late answer is never taken for the next one's.
  */
 #include <linux/init.h>
 #include <linux/jiffies.h>
+#include <linux/delay.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/sched.h>
@@ -30,6 +33,21 @@ MODULE_PARM_DESC(flood_ms, "print without newlines for this many milliseconds");
 static char *panic_path;
 module_param(panic_path, charp, 0444);
 MODULE_PARM_DESC(panic_path, "the file a fake Rust panic names");
+
+static uint slow_read_ms;
+
+static int slow_get(char *buffer, const struct kernel_param *kp)
+{
+	msleep(slow_read_ms);
+	return param_get_uint(buffer, kp);
+}
+
+static const struct kernel_param_ops slow_ops = {
+	.set = param_set_uint,
+	.get = slow_get,
+};
+module_param_cb(slow_read_ms, &slow_ops, &slow_read_ms, 0444);
+MODULE_PARM_DESC(slow_read_ms, "reading this parameter takes this many milliseconds");
 
 static int __init hostile_init(void)
 {
