@@ -70,7 +70,10 @@ fn the_mirror_comes_from_deb822_sources() {
              Suites: bookworm-security\n",
         )],
     );
-    assert_eq!(m, "http://snapshot.debian.org/archive/debian/20250520T000000Z");
+    assert_eq!(
+        m,
+        "http://snapshot.debian.org/archive/debian/20250520T000000Z"
+    );
 }
 
 #[test]
