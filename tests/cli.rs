@@ -172,17 +172,22 @@ fn missing_headers_is_an_infrastructure_error_naming_the_package() {
     );
 }
 
-#[test]
-fn a_compile_error_shows_file_and_line() {
-    let d = scratch("compile").join("broken");
+/// A copy of the hello lab with the `;` after its first `pr_debug` removed, and that line's
+/// number.
+fn broken_hello(name: &str) -> (std::path::PathBuf, usize) {
+    let d = scratch(name).join("broken");
     copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &d);
     let src = d.join("hello_mod.c");
     let text = std::fs::read_to_string(&src).unwrap();
-    std::fs::write(
-        &src,
-        text.replacen("pr_debug(\"Hello!\\n\");", "pr_debug(\"Hello!\\n\")", 1),
-    )
-    .unwrap();
+    let statement = "pr_debug(\"Hello!\\n\");";
+    let line = text.lines().position(|l| l.contains(statement)).unwrap() + 1;
+    std::fs::write(&src, text.replacen(statement, "pr_debug(\"Hello!\\n\")", 1)).unwrap();
+    (d, line)
+}
+
+#[test]
+fn a_compile_error_shows_file_and_line() {
+    let (d, _) = broken_hello("compile");
     let out = kmodlab().arg("build").arg(&d).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let e = stderr(&out);
@@ -335,20 +340,7 @@ fn a_timeout_beyond_a_day_is_a_usage_error() {
 /// file, relative or not.
 #[test]
 fn test_of_a_module_that_does_not_compile_fails_with_file_and_line() {
-    let d = scratch("test-compile").join("broken");
-    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &d);
-    let src = d.join("hello_mod.c");
-    let text = std::fs::read_to_string(&src).unwrap();
-    std::fs::write(
-        &src,
-        text.replacen("pr_debug(\"Hello!\\n\");", "pr_debug(\"Hello!\\n\")", 1),
-    )
-    .unwrap();
-    let line = text
-        .lines()
-        .position(|l| l.contains("pr_debug(\"Hello!\\n\");"))
-        .unwrap()
-        + 1;
+    let (d, line) = broken_hello("test-compile");
     for (cwd, spec) in [
         (repo(), d.join("kmodlab.toml")),
         (d.clone(), "kmodlab.toml".into()),
