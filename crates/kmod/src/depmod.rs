@@ -1312,6 +1312,12 @@ impl Scan<'_> {
     }
 }
 
+/// Where the cache file for the module directory `dirname` (`BASEDIR/lib/modules/VERSION`) is,
+/// as the environment sets it (see [`cache`]); `None` when the cache is off.
+pub fn cache_file(dirname: &[u8]) -> Option<std::path::PathBuf> {
+    cache::location(dirname)
+}
+
 /// Reads every module, in parallel, through the cache; results in the order of `found`.
 fn load_all(dirname: &[u8], found: &[Found]) -> Vec<Loaded> {
     let cache_file = cache::location(dirname);
