@@ -110,11 +110,34 @@ pub fn rename(dir: &File, from: &OsStr, to: &OsStr) -> io::Result<()> {
     check(unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) })
 }
 
+/// Makes `to` a new name of the file `from`, both in `dir` (`linkat` without
+/// `AT_SYMLINK_FOLLOW`): `EEXIST` when `to` exists, so that of two concurrent writers exactly one
+/// installs its file.
+pub fn hard_link(dir: &File, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let (from, to) = (component(from)?, component(to)?);
+    // SAFETY: the fd is open for the call and both names are NUL-terminated.
+    check(unsafe {
+        libc::linkat(
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            0,
+        )
+    })
+}
+
 /// Removes the file (or symbolic link) `name` in `dir`.
 pub fn remove_file(dir: &File, name: &OsStr) -> io::Result<()> {
     let name = component(name)?;
     // SAFETY: the fd is open for the call and name is NUL-terminated.
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })
+}
+
+/// The effective user id of the process (`geteuid(2)`).
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Fills `buf` from the kernel's random number generator (`getrandom(2)`, blocking until it is
@@ -184,6 +207,16 @@ mod tests {
         assert_eq!(s, "data");
         assert_eq!(std::fs::read(root.join("victim")).unwrap(), b"keep");
 
+        std::fs::write(root.join("other"), b"x").unwrap();
+        assert_eq!(
+            hard_link(&dir, os("other"), os("link"))
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EEXIST)
+        );
+        hard_link(&dir, os("other"), os("other2")).unwrap();
+        assert_eq!(std::fs::read(root.join("other2")).unwrap(), b"x");
+
         make_dir(&dir, os("sub"), 0o700).unwrap();
         assert!(open_dir(&dir, os("sub")).is_ok());
         remove_file(&dir, os("link")).unwrap();
@@ -194,6 +227,14 @@ mod tests {
                 Some(libc::EINVAL)
             );
         }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn effective_uid_is_the_owner_of_new_files() {
+        use std::os::unix::fs::MetadataExt;
+        let root = temp("uid");
+        assert_eq!(std::fs::metadata(&root).unwrap().uid(), effective_uid());
         let _ = std::fs::remove_dir_all(&root);
     }
 
