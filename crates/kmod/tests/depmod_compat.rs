@@ -37,10 +37,12 @@ fn kmod_available() -> bool {
     false
 }
 
-/// Our cache goes to a directory of this test run (set once, before any depmod runs).
+/// Our cache goes to a directory of this test run (set once, before any depmod runs). Its name
+/// is not one a [`TempDir`] can have (`kmodlab-depmod-cache-PID` was the tree directory of the
+/// test named `cache`, which removed everyone's cache files when it ended).
 fn cache_dir() -> PathBuf {
     static INIT: Once = Once::new();
-    let dir = std::env::temp_dir().join(format!("kmodlab-depmod-cache-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("kmodlab-depmod-cachedir.{}", std::process::id()));
     INIT.call_once(|| {
         std::env::set_var("KMODLAB_DEPMOD_CACHE", &dir);
     });
@@ -1070,7 +1072,7 @@ fn file<'o>(outcome: &'o Outcome, name: &str) -> &'o str {
 /// the user's secret can do. Panics when the cache does not hold those strings (the forgery
 /// would then test nothing).
 fn forge(cache: &Path) {
-    let mut bytes = fs::read(cache).unwrap();
+    let mut bytes = fs::read(cache).unwrap_or_else(|e| panic!("{}: {e}", cache.display()));
     let mut replaced = 0;
     for (from, to) in [
         (&b"pci:v0000AAAAd*"[..], &b"pci:v0000EEEEd*"[..]),
