@@ -9,7 +9,8 @@
 //! module directory (and `external` ones), the module order (`modules.order`), reading every
 //! module, resolving symbols, sorting, writing. Two things differ, neither visible in the
 //! results: modules are read (and decompressed) on all cores, and what was read from each is
-//! cached (see [`cache`] for where), so that a second run reads only the modules that changed.
+//! cached (see [`cache`] for where, and why a cache cannot change the outputs even when depmod
+//! runs as root), so that a second run reads only the modules that changed.
 //! The computation itself is in [`kmodlab_modindex::depmod`].
 //!
 //! Not reproduced: kmod's debug messages (`-vvv`; they print pointers) and libkmod's `INFO`
@@ -1312,10 +1313,24 @@ impl Scan<'_> {
     }
 }
 
+/// Where the cache file for the module directory `dirname` (`BASEDIR/lib/modules/VERSION`) is,
+/// as the environment sets it (see [`cache`]); `None` when the cache is off.
+pub fn cache_file(dirname: &[u8]) -> Option<std::path::PathBuf> {
+    cache::location(dirname)
+}
+
+/// Runs depmod's cache decoder on `bytes`, taken as the entries of a cache file (what follows
+/// its magic and its MAC; the MAC is not checked here), for the fuzz target. When they decode,
+/// the entries are encoded and decoded again, which must give the same entries (a panic says
+/// they did not). Returns the number of entries; `None` when `bytes` are refused.
+pub fn fuzz_cache_decoder(bytes: &[u8]) -> Option<usize> {
+    cache::check_decoder(bytes)
+}
+
 /// Reads every module, in parallel, through the cache; results in the order of `found`.
 fn load_all(dirname: &[u8], found: &[Found]) -> Vec<Loaded> {
-    let cache_file = cache::location(dirname);
-    let mut cached = cache_file.as_deref().map(cache::load).unwrap_or_default();
+    let cache = cache::Cache::open(dirname);
+    let mut cached = cache.as_ref().map(cache::Cache::load).unwrap_or_default();
     let identities: Vec<Option<cache::Identity>> = found
         .iter()
         .map(|f| f.meta.as_ref().map(cache::Identity::of))
@@ -1364,14 +1379,14 @@ fn load_all(dirname: &[u8], found: &[Found]) -> Vec<Loaded> {
         .map(|(i, r)| r.unwrap_or_else(|| load_module(&found[i].path)))
         .collect();
     if stale {
-        if let Some(file) = cache_file {
+        if let Some(cache) = cache {
             let entries: Vec<(&[u8], cache::Identity, &Loaded)> = found
                 .iter()
                 .zip(&identities)
                 .zip(&results)
                 .filter_map(|((f, id), loaded)| Some((&f.path[..], (*id)?, loaded)))
                 .collect();
-            cache::save(&file, &entries);
+            cache.save(&entries);
         }
     }
     results

@@ -10,16 +10,25 @@ pub(crate) struct Sections {
     shstrndx: usize,
 }
 
+// Offsets come from the file: every sum is checked (an offset near `usize::MAX` is `None`, not an
+// overflow).
+
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 pub(crate) fn sections(image: &[u8]) -> Option<Sections> {
@@ -37,8 +46,8 @@ pub(crate) fn sections(image: &[u8]) -> Option<Sections> {
     for i in 0..shnum {
         let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
         let name = u32_at(image, h)?;
-        let off = usize::try_from(u64_at(image, h + 24)?).ok()?;
-        let size = usize::try_from(u64_at(image, h + 32)?).ok()?;
+        let off = usize::try_from(u64_at(image, h.checked_add(24)?)?).ok()?;
+        let size = usize::try_from(u64_at(image, h.checked_add(32)?)?).ok()?;
         headers.push((name, h, off, size));
     }
     Some(Sections { headers, shstrndx })
@@ -179,9 +188,10 @@ fn exports_from_crcs(image: &[u8]) -> Option<Vec<SymbolVersion>> {
             value
         } else {
             match secs.headers.get(usize::from(shndx)) {
-                Some(&(_, _, off, size)) if size >= 4 && value <= (size - 4) as u64 => {
-                    u32_at(image, off + value as usize).map_or(u64::MAX, u64::from)
-                }
+                Some(&(_, _, off, size)) if size >= 4 && value <= (size - 4) as u64 => off
+                    .checked_add(value as usize)
+                    .and_then(|at| u32_at(image, at))
+                    .map_or(u64::MAX, u64::from),
                 _ => u64::MAX,
             }
         };
@@ -230,6 +240,94 @@ mod tests {
         img[0x3c..0x3e].copy_from_slice(&4u16.to_le_bytes());
         img[0x3e..0x40].copy_from_slice(&3u16.to_le_bytes());
         img
+    }
+
+    /// Found by the `module_elf` fuzz target: a section header table offset near the end of the
+    /// address space overflowed `offset + 4` while reading the first header.
+    #[test]
+    fn section_header_offset_near_usize_max() {
+        for shoff in [u64::MAX, u64::MAX - 3, u64::MAX - 24] {
+            let mut img = vec![0u8; 64];
+            img[..6].copy_from_slice(b"\x7fELF\x02\x01");
+            img[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+            img[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+            img[0x3c..0x3e].copy_from_slice(&2u16.to_le_bytes());
+            img[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+            assert!(sections(&img).is_none());
+            assert!(modversions(&img).is_err());
+            assert!(exports(&img).is_err());
+            assert!(strip_section(&mut img, "__versions").is_err());
+            assert!(strip_vermagic(&mut img).is_err());
+        }
+        // The fuzzer's input, minimized.
+        let found = b"\x7fELF\x02\x01\0\0\xff\xff\0\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\0\0\0\
+                      F\xff\0\x01ble\x04\x04\0\0\0F\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\
+                      \0\0\0F\xff\0\x01ble\x04\x04P\0\0F";
+        assert_eq!(found.len(), 64);
+        assert!(exports(found).is_err());
+    }
+
+    /// An ELF64 image with the named sections (after the null one) and `.shstrtab` last; a
+    /// section given with `Some(offset)` claims that offset instead of where its data is.
+    fn elf(sections: &[(&str, Option<u64>, Vec<u8>)]) -> Vec<u8> {
+        let mut shstrtab = b"\0".to_vec();
+        let mut img = vec![0u8; 64];
+        let mut headers = vec![0u8; 64];
+        let mut all: Vec<(&str, Option<u64>, Vec<u8>)> = sections.to_vec();
+        all.push((".shstrtab", None, Vec::new()));
+        let count = all.len();
+        for (i, (name, claimed, data)) in all.into_iter().enumerate() {
+            let name_at = shstrtab.len() as u32;
+            shstrtab.extend_from_slice(name.as_bytes());
+            shstrtab.push(0);
+            let data = if i + 1 == count {
+                shstrtab.clone()
+            } else {
+                data
+            };
+            let at = img.len() as u64;
+            img.extend_from_slice(&data);
+            let mut h = vec![0u8; 64];
+            h[0..4].copy_from_slice(&name_at.to_le_bytes());
+            h[24..32].copy_from_slice(&claimed.unwrap_or(at).to_le_bytes());
+            h[32..40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+            headers.extend(h);
+        }
+        let shoff = img.len() as u64;
+        img.extend(headers);
+        img[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        img[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        img[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        img[0x3c..0x3e].copy_from_slice(&(count as u16 + 1).to_le_bytes());
+        img[0x3e..0x40].copy_from_slice(&(count as u16).to_le_bytes());
+        img
+    }
+
+    /// A `__crc_` symbol whose value is read from a section that claims an offset near
+    /// `usize::MAX` gets the unknown CRC; the sum of offset and value used to overflow.
+    #[test]
+    fn crc_in_a_section_at_an_impossible_offset() {
+        let strtab = b"\0__crc_foo\0".to_vec();
+        let mut symtab = vec![0u8; 48];
+        symtab[24..28].copy_from_slice(&1u32.to_le_bytes());
+        symtab[30..32].copy_from_slice(&1u16.to_le_bytes()); // section 1, `bogus`
+        symtab[32..40].copy_from_slice(&4u64.to_le_bytes()); // value: 4 bytes in
+        let good = elf(&[
+            ("bogus", None, vec![1, 0, 0, 0, 2, 0, 0, 0]),
+            (".symtab", None, symtab.clone()),
+            (".strtab", None, strtab.clone()),
+        ]);
+        let found = exports(&good).unwrap();
+        assert_eq!((found[0].symbol.as_str(), found[0].crc), ("foo", 2));
+        for claimed in [u64::MAX, u64::MAX - 4, (usize::MAX - 2) as u64] {
+            let bad = elf(&[
+                ("bogus", Some(claimed), vec![0; 8]),
+                (".symtab", None, symtab.clone()),
+                (".strtab", None, strtab.clone()),
+            ]);
+            let found = exports(&bad).unwrap();
+            assert_eq!((found[0].symbol.as_str(), found[0].crc), ("foo", u64::MAX));
+        }
     }
 
     #[test]

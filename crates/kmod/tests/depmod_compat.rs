@@ -19,6 +19,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,10 +33,12 @@ fn kmod_available() -> bool {
     kmodlab_testkit::require(KMOD).is_some()
 }
 
-/// Our cache goes to a directory of this test run (set once, before any depmod runs).
+/// Our cache goes to a directory of this test run (set once, before any depmod runs). Its name
+/// is not one a [`TempDir`] can have (`kmodlab-depmod-cache-PID` was the tree directory of the
+/// test named `cache`, which removed everyone's cache files when it ended).
 fn cache_dir() -> PathBuf {
     static INIT: Once = Once::new();
-    let dir = std::env::temp_dir().join(format!("kmodlab-depmod-cache-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("kmodlab-depmod-cachedir.{}", std::process::id()));
     INIT.call_once(|| {
         std::env::set_var("KMODLAB_DEPMOD_CACHE", &dir);
     });
@@ -1018,5 +1021,227 @@ fn random_graphs() {
     eprintln!(
         "exit 0: {}, exit 1: {}, with cycle reports: {}",
         codes[0], codes[1], codes[2]
+    );
+}
+
+/// A tree for the cache's safety tests, its copy that our depmod runs on, and that copy's cache
+/// file (each test has its own: the cache is per module directory). `one` has an alias and a
+/// softdep, the strings the forgeries below rewrite.
+fn cache_safety_tree(name: &str) -> (Tree, PathBuf, PathBuf) {
+    let _ = cache_dir();
+    let tree = Tree::new(name);
+    tree.ko(
+        "kernel/one.ko",
+        &Ko::new("one")
+            .exports(&["one_fn"])
+            .info("alias=pci:v0000AAAAd*")
+            .info("softdep=pre: two"),
+    )
+    .ko(
+        "kernel/two.ko",
+        &Ko::new("two").needs(&["one_fn"]).info("alias=usb:v1111p*"),
+    )
+    .ko("kernel/three.ko", &Ko::new("three"));
+    let ours = tree.aside("ours");
+    copy_tree(&tree.base(), &ours);
+    let moddir = tree.moddir(&ours);
+    let cache = kmodlab_kmod::depmod::cache_file(moddir.to_str().unwrap().as_bytes())
+        .expect("the cache is on in these tests");
+    fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    let _ = fs::remove_file(&cache);
+    (tree, ours, cache)
+}
+
+/// Our depmod on the copy at `base`, in this process (so through this test run's cache).
+fn run_ours(tree: &Tree, base: &Path) -> Outcome {
+    let args = ["depmod", "-b", base.to_str().unwrap(), VERSION];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = kmodlab_kmod::depmod::run(
+        args.iter().map(OsString::from).collect(),
+        &mut out,
+        &mut err,
+    );
+    outcome(code, &out, &err, base, &tree.moddir(base))
+}
+
+fn file<'o>(outcome: &'o Outcome, name: &str) -> &'o str {
+    let (_, bytes) = outcome.files.iter().find(|(n, _)| n == name).unwrap();
+    std::str::from_utf8(bytes).unwrap()
+}
+
+/// Rewrites the alias and the softdep of `one` in a cache file, in place and at the same length,
+/// leaving every file identity as it is: what a forger who can write the file but does not hold
+/// the user's secret can do. Panics when the cache does not hold those strings (the forgery
+/// would then test nothing).
+fn forge(cache: &Path) {
+    let mut bytes = fs::read(cache).unwrap_or_else(|e| panic!("{}: {e}", cache.display()));
+    let mut replaced = 0;
+    for (from, to) in [
+        (&b"pci:v0000AAAAd*"[..], &b"pci:v0000EEEEd*"[..]),
+        (b"pre: two", b"pre: evl"),
+    ] {
+        let mut at = 0;
+        while let Some(i) = bytes[at..].windows(from.len()).position(|w| w == from) {
+            bytes[at + i..at + i + from.len()].copy_from_slice(to);
+            at += i + from.len();
+            replaced += 1;
+        }
+    }
+    assert_eq!(
+        replaced, 2,
+        "the cache no longer stores these strings as they are"
+    );
+    // Through a new file, so that the forgery keeps no link to depmod's own (the mode and the
+    // owner are set by the callers).
+    let tmp = cache.with_extension("forged");
+    fs::write(&tmp, &bytes).unwrap();
+    fs::rename(&tmp, cache).unwrap();
+}
+
+/// A forged cache, whose entries name the modules' real identity (device, inode, size, times)
+/// but carry another alias and softdep, changes nothing: the outputs are those of a run without
+/// a cache (and kmod's).
+#[test]
+fn forged_cache_cannot_add_aliases_or_softdeps() {
+    let (tree, ours, cache) = cache_safety_tree("cache-forged");
+    let cold = run_ours(&tree, &ours);
+    assert_eq!(cold.code, 0, "{}", cold.stderr);
+    assert!(file(&cold, "modules.alias").contains("alias pci:v0000AAAAd* one"));
+    assert!(file(&cold, "modules.softdep").contains("softdep one pre: two"));
+
+    forge(&cache);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&cache, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let warm = run_ours(&tree, &ours);
+    assert!(
+        !file(&warm, "modules.alias").contains("EEEE")
+            && !file(&warm, "modules.softdep").contains("evl"),
+        "the forged cache entries were used:\n{}{}",
+        file(&warm, "modules.alias"),
+        file(&warm, "modules.softdep")
+    );
+    assert_eq!(warm, cold);
+    if kmod_available() {
+        let theirs = compare(&tree, "cache-forged-kmod", &["-b", "{BASE}", VERSION]);
+        assert_eq!(theirs.files, warm.files);
+    }
+}
+
+/// A cache file that another user owns, or that group or others can write, is ignored (and
+/// replaced by the next save). Needs root (it gives the file to another user); the suite runs as
+/// root.
+#[test]
+fn cache_of_another_user_or_writable_by_others_is_ignored() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if euid() != 0 {
+        eprintln!("SKIP: needs root (chown)");
+        return;
+    }
+    for (case, uid, mode) in [
+        ("other-owner", 65534, 0o600),
+        ("world-writable", 0, 0o666),
+        ("group-writable", 0, 0o620),
+    ] {
+        let (tree, ours, cache) = cache_safety_tree(&format!("cache-{case}"));
+        let cold = run_ours(&tree, &ours);
+        assert_eq!(cold.code, 0, "{case}: {}", cold.stderr);
+        forge(&cache);
+        std::os::unix::fs::chown(&cache, Some(uid), None).unwrap();
+        fs::set_permissions(&cache, fs::Permissions::from_mode(mode)).unwrap();
+        let warm = run_ours(&tree, &ours);
+        assert!(
+            !file(&warm, "modules.alias").contains("EEEE")
+                && !file(&warm, "modules.softdep").contains("evl"),
+            "{case}: the cache file was trusted:\n{}{}",
+            file(&warm, "modules.alias"),
+            file(&warm, "modules.softdep")
+        );
+        assert_eq!(warm, cold, "{case}");
+        // Replaced by a file of ours that only we can write.
+        let meta = fs::symlink_metadata(&cache).unwrap();
+        assert!(meta.is_file(), "{case}");
+        assert_eq!(meta.uid(), 0, "{case}");
+        assert_eq!(meta.mode() & 0o022, 0, "{case}");
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Symbolic links planted at the cache file's name and at the temporary name it is written
+/// under (`tree-HASH.tmp.PID` next to it) are never written through: the files they point to
+/// keep their contents, and the cache file ends up a regular file.
+#[test]
+fn cache_never_writes_through_symlinks() {
+    let (tree, ours, cache) = cache_safety_tree("cache-symlinks");
+    let victims = tree.aside("victims");
+    fs::create_dir_all(&victims).unwrap();
+    let tmp = cache.with_extension(format!("tmp.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    for (name, at) in [("at-cache", &cache), ("at-tmp", &tmp)] {
+        fs::write(victims.join(name), "precious\n").unwrap();
+        symlink(victims.join(name), at).unwrap();
+    }
+    let first = run_ours(&tree, &ours);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for name in ["at-cache", "at-tmp"] {
+        let now = fs::read(victims.join(name)).unwrap();
+        assert!(
+            now == b"precious\n",
+            "depmod wrote through the link {name}: it now holds {} bytes",
+            now.len()
+        );
+    }
+    assert!(fs::symlink_metadata(&cache).unwrap().is_file());
+    let _ = fs::remove_file(&tmp);
+    // And the cache written then works.
+    assert_eq!(run_ours(&tree, &ours), first);
+}
+
+/// A module rewritten in place (same inode) at the same size, its modification time then set
+/// back, is read again: the cache's identity includes the status-change time, which nobody can
+/// set back.
+#[test]
+fn cache_sees_rewrites_that_keep_size_and_mtime() {
+    let (tree, ours, _cache) = cache_safety_tree("cache-rewrite");
+    let first = run_ours(&tree, &ours);
+    assert!(file(&first, "modules.alias").contains("alias usb:v1111p* two"));
+    let two = tree.moddir(&ours).join("kernel/two.ko");
+    let before = fs::metadata(&two).unwrap();
+    let changed = Ko::new("two").needs(&["one_fn"]).info("alias=usb:v2222p*");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&two)
+        .unwrap()
+        .write_all(&changed.build())
+        .unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&two)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    let after = fs::metadata(&two).unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (after.ino(), after.len(), after.mtime(), after.mtime_nsec()),
+            (
+                before.ino(),
+                before.len(),
+                before.mtime(),
+                before.mtime_nsec()
+            )
+        );
+    }
+    let second = run_ours(&tree, &ours);
+    assert!(
+        file(&second, "modules.alias").contains("alias usb:v2222p* two"),
+        "the cache entry about the old contents was used:\n{}",
+        file(&second, "modules.alias")
     );
 }

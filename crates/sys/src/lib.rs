@@ -1,6 +1,6 @@
 //! The only crate that talks to the kernel with `unsafe` syscalls: loading and unloading modules,
-//! mounting, rebooting. Everything above it takes these as plain functions and can be tested with
-//! a fake.
+//! mounting, rebooting, file operations relative to an open directory ([`at`]). Everything above
+//! it takes these as plain functions and can be tested with a fake.
 #![deny(missing_docs)]
 
 use std::ffi::CString;
@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+pub mod at;
 mod inotify;
 mod kmsg;
 pub use inotify::DirWatch;
