@@ -1136,7 +1136,7 @@ fn forged_cache_cannot_add_aliases_or_softdeps() {
 fn cache_of_another_user_or_writable_by_others_is_ignored() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if euid() != 0 {
-        eprintln!("SKIP: needs root (chown)");
+        kmodlab_testkit::skip("root (to give the cache file to another user)");
         return;
     }
     for (case, uid, mode) in [

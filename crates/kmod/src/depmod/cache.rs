@@ -690,7 +690,7 @@ mod tests {
             std::os::unix::fs::chown(&file, Some(0), None).unwrap();
             assert_eq!(cache.load().len(), 1);
         } else {
-            eprintln!("SKIP (part): a file of another user needs root");
+            kmodlab_testkit::skip("root (for a cache file of another user)");
         }
         // The same good file reached through a link.
         fs::rename(&file, dir.join("real.cache")).unwrap();
@@ -765,7 +765,7 @@ mod tests {
         symlink("loop1", top.join("loop2")).unwrap();
         assert!(!at(&top.join("loop1")));
         if !is_root() {
-            eprintln!("SKIP (part): directories and links of another user need root");
+            kmodlab_testkit::skip("root (for directories and links of another user)");
             let _ = fs::remove_dir_all(&top);
             return;
         }
