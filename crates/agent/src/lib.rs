@@ -94,6 +94,7 @@ fn serve() -> io::Result<()> {
     let reader = BufReader::new(port.try_clone()?);
     *PORT.lock().unwrap_or_else(|p| p.into_inner()) = Some(port);
 
+    settle_clocksource(CLOCKSOURCE_DEADLINE);
     let mut kmsg = Kmsg::open()?;
     kmsg.drain();
     send(&Reply::Ready {
@@ -157,6 +158,25 @@ fn serve() -> io::Result<()> {
         send(&reply);
     }
     Ok(())
+}
+
+/// How long the agent waits for the kernel to settle on its clocksource.
+const CLOCKSOURCE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Waits, at most `limit`, until the kernel has left its early TSC clocksource. The TSC's
+/// refined calibration runs about a second after the clocksource starts and prints three lines
+/// ("Refined TSC clocksource calibration", "Switched to clocksource tsc"); on a fast boot (the
+/// Rust lab kernel) or a busy host, that is after the agent is ready, and the lines would land
+/// in the first module's load log. sysfs has no notification for this: it is polled.
+fn settle_clocksource(limit: Duration) {
+    let path = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        match std::fs::read_to_string(path) {
+            Ok(s) if s.trim() == "tsc-early" => std::thread::sleep(Duration::from_millis(10)),
+            _ => return,
+        }
+    }
 }
 
 /// Loads the agent's own transport (virtio_console and what it needs), in the order listed.
