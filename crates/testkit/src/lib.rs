@@ -15,7 +15,12 @@ use std::path::{Path, PathBuf};
 
 /// The repository's root directory.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .nth(2)
+        .unwrap_or(crate_dir)
+        .to_path_buf()
 }
 
 /// The name of the running test: `BINARY::TEST` (the test binary without its hash, and the
@@ -66,7 +71,10 @@ pub fn skip(missing: &str) {
 pub fn corpora_dir() -> PathBuf {
     match std::env::var_os("KMODLAB_CORPORA").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
-        None => repo().join("../shared/corpora"),
+        None => repo()
+            .parent()
+            .map_or_else(|| repo().join("../shared"), |p| p.join("shared"))
+            .join("corpora"),
     }
 }
 
@@ -78,7 +86,7 @@ pub fn corpus(name: &str) -> Option<PathBuf> {
         Some(dir)
     } else {
         skip(&format!(
-            "the {name} corpus: {} (set KMODLAB_CORPORA)",
+            "the {name} corpus at {}; KMODLAB_CORPORA names another corpora directory",
             dir.display()
         ));
         None
