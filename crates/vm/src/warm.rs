@@ -683,4 +683,35 @@ mod tests {
         assert!(!dir.join(FAILED).exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A state another kmodlab is restoring (it holds the state's lock shared) is never pruned,
+    /// however old.
+    #[test]
+    fn a_state_in_use_is_never_pruned() {
+        let dir = std::env::temp_dir().join(format!("kmodlab-warm-inuse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for i in 0..KEEP + 2 {
+            let d = dir.join(format!("state-{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("meta.json"), b"{}").unwrap();
+            std::fs::File::create(d.join(".lock")).unwrap();
+            let t = UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(d.join("meta.json"))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        // The oldest is being restored.
+        let held = std::fs::File::open(dir.join("state-0/.lock")).unwrap();
+        held.lock_shared().unwrap();
+        prune(&dir);
+        assert!(dir.join("state-0").exists(), "in use: kept");
+        assert!(!dir.join("state-1").exists(), "unused and old: pruned");
+        drop(held);
+        prune(&dir);
+        assert!(!dir.join("state-0").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
