@@ -576,13 +576,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn prune_keeps_the_most_recently_used_states() {
-        let dir = std::env::temp_dir().join(format!("kmodlab-warm-prune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for i in 0..KEEP + 3 {
+    /// `n` states `state-0`.. in `dir`, each with a lock file, `state-0` used longest ago.
+    fn old_states(dir: &Path, n: usize) {
+        for i in 0..n {
             let d = dir.join(format!("state-{i}"));
             std::fs::create_dir_all(&d).unwrap();
+            std::fs::File::create(d.join(".lock")).unwrap();
             std::fs::write(d.join("meta.json"), b"{}").unwrap();
             let t = UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64);
             std::fs::File::options()
@@ -592,6 +591,13 @@ mod tests {
                 .set_modified(t)
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn prune_keeps_the_most_recently_used_states() {
+        let dir = std::env::temp_dir().join(format!("kmodlab-warm-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        old_states(&dir, KEEP + 3);
         prune(&dir);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -690,19 +696,7 @@ mod tests {
     fn a_state_in_use_is_never_pruned() {
         let dir = std::env::temp_dir().join(format!("kmodlab-warm-inuse-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for i in 0..KEEP + 2 {
-            let d = dir.join(format!("state-{i}"));
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("meta.json"), b"{}").unwrap();
-            std::fs::File::create(d.join(".lock")).unwrap();
-            let t = UNIX_EPOCH + Duration::from_secs(1_000_000 + i as u64);
-            std::fs::File::options()
-                .write(true)
-                .open(d.join("meta.json"))
-                .unwrap()
-                .set_modified(t)
-                .unwrap();
-        }
+        old_states(&dir, KEEP + 2);
         // The oldest is being restored.
         let held = std::fs::File::open(dir.join("state-0/.lock")).unwrap();
         held.lock_shared().unwrap();
