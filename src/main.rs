@@ -177,6 +177,42 @@ enum Command {
         /// Module parameters (NAME=VALUE) when the directory has no spec.
         params: Vec<String>,
     },
+    /// Open a shell in the lab VM, with your modules in /lab, rebuilt as you edit them.
+    ///
+    /// Each DIR is built with Kbuild and appears in the guest as /lab/NAME (its .ko files and
+    /// sources); the shell starts in the first. A FILE.ko appears as /lab/FILE.ko. The guest has
+    /// busybox's commands, with kmodlab's insmod, rmmod, lsmod, modinfo, modprobe, depmod and
+    /// dmesg in front; /proc, /sys, /sys/kernel/debug, /dev and /tmp are mounted. While the shell
+    /// is open, saving a source file rebuilds its module and puts the new .ko in the guest (rmmod
+    /// and insmod it again). Files made or changed in the guest are not copied back to the host.
+    ///
+    /// The kernel's console shows between the shell's output, filtered by the guest's console
+    /// log level as on the lab's serial console (`echo 8 > /proc/sys/kernel/printk` shows
+    /// pr_debug); every crash report is caught whatever the level, and followed by a summary
+    /// with the module's source line. A panic or a hung guest gives a fresh guest and a new
+    /// prompt. `exit`, Ctrl-D or `poweroff` ends the session.
+    ///
+    /// With -c, or when standard input is no terminal, the commands run without a terminal,
+    /// their output is printed (kernel console lines on standard error) and kmodlab exits with
+    /// the shell's exit status (1 when the guest panicked, 3 when it did not boot).
+    #[command(after_help = "Examples:\n  \
+        kmodlab shell labs/kernel_modules/1-2-test-mod\n  \
+        kmodlab shell labs/kernel_modules/6-cmd-mod -c 'insmod cmd_mod.ko str=tired; rmmod cmd_mod'\n  \
+        kmodlab shell --attach          (a second terminal on the running shell)")]
+    Shell {
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        start: StartArgs,
+        /// Run these commands in the guest's shell instead of an interactive shell.
+        #[arg(short = 'c', value_name = "COMMANDS")]
+        command: Option<String>,
+        /// Open a second terminal on the newest running `kmodlab shell` instead.
+        #[arg(long, conflicts_with_all = ["command", "paths"])]
+        attach: bool,
+        /// Module directories and .ko files.
+        paths: Vec<PathBuf>,
+    },
     /// Make a new module directory that builds and passes its own test: source, Kbuild,
     /// Makefile and a kmodlab.toml spec.
     ///
@@ -356,6 +392,16 @@ fn main() -> ExitCode {
             test(format, jobs, verbose, kernel, paths)
         }
         Command::New { rust, dir } => new(rust, dir),
+        Command::Shell {
+            kernel,
+            start,
+            command,
+            attach,
+            paths,
+        } => {
+            start.apply();
+            shell(kernel, command, attach, paths)
+        }
         Command::Watch {
             kernel,
             start,
@@ -833,16 +879,6 @@ fn kernel_list(json: bool) -> u8 {
     0
 }
 
-/// Whether a changed file is one of a module's sources (not a build product).
-fn is_source(name: &str) -> bool {
-    let name = name.rsplit('/').next().unwrap_or(name);
-    if name.starts_with('.') || name.ends_with(".mod.c") {
-        return false;
-    }
-    [".c", ".h", ".rs", ".S"].iter().any(|e| name.ends_with(e))
-        || ["Kbuild", "Makefile", "kmodlab.toml"].contains(&name)
-}
-
 fn watch(k: KernelArgs, dir: PathBuf, params: Vec<String>) -> u8 {
     let watcher = match kmodlab_sys::DirWatch::new(&dir) {
         Ok(w) => w,
@@ -873,7 +909,11 @@ fn watch(k: KernelArgs, dir: PathBuf, params: Vec<String>) -> u8 {
         let mut changed: Vec<String> = Vec::new();
         while changed.is_empty() {
             match watcher.wait(None) {
-                Ok(names) => changed.extend(names.into_iter().filter(|n| is_source(n))),
+                Ok(names) => changed.extend(
+                    names
+                        .into_iter()
+                        .filter(|n| kmodlab_lab::shell::is_source(n)),
+                ),
                 Err(e) => {
                     eprintln!("kmodlab: {}: {e}", dir.display());
                     return EXIT_INFRA;
@@ -884,11 +924,83 @@ fn watch(k: KernelArgs, dir: PathBuf, params: Vec<String>) -> u8 {
             if more.is_empty() {
                 break;
             }
-            changed.extend(more.into_iter().filter(|n| is_source(n)));
+            changed.extend(
+                more.into_iter()
+                    .filter(|n| kmodlab_lab::shell::is_source(n)),
+            );
         }
         changed.sort();
         changed.dedup();
         println!("== {} changed: rebuilding", changed.join(", "));
+    }
+}
+
+fn shell(k: KernelArgs, command: Option<String>, attach: bool, paths: Vec<PathBuf>) -> u8 {
+    use kmodlab_lab::shell::{self as sh, Item};
+    // Before any thread starts: the signals are the shell's to handle.
+    let signals = match kmodlab_sys::tty::Signals::block(&sh::SIGNALS) {
+        Ok(s) => s,
+        Err(e) => return fail(&LabError::Infra(format!("cannot handle signals: {e}"))),
+    };
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        kmodlab_sys::tty::restore_terminal();
+        default_hook(info);
+    }));
+    if attach {
+        return match sh::attach(&kmodlab_lab::runs_dir(), signals) {
+            Ok(code) => code.clamp(0, 255) as u8,
+            Err(e) => fail(&e),
+        };
+    }
+    let link = kmodlab_vm::shell::HostLink::new();
+    sh::handle_signals(signals, link.clone());
+    let mut items = Vec::new();
+    let mut kind = None;
+    for p in paths {
+        if p.is_dir() {
+            items.push(Item::Dir(p.clone()));
+        } else if p.is_file() {
+            items.push(Item::Ko(p.clone()));
+        } else {
+            return fail(&LabError::Input(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
+        }
+        let k = match kmodlab_lab::kernel_kind_for(&p) {
+            Ok(k) => k,
+            Err(e) => return fail(&e),
+        };
+        if kind.is_some_and(|prev| prev != k) {
+            return fail(&LabError::Input(format!(
+                "{}: C and Rust modules need different kernels: open one shell for each",
+                p.display()
+            )));
+        }
+        kind = Some(k);
+    }
+    let mut progress = kmodlab_kernel::StderrProgress::new();
+    let lab = match Lab::for_kind(
+        kind.unwrap_or(kmodlab_lab::KernelKind::Debian),
+        k.kernel,
+        k.kdir,
+        &mut |e| progress.event(e),
+    ) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let mut sink = |e: &Event| match e {
+        Event::BootStarted { kernel, accel, .. } => {
+            eprint!("kmodlab: booting {kernel} ({accel})\r\n")
+        }
+        Event::Started { detail, .. } => eprint!("kmodlab: {detail}\r\n"),
+        _ => {}
+    };
+    let options = sh::ShellOptions { items, command };
+    match sh::run(&lab, options, link, &mut sink) {
+        Ok(code) => code.clamp(0, 255) as u8,
+        Err(e) => fail(&e),
     }
 }
 

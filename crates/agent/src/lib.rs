@@ -7,6 +7,8 @@
 //! powers off.
 #![deny(missing_docs)]
 
+mod shell;
+
 use kmodlab_proto::{CallStatus, GuestFile, Reply, Request};
 use kmodlab_sys::ChildExit;
 use std::fs::{File, OpenOptions};
@@ -39,7 +41,11 @@ pub fn run() -> ! {
     std::panic::set_hook(Box::new(|info| {
         let message = info.to_string();
         kmsg_write(&format!("kmodlab-agent: fatal: {message}"));
-        send(&Reply::Fatal { message });
+        send_numbered(
+            REQUEST.load(Ordering::Relaxed),
+            &Reply::Fatal { message },
+            true,
+        );
         power_off();
     }));
     let outcome = serve();
@@ -64,12 +70,26 @@ fn kmsg_write(line: &str) {
     }
 }
 
+/// Answers the request being handled.
 fn send(reply: &Reply) {
-    let line = kmodlab_proto::encode(&kmodlab_proto::Envelope {
-        id: REQUEST.load(Ordering::Relaxed),
-        body: reply,
-    });
-    if let Ok(mut guard) = PORT.try_lock() {
+    send_numbered(REQUEST.load(Ordering::Relaxed), reply, false);
+}
+
+/// Sends a message no request asked for (a shell session's output and end), numbered 0.
+fn send_unasked(reply: &Reply) {
+    send_numbered(0, reply, false);
+}
+
+/// Sends one message. Session threads and the request loop share the port, one whole line at a
+/// time; the panic hook only tries, since the panicking thread may hold the port.
+fn send_numbered(id: u64, reply: &Reply, from_panic: bool) {
+    let line = kmodlab_proto::encode(&kmodlab_proto::Envelope { id, body: reply });
+    let guard = if from_panic {
+        PORT.try_lock().ok()
+    } else {
+        Some(PORT.lock().unwrap_or_else(|p| p.into_inner()))
+    };
+    if let Some(mut guard) = guard {
         if let Some(port) = guard.as_mut() {
             let _ = port.write_all(line.as_bytes());
             let _ = port.flush();
@@ -77,7 +97,26 @@ fn send(reply: &Reply) {
     }
 }
 
+/// What busybox's `halt`, `poweroff` and `reboot` send to init (SIGUSR1, SIGUSR2, SIGTERM):
+/// each ends the machine. Blocked here before any thread starts and waited for by a thread.
+fn power_off_on_signals() {
+    let Ok(signals) =
+        kmodlab_sys::tty::Signals::block(&[libc::SIGUSR1, libc::SIGUSR2, libc::SIGTERM])
+    else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let sig = signals.wait();
+        kmsg_write(&format!(
+            "kmodlab-agent: {} from user space: powering off",
+            kmodlab_sys::signal_name(sig)
+        ));
+        power_off();
+    });
+}
+
 fn serve() -> io::Result<()> {
+    power_off_on_signals();
     for (fstype, dir) in [("proc", "/proc"), ("sysfs", "/sys"), ("devtmpfs", "/dev")] {
         let _ = std::fs::create_dir_all(dir);
         if let Err(e) = kmodlab_sys::mount(fstype, Path::new(dir)) {
@@ -102,6 +141,7 @@ fn serve() -> io::Result<()> {
         uptime_s: uptime(),
     });
 
+    let mut sessions = shell::Sessions::default();
     for line in reader.lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -153,6 +193,37 @@ fn serve() -> io::Result<()> {
                 status: put(&path, &data),
                 log: Vec::new(),
             },
+            Request::Shell {
+                session,
+                command,
+                tty,
+                cwd,
+                term,
+            } => {
+                match sessions.start(session, command.as_deref(), tty, &cwd, &term, send_unasked) {
+                    Ok(()) => Reply::Call {
+                        status: CallStatus::Ok,
+                        log: Vec::new(),
+                    },
+                    Err(e) => Reply::Error {
+                        message: format!("cannot start /bin/sh: {e}"),
+                    },
+                }
+            }
+            Request::Input { session, data, eof } => {
+                if let Some(bytes) = kmodlab_proto::base64_decode(&data) {
+                    sessions.input(session, bytes, eof);
+                }
+                continue;
+            }
+            Request::Resize { session, size } => {
+                sessions.resize(session, size);
+                continue;
+            }
+            Request::Hangup { session } => {
+                sessions.hangup(session);
+                continue;
+            }
             Request::PowerOff => return Ok(()),
         };
         send(&reply);

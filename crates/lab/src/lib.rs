@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod analyze;
+pub mod shell;
 
 pub use analyze::{analyze_log, enrich, symbolizer, AnalyzeOptions};
 
@@ -11,7 +12,8 @@ use kmodlab_events::{Event, RunResult};
 use kmodlab_kbuild::Kernel;
 use kmodlab_kernel::BuildEvent;
 use kmodlab_report::CaseOutcome;
-use kmodlab_spec::{KernelKind, Spec};
+pub use kmodlab_spec::KernelKind;
+use kmodlab_spec::Spec;
 use kmodlab_vm::accel::Decision;
 use kmodlab_vm::{BootKernel, Deadlines, InfraError, RunPlan};
 use std::io::Write;
@@ -71,6 +73,8 @@ pub struct Lab {
     pub accel: Decision,
     /// The static binary that becomes the guest's `/init`.
     pub agent_binary: PathBuf,
+    /// A static busybox for the guest's shell ([`find_busybox`]).
+    pub userland: Option<PathBuf>,
     /// Where run directories are made.
     pub runs_dir: PathBuf,
     kernel_vermagic: Option<String>,
@@ -78,6 +82,31 @@ pub struct Lab {
     _agent_lock: Option<std::fs::File>,
     /// Boot every guest cold instead of restoring a saved state.
     pub cold: bool,
+}
+
+/// The static busybox that gives the guest its shell and everyday commands: `KMODLAB_BUSYBOX`,
+/// else Debian's busybox-static (`/bin/busybox`). `None` when there is none, or when it is
+/// dynamically linked (Debian's `busybox` package): it could not run in the guest.
+pub fn find_busybox() -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("KMODLAB_BUSYBOX") {
+        Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
+        _ => vec!["/bin/busybox".into(), "/usr/bin/busybox".into()],
+    };
+    candidates.into_iter().find(|p| {
+        let mut head = vec![0u8; 64 * 1024];
+        let n = std::fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        n > 0 && is_static_elf(&head[..n])
+    })
+}
+
+/// Where run directories are made: `KMODLAB_RUNS`, else the cache's `runs/`.
+pub fn runs_dir() -> PathBuf {
+    match std::env::var_os("KMODLAB_RUNS").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => cache_dir().join("runs"),
+    }
 }
 
 /// Numbers run directories, across all the labs of a process (one per kernel kind).
@@ -406,20 +435,17 @@ impl Lab {
         let cache = cache_dir();
         let (agent_binary, agent_lock) = stripped_agent(&agent_binary, &cache);
         let accel = kmodlab_vm::accel::choose(&qemu, &kernel.image, &cache);
-        let runs_dir = match std::env::var_os("KMODLAB_RUNS").filter(|d| !d.is_empty()) {
-            Some(d) => PathBuf::from(d),
-            None => {
-                let d = cache.join("runs");
-                prune(&d, RUNS_KEPT);
-                d
-            }
-        };
+        let runs_dir = runs_dir();
+        if std::env::var_os("KMODLAB_RUNS").is_none_or(|d| d.is_empty()) {
+            prune(&runs_dir, RUNS_KEPT);
+        }
         let kernel_vermagic = kmodlab_kbuild::kernel_vermagic(&kernel);
         Ok(Lab {
             kernel,
             qemu,
             accel,
             agent_binary,
+            userland: find_busybox(),
             runs_dir,
             kernel_vermagic,
             _agent_lock: agent_lock,
@@ -531,6 +557,7 @@ impl Lab {
             kernel: self.boot_kernel(),
             accel: self.accel.accel,
             agent_binary: self.agent_binary.clone(),
+            userland: self.userland.clone(),
             module_name: module.name.clone(),
             module_image: module.image.clone(),
             params: options.params.clone(),
@@ -539,7 +566,7 @@ impl Lab {
             deadlines: options.deadlines,
             run_dir: self.new_run_dir(&module.name),
             warm_dir: self.warm_dir(),
-            memory_mb: 512,
+            memory_mb: GUEST_MEMORY_MB,
             kernel_args: kernel_args.to_vec(),
         };
         let mut result = kmodlab_vm::run(&plan, sink)?;
@@ -646,19 +673,8 @@ impl Lab {
                 std::fs::read(f).map_err(|e| LabError::Input(format!("{}: {e}", f.display())))?;
             files.push((format!("{GUEST_FILES_DIR}/{name}"), data));
         }
-        let spec = kmodlab_vm::BootSpec {
-            qemu: self.qemu.clone(),
-            kernel: self.boot_kernel(),
-            accel: self.accel.accel,
-            agent_binary: self.agent_binary.clone(),
-            memory_mb: 512,
-            run_dir: self.new_run_dir("exec"),
-            boot_deadline: deadlines.boot,
-            modules: Vec::new(),
-            files,
-            kernel_args: Vec::new(),
-            warm_dir: self.warm_dir(),
-        };
+        let mut spec = self.boot_spec(self.new_run_dir("exec"), deadlines.boot);
+        spec.files = files;
         kmodlab_vm::script::run_script(
             &spec,
             commands,
@@ -670,6 +686,25 @@ impl Lab {
         .map_err(|e| LabError::Infra(e.to_string()))
     }
 
+    /// A guest of this lab, with nothing of a module in it yet: its files and modules are the
+    /// caller's to add.
+    pub fn boot_spec(&self, run_dir: PathBuf, boot_deadline: Duration) -> kmodlab_vm::BootSpec {
+        kmodlab_vm::BootSpec {
+            qemu: self.qemu.clone(),
+            kernel: self.boot_kernel(),
+            accel: self.accel.accel,
+            agent_binary: self.agent_binary.clone(),
+            userland: self.userland.clone(),
+            memory_mb: GUEST_MEMORY_MB,
+            run_dir,
+            boot_deadline,
+            modules: Vec::new(),
+            files: Vec::new(),
+            kernel_args: Vec::new(),
+            warm_dir: self.warm_dir(),
+        }
+    }
+
     fn boot_kernel(&self) -> BootKernel {
         BootKernel {
             release: self.kernel.release.clone(),
@@ -678,6 +713,9 @@ impl Lab {
         }
     }
 }
+
+/// The guest's memory in MiB: one size for every run, so that they share saved states.
+const GUEST_MEMORY_MB: u32 = 512;
 
 /// Where `kmodlab exec --file` puts files in the guest.
 pub const GUEST_FILES_DIR: &str = "/files";

@@ -1,6 +1,7 @@
 //! The agent protocol: line-delimited JSON between the host and the guest agent, over the
 //! virtio-serial port named [`PORT_NAME`]. The host sends [`Request`]s; the agent answers each with
-//! one [`Reply`], and announces itself with [`Reply::Ready`] once.
+//! one [`Reply`] (except the shell's input, resize and hangup, which have none), and announces
+//! itself with [`Reply::Ready`] once. A shell session's output and end come unasked, numbered 0.
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
@@ -60,8 +61,59 @@ pub enum Request {
         /// The contents, base64 ([`base64_encode`]).
         data: String,
     },
+    /// Start a shell session: `/bin/sh` (or `sh -c COMMAND`) in `cwd`, on a new PTY of the given
+    /// size, or on pipes when `tty` is `None`. Answered with [`Reply::Call`] once it runs; from then
+    /// on it sends [`Reply::Output`] and, last, [`Reply::ShellExited`]. The first session also
+    /// makes the guest interactive: devpts, debugfs and a tmpfs on `/tmp` mounted, and the
+    /// console filtered by the console log level again (7, the kernel's default).
+    Shell {
+        /// The host's number for the session.
+        session: u32,
+        /// Run this command line instead of an interactive shell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        /// The terminal's size; `None`: no terminal, standard input and output are pipes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tty: Option<TermSize>,
+        /// The directory it starts in.
+        cwd: String,
+        /// `TERM` for the session.
+        #[serde(default)]
+        term: String,
+    },
+    /// Input for a session's terminal or standard input. Not answered.
+    Input {
+        /// The session.
+        session: u32,
+        /// The bytes, base64 ([`base64_encode`]).
+        data: String,
+        /// Close the session's standard input after these bytes (a session without a terminal).
+        #[serde(default)]
+        eof: bool,
+    },
+    /// The host terminal's new size. Not answered.
+    Resize {
+        /// The session.
+        session: u32,
+        /// The size.
+        size: TermSize,
+    },
+    /// End a session: its processes get SIGHUP, then SIGKILL. Not answered.
+    Hangup {
+        /// The session.
+        session: u32,
+    },
     /// Sync and power off.
     PowerOff,
+}
+
+/// A terminal's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermSize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 /// How a load or unload call ended.
@@ -133,6 +185,24 @@ pub enum Reply {
         stderr: String,
         /// Kernel log lines printed while it ran.
         log: Vec<String>,
+    },
+    /// Output of a shell session (no request asks for it: numbered 0).
+    Output {
+        /// The session.
+        session: u32,
+        /// 1 for the terminal or standard output, 2 for standard error.
+        stream: u8,
+        /// The bytes, base64.
+        data: String,
+    },
+    /// A shell session ended (numbered 0), after all of its output.
+    ShellExited {
+        /// The session.
+        session: u32,
+        /// Its exit code, when it exited.
+        code: Option<i32>,
+        /// The signal that killed it, when it was killed.
+        signal: Option<i32>,
     },
     /// The request could not be handled.
     Error {

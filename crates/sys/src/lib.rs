@@ -12,6 +12,7 @@ use std::path::Path;
 pub mod at;
 mod inotify;
 mod kmsg;
+pub mod tty;
 pub use inotify::DirWatch;
 pub use kmsg::{klogctl, read_syslog_buffer, KmsgDevice, KmsgStart, SyslogAction, KMSG_RECORD_MAX};
 
@@ -98,7 +99,13 @@ pub fn kernel_release() -> io::Result<String> {
 
 /// `mount(2)` of a pseudo filesystem (`proc`, `sysfs`, `devtmpfs`) at `target`.
 pub fn mount(fstype: &str, target: &Path) -> io::Result<()> {
+    mount_with(fstype, target, "")
+}
+
+/// `mount(2)` of a pseudo filesystem at `target` with filesystem options (`mode=1777`).
+pub fn mount_with(fstype: &str, target: &Path, options: &str) -> io::Result<()> {
     let src = cstring(fstype)?;
+    let data = cstring(options)?;
     let target = CString::new(target.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: all pointers are NUL-terminated strings or null.
@@ -108,7 +115,11 @@ pub fn mount(fstype: &str, target: &Path) -> io::Result<()> {
             target.as_ptr(),
             src.as_ptr(),
             0,
-            std::ptr::null(),
+            if options.is_empty() {
+                std::ptr::null()
+            } else {
+                data.as_ptr().cast()
+            },
         )
     };
     check(ret as libc::c_long)

@@ -10,6 +10,7 @@ pub struct Cpio {
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFLNK: u32 = 0o120000;
 
 impl Cpio {
     /// An empty archive.
@@ -60,6 +61,11 @@ impl Cpio {
     /// Adds a regular file with the given permission bits.
     pub fn file(&mut self, name: &str, perm: u32, data: &[u8]) {
         self.entry(name, S_IFREG | (perm & 0o7777), (0, 0), data);
+    }
+
+    /// Adds a symbolic link `name` pointing at `target`.
+    pub fn symlink(&mut self, name: &str, target: &str) {
+        self.entry(name, S_IFLNK | 0o777, (0, 0), target.as_bytes());
     }
 
     /// Adds a character device node.

@@ -2,7 +2,7 @@
 //! building block of a run ([`crate::session`]) and of command scripts ([`crate::script`]).
 
 use crate::initramfs::{self, GuestModule};
-use crate::machine::{ConsoleTail, Vm, VmSpec, WaitError};
+use crate::machine::{ConsoleTail, Vm, VmMessage, VmSpec, WaitError};
 use crate::qemu::{self, Accel};
 use kmodlab_crash::{CrashReport, ReportKind, Scanner};
 use kmodlab_events::{Event, Phase};
@@ -28,7 +28,20 @@ pub(crate) fn initramfs_of(
         Some(dir) => initramfs::transport_modules(dir).map_err(|e| e.to_string())?,
         None => Vec::new(),
     };
-    Ok(initramfs::build(&init, &boot_modules, modules, files))
+    let userland = match &spec.userland {
+        Some(busybox) => Some(
+            initramfs::Userland::from_busybox(busybox)
+                .map_err(|e| format!("{}: {e}", busybox.display()))?,
+        ),
+        None => None,
+    };
+    Ok(initramfs::build(
+        &init,
+        userland.as_ref(),
+        &boot_modules,
+        modules,
+        files,
+    ))
 }
 
 /// The kernel to boot.
@@ -53,6 +66,8 @@ pub struct BootSpec {
     pub accel: Accel,
     /// The static kmodlab binary that becomes `/init`.
     pub agent_binary: PathBuf,
+    /// A static busybox: the guest's shell and everyday commands.
+    pub userland: Option<PathBuf>,
     /// Guest memory in MiB.
     pub memory_mb: u32,
     /// The run directory (created).
@@ -124,6 +139,8 @@ struct ConsoleWatch<'s> {
     /// Console line index from which reports count (after the agent came up).
     count_from: usize,
     lines_seen: usize,
+    /// Reports already returned by [`Guest::new_reports`].
+    told: usize,
 }
 
 impl ConsoleWatch<'_> {
@@ -242,6 +259,7 @@ impl<'s> Guest<'s> {
                 sink,
                 count_from: 0,
                 lines_seen: 0,
+                told: 0,
             },
             run_dir: spec.run_dir.clone(),
             kernel: String::new(),
@@ -298,6 +316,58 @@ impl<'s> Guest<'s> {
         (self.console.sink)(e);
     }
 
+    /// The next message from the VM, console lines scanned for crash reports first (see
+    /// [`Guest::new_reports`]); `None` when the deadline passed or QEMU is gone. For loops that
+    /// handle the agent's messages themselves (the shell).
+    pub fn next_message(&mut self, deadline: Instant) -> Option<VmMessage> {
+        let msg = self.vm.next_message(deadline)?;
+        if let VmMessage::Console(line) = &msg {
+            self.console.line(line);
+        }
+        Some(msg)
+    }
+
+    /// Sends a request without waiting for its answer; returns its number.
+    pub fn send(&mut self, req: &Request, within: Duration) -> std::io::Result<u64> {
+        self.vm.send(req, Instant::now() + within)
+    }
+
+    /// Crash reports completed since the last call.
+    pub fn new_reports(&mut self) -> Vec<CrashReport> {
+        let from = self.console.told.min(self.console.reports.len());
+        self.console.told = self.console.reports.len();
+        self.console.reports[from..].to_vec()
+    }
+
+    /// Ends the report being collected, if any, and returns the reports not yet told (for a
+    /// guest that is gone: nothing more will come).
+    pub fn end_reports(&mut self) -> Vec<CrashReport> {
+        for r in self.console.scanner.finish() {
+            self.console.found(r);
+        }
+        self.new_reports()
+    }
+
+    /// Every crash report completed so far.
+    pub fn reports(&self) -> &[CrashReport] {
+        &self.console.reports
+    }
+
+    /// Whether QEMU has exited (by itself or killed).
+    pub fn has_exited(&self) -> bool {
+        self.vm.exit_status().is_some()
+    }
+
+    /// Connects `link` to this guest's VM (see [`crate::machine::Vm::connect_host`]).
+    pub fn connect_host(&self, link: &crate::shell::HostLink) {
+        self.vm.connect_host(link);
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &std::path::Path {
+        &self.run_dir
+    }
+
     /// Console lines seen so far.
     pub fn lines_seen(&self) -> usize {
         self.console.lines_seen
@@ -319,7 +389,7 @@ impl<'s> Guest<'s> {
     /// Sends a request and waits for its reply, at most `within` for both.
     pub fn request(&mut self, req: &Request, within: Duration) -> Step {
         let deadline = Instant::now() + within;
-        if let Err(e) = self.vm.send(req, deadline) {
+        if let Err(e) = self.vm.send(req, deadline).map(drop) {
             if e.kind() == std::io::ErrorKind::TimedOut {
                 return Step::Timeout;
             }

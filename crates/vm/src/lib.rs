@@ -12,6 +12,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod script;
 pub mod session;
+pub mod shell;
 pub mod warm;
 
 pub use guest::{BootKernel, BootSpec, Guest, InfraError};

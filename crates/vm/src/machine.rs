@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -51,6 +51,8 @@ pub fn console_log_limit() -> u64 {
 }
 /// The console lines kept in memory: the newest, up to this many bytes of text.
 pub const CONSOLE_TAIL_BYTES: usize = 4 << 20;
+/// Messages read from QEMU and not yet taken; past this, the readers wait.
+const MESSAGES_QUEUED: usize = 256;
 /// The longest message the agent may send; a longer one is a broken channel.
 pub const AGENT_LINE_MAX: usize = 16 << 20;
 
@@ -69,6 +71,9 @@ pub enum VmMessage {
     AgentClosed,
     /// QEMU exited.
     Exited(ExitStatus),
+    /// Something on the host side ([`crate::shell::HostEvent`]) posted through a
+    /// [`crate::shell::HostLink`].
+    Host(crate::shell::HostEvent),
 }
 
 /// Why a wait ended without what was waited for.
@@ -147,6 +152,8 @@ pub struct Vm {
     queued: std::collections::VecDeque<Internal>,
     /// The number of the last request sent.
     last_id: u64,
+    /// For [`crate::shell::HostLink`]s.
+    host_tx: SyncSender<Internal>,
 }
 
 /// Text from the guest quoted for a message: at most `n` characters, escaped.
@@ -162,7 +169,7 @@ fn quote(bytes: &[u8], n: usize) -> String {
 /// ([`CONSOLE_LOG_LIMIT`]).
 fn spawn_console_reader<R: Read + Send + 'static>(
     r: R,
-    tx: Sender<Internal>,
+    tx: SyncSender<Internal>,
     log: File,
     limit: u64,
 ) -> std::thread::JoinHandle<()> {
@@ -232,7 +239,7 @@ fn spawn_console_reader<R: Read + Send + 'static>(
 /// else is reported once, quoted, and ends the reading.
 fn spawn_agent_reader(
     stream: UnixStream,
-    tx: Sender<Internal>,
+    tx: SyncSender<Internal>,
     transcript: Arc<Mutex<File>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -339,7 +346,10 @@ impl Vm {
             .as_mut()
             .and_then(|c| c.stdout.take())
             .ok_or_else(|| io::Error::other("QEMU's standard output is not a pipe"))?;
-        let (tx, rx) = mpsc::channel();
+        // Bounded: a guest printing faster than kmodlab can take it waits, instead of filling
+        // kmodlab's memory.
+        let (tx, rx) = mpsc::sync_channel(MESSAGES_QUEUED);
+        let host_tx = tx.clone();
         let (qmp_tx, qmp_rx) = mpsc::channel();
         std::thread::spawn(move || {
             if let Ok((stream, _)) = qmp_listener.accept() {
@@ -385,6 +395,7 @@ impl Vm {
             qmp: qmp_rx,
             queued: std::collections::VecDeque::new(),
             last_id: 0,
+            host_tx,
         })
     }
 
@@ -415,6 +426,21 @@ impl Vm {
     /// Whether QEMU exited on its own (not killed by kmodlab).
     pub fn exited_by_itself(&self) -> bool {
         self.exited.is_some() && !self.killed
+    }
+
+    /// Connects `link` to this VM: what is posted to it from now on (and what waited for a VM)
+    /// comes out of [`Vm::next_message`].
+    pub fn connect_host(&self, link: &crate::shell::HostLink) {
+        let tx = self.host_tx.clone();
+        link.connect(Box::new(move |e| {
+            tx.send(Internal::Msg(VmMessage::Host(e))).is_ok()
+        }));
+    }
+
+    /// The next message (console lines are also kept in [`Vm::console`]), or `None` when the
+    /// deadline passed or QEMU is gone.
+    pub fn next_message(&mut self, deadline: Instant) -> Option<VmMessage> {
+        self.next(deadline)
     }
 
     /// The next message, or `None` when the deadline passed.
@@ -516,14 +542,16 @@ impl Vm {
                     // QEMU closes the channel as it exits: wait for the exit itself.
                     continue;
                 }
-                Some(VmMessage::ConsoleClosed) | Some(VmMessage::Exited(_)) => continue,
+                Some(VmMessage::ConsoleClosed | VmMessage::Exited(_) | VmMessage::Host(_)) => {
+                    continue
+                }
             }
         }
     }
 
     /// Sends a request to the agent, numbered, by `deadline` (waiting, within it, for QEMU to
     /// connect the agent channel: a restored guest gets a request before it has said anything).
-    pub fn send(&mut self, request: &Request, deadline: Instant) -> io::Result<()> {
+    pub fn send(&mut self, request: &Request, deadline: Instant) -> io::Result<u64> {
         while self.agent.is_none() && self.exited.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
@@ -561,7 +589,8 @@ impl Vm {
                 "the guest did not take the request in time",
             ),
             _ => e,
-        })
+        })?;
+        Ok(self.last_id)
     }
 
     /// Waits until QEMU has exited and its console is drained, or the deadline passes.
@@ -679,7 +708,7 @@ mod tests {
         input.extend(b"\n");
         input.extend(std::iter::repeat_n(b'z', CONSOLE_LINE_MAX));
         input.extend(b"\nlast");
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(1000);
         let log = File::create(d.join("console.log")).unwrap();
         spawn_console_reader(std::io::Cursor::new(input.clone()), tx, log, 100)
             .join()
@@ -751,7 +780,7 @@ mod tests {
             (vec![b'a'; AGENT_LINE_MAX + 10], "longer than"),
         ] {
             let (mut host, guest) = UnixStream::pair().unwrap();
-            let (tx, rx) = mpsc::channel();
+            let (tx, rx) = mpsc::sync_channel(1000);
             let transcript = Arc::new(Mutex::new(File::create(d.join("agent.log")).unwrap()));
             let reader = spawn_agent_reader(guest, tx, transcript);
             let writer = std::thread::spawn(move || {

@@ -42,6 +42,8 @@ pub struct RunPlan {
     pub accel: Accel,
     /// The static kmodlab binary that becomes `/init`.
     pub agent_binary: PathBuf,
+    /// A static busybox: the guest's shell and everyday commands.
+    pub userland: Option<PathBuf>,
     /// The module under test: its name as the kernel knows it.
     pub module_name: String,
     /// The module under test: its uncompressed image.
@@ -100,6 +102,7 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         kernel: plan.kernel.clone(),
         accel: plan.accel,
         agent_binary: plan.agent_binary.clone(),
+        userland: plan.userland.clone(),
         memory_mb: plan.memory_mb,
         run_dir: plan.run_dir.clone(),
         boot_deadline: plan.deadlines.boot,

@@ -529,6 +529,7 @@ mod tests {
             },
             accel: Accel::Tcg,
             agent_binary: dir.join("agent"),
+            userland: None,
             memory_mb: 512,
             run_dir: dir.join("run"),
             boot_deadline: Duration::from_secs(60),

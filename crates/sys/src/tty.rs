@@ -1,0 +1,320 @@
+//! Terminals: pseudo-terminal pairs for the guest shell, raw mode and window sizes for the host's
+//! terminal, and the saved terminal state that every exit path puts back.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+
+/// A terminal's size in character cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WinSize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// Whether `fd` is a terminal.
+pub fn is_terminal(fd: RawFd) -> bool {
+    // SAFETY: isatty only reads the descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The window size of the terminal `fd`, when it is one and knows its size.
+pub fn window_size(fd: RawFd) -> Option<WinSize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (ret == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some(WinSize {
+        rows: ws.ws_row,
+        cols: ws.ws_col,
+    })
+}
+
+/// Sets the window size of the terminal `fd` (on a PTY master, the kernel then sends SIGWINCH to
+/// the foreground process group of its slave).
+pub fn set_window_size(fd: RawFd, size: WinSize) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from `ws`.
+    if unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A new pseudo-terminal: the master side, and the slave side opened.
+pub struct Pty {
+    /// The master: what is written here is the terminal's input, what is read its output.
+    pub master: File,
+    /// The slave: the terminal a program runs on.
+    pub slave: File,
+}
+
+impl Pty {
+    /// Opens a new pseudo-terminal pair (`/dev/ptmx`; devpts must be mounted at `/dev/pts`).
+    pub fn open(size: Option<WinSize>) -> io::Result<Pty> {
+        // SAFETY: plain syscalls; the descriptors are owned right after.
+        let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+        if master < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `master` is a fresh descriptor nobody else owns.
+        let master = unsafe { File::from_raw_fd(master) };
+        // SAFETY: on a valid master descriptor.
+        if unsafe { libc::grantpt(master.as_raw_fd()) } != 0
+            || unsafe { libc::unlockpt(master.as_raw_fd()) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: ptsname_r writes a NUL-terminated name of at most `name.len()` bytes.
+        let ret = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        // SAFETY: `name` is NUL-terminated.
+        let slave = unsafe {
+            libc::open(
+                name.as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+        };
+        if slave < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `slave` is a fresh descriptor nobody else owns.
+        let slave = unsafe { File::from_raw_fd(slave) };
+        if let Some(size) = size {
+            set_window_size(master.as_raw_fd(), size)?;
+        }
+        Ok(Pty { master, slave })
+    }
+}
+
+/// Makes a child started from `cmd` the leader of a new session whose controlling terminal is
+/// its standard input (a PTY slave): job control then works in it, and Ctrl-C on the terminal
+/// interrupts its foreground job.
+pub fn controlling_terminal(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid and ioctl are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Makes a child started from `cmd` the leader of a new session (and process group), without a
+/// terminal: [`signal_group`] then reaches it and what it starts.
+pub fn new_session(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `signal` to every process of process group `pgid`.
+pub fn signal_group(pgid: u32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: plain syscall.
+        unsafe {
+            libc::kill(-(pgid as libc::pid_t), signal);
+        }
+    }
+}
+
+/// The terminal state saved by [`RawMode::enter`], for [`restore_terminal`].
+static SAVED: Mutex<Option<(RawFd, libc::termios)>> = Mutex::new(None);
+
+/// The host terminal in raw mode (no echo, no line editing, no signals from keys, no output
+/// processing): every key goes to the guest as it is typed. Dropping it puts the terminal back.
+pub struct RawMode {
+    fd: RawFd,
+    saved: libc::termios,
+}
+
+impl RawMode {
+    /// Puts the terminal `fd` in raw mode, saving its state for [`restore_terminal`] too (a
+    /// signal handler, a panic hook).
+    pub fn enter(fd: RawFd) -> io::Result<RawMode> {
+        // SAFETY: termios is plain data; tcgetattr fills it.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `saved` is a valid termios.
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut raw = saved;
+        // SAFETY: cfmakeraw edits the termios in place.
+        unsafe { libc::cfmakeraw(&mut raw) };
+        *SAVED.lock().unwrap_or_else(|p| p.into_inner()) = Some((fd, saved));
+        // SAFETY: `raw` is a valid termios.
+        if unsafe { libc::tcsetattr(fd, libc::TCSADRAIN, &raw) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: `saved` is the valid termios read in `enter`.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSADRAIN, &self.saved) };
+        *SAVED.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// Puts back the terminal state saved by the last [`RawMode::enter`], if it is still changed:
+/// for exit paths that never reach the [`RawMode`]'s drop (a panic, a fatal signal).
+pub fn restore_terminal() {
+    let guard = match SAVED.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    if let Some((fd, saved)) = guard.as_ref() {
+        // SAFETY: a valid termios saved by `enter`.
+        unsafe { libc::tcsetattr(*fd, libc::TCSADRAIN, saved) };
+    }
+}
+
+/// Signals delivered one at a time to a thread that asks for them ([`Signals::wait`]) instead of
+/// to handlers: block them in the calling thread before any other thread starts (threads inherit
+/// the mask; children started with `std::process::Command` get an empty one).
+pub struct Signals {
+    set: libc::sigset_t,
+}
+
+impl Signals {
+    /// Blocks `signals` in the calling thread (and in threads it starts from now on).
+    pub fn block(signals: &[i32]) -> io::Result<Signals> {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid set pointer and signal numbers.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+        }
+        // SAFETY: valid set pointer.
+        let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        Ok(Signals { set })
+    }
+
+    /// Waits for one of the blocked signals and returns its number.
+    pub fn wait(&self) -> i32 {
+        loop {
+            let mut sig = 0;
+            // SAFETY: valid set and output pointers.
+            if unsafe { libc::sigwait(&self.set, &mut sig) } == 0 {
+                return sig;
+            }
+        }
+    }
+}
+
+// SAFETY: a sigset_t is plain data, only read after construction.
+unsafe impl Send for Signals {}
+// SAFETY: as above.
+unsafe impl Sync for Signals {}
+
+/// Waits until `fd` is readable or `timeout_ms` passes (-1: no limit); returns whether it is
+/// readable (or hung up).
+pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(n > 0)
+}
+
+/// A duplicate of `fd` that closes on exec.
+pub fn duplicate(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the new descriptor is owned right after.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn a_pty_carries_input_to_output_and_knows_its_size() {
+        let size = WinSize {
+            rows: 33,
+            cols: 101,
+        };
+        let mut pty = Pty::open(Some(size)).unwrap();
+        assert!(is_terminal(pty.slave.as_raw_fd()));
+        assert_eq!(window_size(pty.slave.as_raw_fd()), Some(size));
+        pty.slave.write_all(b"hi\n").unwrap();
+        let mut buf = [0u8; 16];
+        assert!(poll_readable(pty.master.as_raw_fd(), 5000).unwrap());
+        let n = pty.master.read(&mut buf).unwrap();
+        // Output processing turns the newline into CR LF.
+        assert_eq!(&buf[..n], b"hi\r\n");
+    }
+
+    #[test]
+    fn raw_mode_is_put_back() {
+        let pty = Pty::open(None).unwrap();
+        let fd = pty.slave.as_raw_fd();
+        let lflag = || {
+            // SAFETY: zeroed termios filled by tcgetattr.
+            let mut t: libc::termios = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointer.
+            unsafe { libc::tcgetattr(fd, &mut t) };
+            t.c_lflag
+        };
+        let before = lflag();
+        assert_ne!(before & libc::ECHO, 0);
+        {
+            let _raw = RawMode::enter(fd).unwrap();
+            assert_eq!(lflag() & (libc::ECHO | libc::ICANON | libc::ISIG), 0);
+        }
+        assert_eq!(lflag(), before);
+    }
+}

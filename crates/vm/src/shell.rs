@@ -1,0 +1,588 @@
+//! A shell in a lab guest: sessions on the guest's PTYs relayed to the host's terminal (and to
+//! second terminals that attach), the kernel console between their output, crash reports
+//! summarized as they complete, and a fresh guest when one panics or hangs.
+//!
+//! The loop owns the guest and reacts to one message at a time: console lines, the agent's
+//! messages (session output, replies), and [`HostEvent`]s that the host side (keys, signals,
+//! rebuilt modules, attaching terminals) posts through a [`HostLink`]. Everything it shows goes
+//! through a [`ShellHost`], which also supplies the files every fresh guest gets and the crash
+//! summaries.
+
+use crate::guest::{BootSpec, Guest, InfraError};
+use crate::machine::VmMessage;
+use kmodlab_crash::{CrashReport, Severity};
+use kmodlab_events::Event;
+use kmodlab_proto::{Envelope, Reply, Request, TermSize};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The session number of the terminal kmodlab shell runs in.
+pub const LOCAL: u32 = 1;
+/// How often the loop looks at the clock when nothing happens.
+const TICK: Duration = Duration::from_millis(500);
+/// Quiet time after which the agent is asked whether it still answers.
+const PING_AFTER: Duration = Duration::from_secs(5);
+/// How long the agent may leave that question unanswered before the guest counts as hung.
+const HUNG_AFTER: Duration = Duration::from_secs(30);
+/// How long a request may take to be written to the guest.
+const SEND_WITHIN: Duration = Duration::from_secs(10);
+/// Host events kept while no guest runs (during a restart); past it, input is dropped.
+const HOST_EVENTS_WAITING: usize = 4096;
+
+/// Something on the host side that the shell loop reacts to.
+#[derive(Debug)]
+pub enum HostEvent {
+    /// Bytes typed in a session's terminal.
+    Input {
+        /// The session.
+        session: u32,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A session's input ended (standard input that is not a terminal reached its end).
+    InputClosed {
+        /// The session.
+        session: u32,
+    },
+    /// A session's terminal has a new size.
+    Resize {
+        /// The session.
+        session: u32,
+        /// Its size.
+        size: TermSize,
+    },
+    /// kmodlab got a signal that ends the session (SIGHUP, SIGTERM, SIGINT).
+    Signal(i32),
+    /// The sources of watched module directory number N changed.
+    Changed(usize),
+    /// A second terminal attached (`kmodlab shell --attach`).
+    Attach(Attached),
+    /// An attached terminal went away.
+    Detached(u32),
+}
+
+/// An attached terminal: where its session's output goes, and what it asked for.
+#[derive(Debug)]
+pub struct Attached {
+    /// The connection to the attached kmodlab.
+    pub stream: UnixStream,
+    /// Its `TERM`.
+    pub term: String,
+    /// Its terminal's size.
+    pub size: Option<TermSize>,
+}
+
+type Deliver = Box<dyn Fn(HostEvent) -> Result<(), HostEvent> + Send>;
+
+#[derive(Default)]
+struct LinkState {
+    deliver: Option<Deliver>,
+    waiting: VecDeque<HostEvent>,
+}
+
+/// Where host-side threads post [`HostEvent`]s: to the running guest's message queue, or, while
+/// a guest is being replaced, into a queue that the next guest receives first.
+#[derive(Clone, Default)]
+pub struct HostLink(Arc<Mutex<LinkState>>);
+
+impl HostLink {
+    /// A link connected to nothing yet.
+    pub fn new() -> HostLink {
+        HostLink::default()
+    }
+
+    /// Posts an event (it may wait while the loop is behind: the queue is bounded).
+    pub fn post(&self, e: HostEvent) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let e = match s.deliver.as_ref() {
+            Some(d) => match d(e) {
+                Ok(()) => return,
+                Err(e) => {
+                    s.deliver = None;
+                    e
+                }
+            },
+            None => e,
+        };
+        if s.waiting.len() < HOST_EVENTS_WAITING || !matches!(e, HostEvent::Input { .. }) {
+            s.waiting.push_back(e);
+        }
+    }
+
+    /// Delivers to `deliver` from now on, starting with what waited.
+    pub(crate) fn connect(&self, deliver: Box<dyn Fn(HostEvent) -> bool + Send>) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ok = true;
+        while let Some(e) = s.waiting.pop_front() {
+            if !deliver(e) {
+                ok = false;
+                break;
+            }
+        }
+        s.deliver = ok.then(|| -> Deliver {
+            Box::new(move |e| {
+                // The event is lost with a VM that is gone; only input is, in practice.
+                if deliver(e) {
+                    Ok(())
+                } else {
+                    Err(HostEvent::Detached(0))
+                }
+            })
+        });
+    }
+
+    /// Stops delivering (the guest is going away); events wait for the next [`HostLink::connect`].
+    pub(crate) fn disconnect(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).deliver = None;
+    }
+}
+
+/// What the shell loop needs from the host side.
+pub trait ShellHost {
+    /// The files every fresh guest gets (the modules under test and their sources), at absolute
+    /// guest paths.
+    fn files(&mut self) -> Vec<(String, Vec<u8>)>;
+    /// Watched module directory number `which` changed: rebuild it, say how it went, and return
+    /// the files to put into the guest again.
+    fn changed(&mut self, which: usize) -> Vec<(String, Vec<u8>)>;
+    /// The one-paragraph summary of a crash report found in the guest whose run directory is
+    /// `run_dir`.
+    fn summary(&mut self, report: &CrashReport, run_dir: &Path) -> String;
+    /// Output of the local session (`stream` 1: terminal or standard output, 2: standard error).
+    fn output(&mut self, stream: u8, data: &[u8]);
+    /// A kernel console line.
+    fn console(&mut self, line: &str);
+    /// A line of kmodlab's own.
+    fn say(&mut self, text: &str);
+}
+
+/// What to run.
+pub struct ShellPlan {
+    /// The guest (its run directory is the session's; guests that replace a crashed one get
+    /// `guest-N/` inside it).
+    pub boot: BootSpec,
+    /// The directory the shells start in.
+    pub cwd: String,
+    /// Run this command line instead of an interactive shell.
+    pub command: Option<String>,
+    /// The local terminal's size; `None`: standard input and output are no terminal.
+    pub tty: Option<TermSize>,
+    /// The local `TERM`.
+    pub term: String,
+    /// Where the host side posts its events.
+    pub link: HostLink,
+}
+
+/// How a shell ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ShellEnd {
+    /// The local shell exited with this status (128 + N when killed by signal N).
+    Exited(i32),
+    /// The guest powered itself off (`poweroff`).
+    PoweredOff,
+    /// kmodlab got this signal.
+    Signal(i32),
+    /// The guest panicked while running commands (`-c`): they cannot go on.
+    Panicked,
+}
+
+/// Messages between an attached kmodlab and the one that runs the guest: one JSON object per
+/// line on the session's socket (`shell.sock` in its run directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum AttachMessage {
+    /// First from the attaching side: its terminal.
+    Hello {
+        /// `TERM`.
+        term: String,
+        /// Its size.
+        size: Option<TermSize>,
+    },
+    /// Typed bytes (attaching side) or output (guest side), base64.
+    Data {
+        /// The bytes, base64.
+        data: String,
+    },
+    /// The attaching terminal's new size.
+    Resize {
+        /// Its size.
+        size: TermSize,
+    },
+    /// A line of kmodlab's own, to show.
+    Say {
+        /// The text.
+        text: String,
+    },
+    /// The session ended with this status.
+    Exit {
+        /// The exit status.
+        code: i32,
+    },
+}
+
+impl AttachMessage {
+    /// Writes the message as one line.
+    pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(kmodlab_proto::encode(self).as_bytes())
+    }
+}
+
+/// The socket an attaching kmodlab connects to, in the session's run directory.
+pub fn attach_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("shell.sock")
+}
+
+/// Reads an attached terminal's messages and posts them as events of `session`.
+pub fn relay_attached(stream: UnixStream, session: u32, link: HostLink) {
+    std::thread::spawn(move || {
+        let reader = BufReader::new(stream);
+        for line in reader.split(b'\n') {
+            let Ok(line) = line else { break };
+            let Ok(text) = std::str::from_utf8(&line) else {
+                break;
+            };
+            match kmodlab_proto::decode::<AttachMessage>(text) {
+                Ok(AttachMessage::Data { data }) => {
+                    if let Some(data) = kmodlab_proto::base64_decode(&data) {
+                        link.post(HostEvent::Input { session, data });
+                    }
+                }
+                Ok(AttachMessage::Resize { size }) => {
+                    link.post(HostEvent::Resize { session, size })
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        link.post(HostEvent::Detached(session));
+    });
+}
+
+enum Pending {
+    Ping,
+    Put(String),
+    Start(u32),
+}
+
+/// A session on another terminal.
+struct Remote {
+    stream: UnixStream,
+    term: String,
+    size: Option<TermSize>,
+}
+
+/// Why the loop stopped looking at the current guest.
+enum Turn {
+    /// The shell is over.
+    End(ShellEnd),
+    /// Replace the guest with a fresh one.
+    Restart,
+}
+
+/// Runs the shell until the local session ends; returns how it ended.
+pub fn run(
+    plan: &ShellPlan,
+    host: &mut dyn ShellHost,
+    sink: &mut dyn FnMut(&Event),
+) -> Result<ShellEnd, InfraError> {
+    let mut remotes: HashMap<u32, Remote> = HashMap::new();
+    let mut next_session = LOCAL + 1;
+    let mut number = 1;
+    loop {
+        let mut spec = plan.boot.clone();
+        if number > 1 {
+            spec.run_dir = plan.boot.run_dir.join(format!("guest-{number}"));
+        }
+        spec.files.extend(host.files());
+        let mut guest = Guest::boot(&spec, sink)?;
+        guest.connect_host(&plan.link);
+        let turn = drive(
+            &mut guest,
+            plan,
+            host,
+            &mut remotes,
+            &mut next_session,
+            number,
+        );
+        plan.link.disconnect();
+        guest.kill();
+        for r in guest.end_reports() {
+            let text = host.summary(&r, &spec.run_dir);
+            host.say(&text);
+        }
+        let _ = guest.finish();
+        match turn {
+            Ok(Turn::End(end)) => {
+                for r in remotes.values_mut() {
+                    let _ = AttachMessage::Exit { code: 0 }.write_to(&mut r.stream);
+                }
+                return Ok(end);
+            }
+            Ok(Turn::Restart) if plan.command.is_some() => return Ok(ShellEnd::Panicked),
+            Ok(Turn::Restart) => {
+                number += 1;
+                host.say("kmodlab: restoring a fresh guest; the modules are put back in /lab");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Drives one guest: starts the sessions, relays until the shell ends or the guest must be
+/// replaced.
+fn drive(
+    guest: &mut Guest,
+    plan: &ShellPlan,
+    host: &mut dyn ShellHost,
+    remotes: &mut HashMap<u32, Remote>,
+    next_session: &mut u32,
+    number: u32,
+) -> Result<Turn, InfraError> {
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let start = |guest: &mut Guest,
+                 pending: &mut HashMap<u64, Pending>,
+                 session: u32,
+                 size: Option<TermSize>,
+                 term: &str,
+                 command: Option<String>|
+     -> Result<(), InfraError> {
+        let req = Request::Shell {
+            session,
+            command,
+            tty: size,
+            cwd: plan.cwd.clone(),
+            term: term.to_string(),
+        };
+        let id = guest
+            .send(&req, SEND_WITHIN)
+            .map_err(|e| guest.infra(format!("cannot start a shell in the guest: {e}")))?;
+        pending.insert(id, Pending::Start(session));
+        Ok(())
+    };
+    start(
+        guest,
+        &mut pending,
+        LOCAL,
+        plan.tty,
+        &plan.term,
+        plan.command.clone(),
+    )?;
+    for (&session, r) in remotes.iter() {
+        start(guest, &mut pending, session, r.size, &r.term, None)?;
+    }
+    if number > 1 {
+        for r in remotes.values_mut() {
+            let _ = AttachMessage::Say {
+                text: "kmodlab: the guest was replaced by a fresh one".into(),
+            }
+            .write_to(&mut r.stream);
+        }
+    }
+    // Console lines are shown from here on: the boot's are in console.log.
+    let mut last_heard = Instant::now();
+    let mut ping: Option<Instant> = None;
+    loop {
+        let msg = guest.next_message(Instant::now() + TICK);
+        // The line first, then the summary of the report it completed.
+        if let Some(VmMessage::Console(line)) = &msg {
+            host.console(line);
+        }
+        for r in guest.new_reports() {
+            let text = host.summary(&r, guest.run_dir());
+            host.say(&text);
+        }
+        let Some(msg) = msg else {
+            if guest.has_exited() {
+                return Ok(gone(guest, host));
+            }
+            let now = Instant::now();
+            match ping {
+                Some(sent) if now.duration_since(sent) > HUNG_AFTER => {
+                    host.say(&format!(
+                        "kmodlab: the guest has not answered for {}s: it hangs (console.log in {})",
+                        HUNG_AFTER.as_secs(),
+                        guest.run_dir().display()
+                    ));
+                    return Ok(Turn::Restart);
+                }
+                None if now.duration_since(last_heard) > PING_AFTER => {
+                    let req = Request::Read { paths: Vec::new() };
+                    if let Ok(id) = guest.send(&req, SEND_WITHIN) {
+                        pending.insert(id, Pending::Ping);
+                    }
+                    ping = Some(now);
+                }
+                _ => {}
+            }
+            continue;
+        };
+        match msg {
+            VmMessage::Console(_) => {}
+            VmMessage::Agent(line) => {
+                last_heard = Instant::now();
+                ping = None;
+                let envelope = match kmodlab_proto::decode::<Envelope<Reply>>(&line) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        return Err(guest.infra(format!("the agent sent a malformed message ({e})")))
+                    }
+                };
+                match envelope.body {
+                    Reply::Output {
+                        session,
+                        stream,
+                        data,
+                    } => {
+                        let data = kmodlab_proto::base64_decode(&data).unwrap_or_default();
+                        if session == LOCAL {
+                            host.output(stream, &data);
+                        } else if let Some(r) = remotes.get_mut(&session) {
+                            let msg = AttachMessage::Data {
+                                data: kmodlab_proto::base64_encode(&data),
+                            };
+                            if msg.write_to(&mut r.stream).is_err() {
+                                remotes.remove(&session);
+                                let _ = guest.send(&Request::Hangup { session }, SEND_WITHIN);
+                            }
+                        }
+                    }
+                    Reply::ShellExited {
+                        session,
+                        code,
+                        signal,
+                    } => {
+                        let code = code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
+                        if session == LOCAL {
+                            return Ok(Turn::End(ShellEnd::Exited(code)));
+                        }
+                        if let Some(mut r) = remotes.remove(&session) {
+                            let _ = AttachMessage::Exit { code }.write_to(&mut r.stream);
+                        }
+                    }
+                    Reply::Fatal { message } => {
+                        return Err(guest.infra(format!("the guest agent failed: {message}")))
+                    }
+                    reply => match pending.remove(&envelope.id) {
+                        Some(Pending::Start(session)) => {
+                            if let Reply::Error { message } = reply {
+                                if session == LOCAL {
+                                    return Err(guest.infra(message));
+                                }
+                                if let Some(mut r) = remotes.remove(&session) {
+                                    let _ = AttachMessage::Say { text: message }
+                                        .write_to(&mut r.stream);
+                                    let _ = AttachMessage::Exit { code: 1 }.write_to(&mut r.stream);
+                                }
+                            }
+                        }
+                        Some(Pending::Put(path)) => {
+                            if !matches!(
+                                reply,
+                                Reply::Call {
+                                    status: kmodlab_proto::CallStatus::Ok,
+                                    ..
+                                }
+                            ) {
+                                host.say(&format!("kmodlab: could not put {path} into the guest"));
+                            }
+                        }
+                        Some(Pending::Ping) | None => {}
+                    },
+                }
+            }
+            VmMessage::AgentGarbage(why) => {
+                return Err(guest.infra(format!("the agent sent {why}")));
+            }
+            VmMessage::Exited(_) => return Ok(gone(guest, host)),
+            VmMessage::ConsoleClosed | VmMessage::AgentClosed => {}
+            VmMessage::Host(event) => match event {
+                HostEvent::Input { session, data } => {
+                    let req = Request::Input {
+                        session,
+                        data: kmodlab_proto::base64_encode(&data),
+                        eof: false,
+                    };
+                    let _ = guest.send(&req, SEND_WITHIN);
+                }
+                HostEvent::InputClosed { session } => {
+                    let req = Request::Input {
+                        session,
+                        data: String::new(),
+                        eof: true,
+                    };
+                    let _ = guest.send(&req, SEND_WITHIN);
+                }
+                HostEvent::Resize { session, size } => {
+                    if let Some(r) = remotes.get_mut(&session) {
+                        r.size = Some(size);
+                    }
+                    let _ = guest.send(&Request::Resize { session, size }, SEND_WITHIN);
+                }
+                HostEvent::Signal(sig) => return Ok(Turn::End(ShellEnd::Signal(sig))),
+                HostEvent::Changed(which) => {
+                    for (path, data) in host.changed(which) {
+                        let req = Request::Put {
+                            path: path.clone(),
+                            data: kmodlab_proto::base64_encode(&data),
+                        };
+                        if let Ok(id) = guest.send(&req, SEND_WITHIN) {
+                            pending.insert(id, Pending::Put(path));
+                        }
+                    }
+                }
+                HostEvent::Attach(a) => {
+                    let session = *next_session;
+                    *next_session += 1;
+                    let Ok(reader) = a.stream.try_clone() else {
+                        continue;
+                    };
+                    relay_attached(reader, session, plan.link.clone());
+                    remotes.insert(
+                        session,
+                        Remote {
+                            stream: a.stream,
+                            term: a.term.clone(),
+                            size: a.size,
+                        },
+                    );
+                    start(guest, &mut pending, session, a.size, &a.term, None)?;
+                }
+                HostEvent::Detached(session) => {
+                    if remotes.remove(&session).is_some() {
+                        let _ = guest.send(&Request::Hangup { session }, SEND_WITHIN);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// QEMU is gone: a panic (shown, then a fresh guest), or the guest powered itself off.
+fn gone(guest: &mut Guest, host: &mut dyn ShellHost) -> Turn {
+    for r in guest.end_reports() {
+        let text = host.summary(&r, guest.run_dir());
+        host.say(&text);
+    }
+    let panicked = guest
+        .reports()
+        .iter()
+        .any(|r| r.kind.severity() == Severity::Panic);
+    if panicked {
+        return Turn::Restart;
+    }
+    match guest.exited_by_itself() {
+        Some(_) => Turn::End(ShellEnd::PoweredOff),
+        None => {
+            host.say(&format!(
+                "kmodlab: QEMU went away (console.log in {})",
+                guest.run_dir().display()
+            ));
+            Turn::Restart
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! `kmodlab shell` end to end, driven through a real PTY as a user's terminal would: the lab's
+//! own transcript, crash summaries, job control, window sizes, the console log level, a panic
+//! that gives a fresh guest, rebuild on save, a second terminal, and the ends that must leave no
+//! QEMU and the terminal as it was.
+
+mod util;
+use kmodlab_sys::tty::{self, Pty, WinSize};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use util::*;
+
+/// A program on a PTY, read like a terminal: everything it printed is kept, and a cursor
+/// position query (busybox's line editing asks) is answered as a terminal would.
+struct Term {
+    master: File,
+    /// The slave side, kept open to read the terminal's settings after the program ended.
+    slave: File,
+    child: Child,
+    /// Everything read so far.
+    seen: String,
+    /// Where the next `expect` starts looking.
+    from: usize,
+    name: String,
+}
+
+impl Term {
+    fn spawn(name: &str, args: &[&str], runs: &Path) -> Term {
+        let pty = Pty::open(Some(WinSize { rows: 24, cols: 80 })).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kmodlab"));
+        cmd.current_dir(repo())
+            .args(args)
+            .env("KMODLAB_RUNS", runs)
+            .env("TERM", "xterm")
+            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        tty::controlling_terminal(&mut cmd);
+        let child = cmd.spawn().unwrap();
+        Term {
+            master: pty.master,
+            slave: pty.slave,
+            child,
+            seen: String::new(),
+            from: 0,
+            name: name.to_string(),
+        }
+    }
+
+    fn pump(&mut self, wait_ms: i32) -> bool {
+        if !tty::poll_readable(self.master.as_raw_fd(), wait_ms).unwrap_or(false) {
+            return false;
+        }
+        let mut buf = [0u8; 8192];
+        match self.master.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if text.contains("\x1b[6n") {
+                    let _ = self.master.write_all(b"\x1b[1;1R");
+                }
+                self.seen.push_str(&text.replace("\x1b[6n", ""));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits for `needle` after what earlier expectations took; returns the text up to it.
+    fn expect(&mut self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(i) = self.seen[self.from..].find(needle) {
+                let got = self.seen[self.from..self.from + i + needle.len()].to_string();
+                self.from += i + needle.len();
+                return got;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: no {needle:?} within {secs}s; the terminal showed:\n{}",
+                    self.name, self.seen
+                );
+            }
+            self.pump(200);
+        }
+    }
+
+    /// Whether `needle` shows up after position `mark` within `secs` (without taking it).
+    fn shows(&mut self, mark: usize, needle: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.seen[mark..].contains(needle) {
+                return true;
+            }
+            self.pump(200);
+        }
+        self.seen[mark..].contains(needle)
+    }
+
+    /// Reads until nothing comes for half a second and skips it all (a prompt redrawn after a
+    /// resize).
+    fn settle(&mut self) {
+        while self.pump(500) {}
+        self.from = self.seen.len();
+    }
+
+    fn send(&mut self, text: &str) {
+        self.master.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Runs a command line at the prompt `prompt` and returns what it printed.
+    fn run(&mut self, line: &str, prompt: &str) -> String {
+        self.send(&format!("{line}\r"));
+        self.expect(prompt, 120)
+    }
+
+    fn wait(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            self.pump(100);
+            if let Some(s) = self.child.try_wait().unwrap() {
+                while self.pump(50) {}
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn lflag(&self) -> libc::tcflag_t {
+        // SAFETY: zeroed termios filled by tcgetattr on a valid descriptor.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::tcgetattr(self.slave.as_raw_fd(), &mut t) };
+        t.c_lflag
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn prompt(dir: &str) -> String {
+    format!("kmodlab-vm:/lab/{dir}# ")
+}
+
+/// The lab followed by hand on the Debian kernel, in one session.
+#[test]
+fn shell_follows_the_lab_by_hand() {
+    let runs = scratch("shell");
+    // The hello module is a copy: the test edits it.
+    let hello = runs.join("src").join("1-2-test-mod");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &hello);
+    let hello_arg = hello.display().to_string();
+    let mut t = Term::spawn(
+        "shell",
+        &[
+            "shell",
+            &hello_arg,
+            "labs/kernel_modules/5-oops-mod",
+            "labs/kernel_modules/6-cmd-mod",
+            "tests/modules/panic",
+        ],
+        &runs,
+    );
+    let lflag_before = t.lflag();
+    let p = prompt("1-2-test-mod");
+    t.expect(&p, 300);
+    let raw = t.lflag();
+    assert_eq!(raw & (libc::ECHO | libc::ICANON), 0, "the terminal is raw");
+
+    // The lab's transcript.
+    t.run("insmod hello_mod.ko", &p);
+    let out = t.run("dmesg | tail -1", &p);
+    assert!(out.contains("Hello!\r\n"), "{out}");
+    let out = t.run("ls /sys/module | grep hello", &p);
+    assert!(out.contains("hello_mod\r\n"), "{out}");
+    t.run("rmmod hello_mod", &p);
+    let out = t.run("dmesg -t | tail -2", &p);
+    assert!(out.contains("\r\nHello!\r\nGoodbye!\r\n"), "{out}");
+    // kmodlab's lsmod, not busybox's.
+    let out = t.run("lsmod; type lsmod", &p);
+    assert!(!out.contains("Not tainted"), "busybox's lsmod ran: {out}");
+
+    // pr_debug on the console only once the console log level lets it through: so far the
+    // only stamped "Hello!" is the one `dmesg | tail -1` printed.
+    assert_eq!(
+        t.seen.matches("] Hello!").count(),
+        1,
+        "pr_debug reached the console at level 7:\n{}",
+        t.seen
+    );
+    t.run("echo 8 > /proc/sys/kernel/printk", &p);
+    t.run("insmod hello_mod.ko && rmmod hello_mod", &p);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.seen.matches("] Hello!").count() < 2 && Instant::now() < deadline {
+        t.pump(200);
+    }
+    assert_eq!(
+        t.seen.matches("] Hello!").count(),
+        2,
+        "no pr_debug line on the console"
+    );
+
+    // A panic: a summary with the source line, then a fresh guest and a new prompt. (Before
+    // the oops below: after an oops, the kernel prints no stack for a panic.)
+    t.run("insmod hello_mod.ko", &p);
+    t.send("insmod /lab/panic/panic.ko\r");
+    t.expect("panic.c:20", 120);
+    t.expect("restoring a fresh guest", 60);
+    t.expect(&p, 180);
+    let out = t.run("grep -c hello_mod /proc/modules; ls", &p);
+    assert!(
+        out.contains("\r\n0\r\n"),
+        "a fresh guest has nothing loaded: {out}"
+    );
+    assert!(out.contains("hello_mod.ko"), "{out}");
+
+    // An oops kills insmod; the summary names the source line; the shell goes on.
+    let oops = prompt("5-oops-mod");
+    let mark = t.from;
+    let out = t.run("cd ../5-oops-mod && insmod oops_mod.ko", &oops);
+    assert!(out.contains("Killed"), "{out}");
+    assert!(
+        t.shows(mark, "oops_mod.c:23", 20),
+        "no summary naming oops_mod.c:23:\n{}",
+        &t.seen[mark..]
+    );
+    let out = t.run("echo still here", &oops);
+    assert!(out.contains("still here\r\n"), "{out}");
+
+    // Parameters.
+    let cmd = prompt("6-cmd-mod");
+    let out = t.run(
+        "cd ../6-cmd-mod && insmod cmd_mod.ko str=tired && rmmod cmd_mod && dmesg -t | grep Early",
+        &cmd,
+    );
+    assert!(out.contains("Early bird gets tired\r\n"), "{out}");
+
+    // Ctrl-C interrupts the guest's command, not kmodlab.
+    let started = Instant::now();
+    t.send("sleep 100\r");
+    std::thread::sleep(Duration::from_secs(1));
+    t.send("\x03");
+    t.expect(&cmd, 30);
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // The window size follows the terminal.
+    tty::set_window_size(
+        t.master.as_raw_fd(),
+        WinSize {
+            rows: 41,
+            cols: 133,
+        },
+    )
+    .unwrap();
+    t.settle();
+    let out = t.run("stty size", &cmd);
+    assert!(out.contains("41 133\r\n"), "{out}");
+
+    // Saving the source rebuilds the module in the guest.
+    let src = hello.join("hello_mod.c");
+    let text = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(&src, text.replace("\"Hello!\\n\"", "\"Hello again!\\n\"")).unwrap();
+    t.expect("kmodlab: rebuilt hello_mod.ko", 120);
+    let out = t.run(
+        "cd /lab/1-2-test-mod && insmod hello_mod.ko && dmesg -t | tail -1",
+        &p,
+    );
+    assert!(out.contains("Hello again!\r\n"), "{out}");
+
+    // A second terminal while the first follows the kernel log.
+    t.send("dmesg -w -t\r");
+    t.expect("Hello again!", 30);
+    let mut second = Term::spawn("attached", &["shell", "--attach"], &runs);
+    let second_prompt = prompt("1-2-test-mod");
+    second.expect(&second_prompt, 60);
+    second.run("rmmod hello_mod", &second_prompt);
+    t.expect("Goodbye!", 30);
+    second.send("exit\r");
+    let status = second.wait(30).expect("the attached kmodlab did not end");
+    assert_eq!(status.code(), Some(0));
+    t.send("\x03");
+    t.expect(&p, 30);
+
+    // SIGHUP ends it: no QEMU left, the terminal as it was.
+    // SAFETY: plain syscall on the child's pid.
+    unsafe { libc::kill(t.child.id() as i32, libc::SIGHUP) };
+    let status = t.wait(30).expect("kmodlab did not end on SIGHUP");
+    assert_eq!(status.code(), Some(128 + libc::SIGHUP), "{}", t.seen);
+    assert_no_qemu_left(&runs);
+    assert_eq!(t.lflag(), lflag_before, "the terminal was not put back");
+    let transcripts: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("transcript.log"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(transcripts.len(), 1);
+    let transcript = std::fs::read_to_string(&transcripts[0]).unwrap();
+    assert!(transcript.contains("Early bird gets tired"));
+}
+
+/// Commands without a terminal: output on standard output, console lines on standard error,
+/// the shell's exit status; `exit` and `poweroff` end it; the terminal setting is untouched.
+#[test]
+fn shell_runs_commands_without_a_terminal() {
+    let runs = scratch("shell-c");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "shell",
+            "labs/kernel_modules/6-cmd-mod",
+            "-c",
+            "insmod cmd_mod.ko 'str=\"two words\"' && cat /sys/module/cmd_mod/parameters/str 2>&1; \
+             ls /sys/kernel/debug | grep -c . ; exit 7",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains("Early bird"),
+        "console lines go to stderr: {stdout}"
+    );
+    assert!(
+        stderr.contains("Early bird gets two words"),
+        "{}",
+        show(&out)
+    );
+    // debugfs is mounted: it has entries.
+    let n: u32 = stdout
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(n > 0, "{}", show(&out));
+
+    // Standard input that is no terminal is the shell's.
+    let mut child = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["shell"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo from stdin $((6*7))\npoweroff -f\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("from stdin 42\n"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_no_qemu_left(&runs);
+}
