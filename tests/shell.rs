@@ -368,3 +368,73 @@ fn shell_runs_commands_without_a_terminal() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_no_qemu_left(&runs);
 }
+
+/// The same by hand on the Rust lab kernel with the Rust lab's modules: the transcript, the
+/// console log level, an oops with its `.rs` line, a parameter, rebuild on save.
+#[test]
+fn shell_follows_the_rust_lab_by_hand() {
+    let runs = scratch("shell-rust");
+    let hello = runs.join("src").join("1-2-test-mod");
+    copy_module(&repo().join("labs/rust/1-2-test-mod"), &hello);
+    let hello_arg = hello.display().to_string();
+    let mut t = Term::spawn(
+        "shell-rust",
+        &[
+            "shell",
+            &hello_arg,
+            "labs/rust/5-oops-mod",
+            "labs/rust/6-cmd-mod",
+        ],
+        &runs,
+    );
+    let p = prompt("1-2-test-mod");
+    // The Rust lab kernel is built first when the cache lacks it.
+    t.expect(&p, 2400);
+    let out = t.run("uname -r", &p);
+    assert!(out.contains("7."), "not the Rust lab kernel: {out}");
+    t.run("insmod hello_mod.ko && rmmod hello_mod", &p);
+    let out = t.run("dmesg -t | tail -2", &p);
+    assert!(
+        out.contains("\r\nhello_mod: Hello!\r\nhello_mod: Goodbye!\r\n"),
+        "{out}"
+    );
+    assert!(!t.seen.contains("] hello_mod: Hello!"), "{}", t.seen);
+    t.run("echo 8 > /proc/sys/kernel/printk", &p);
+    t.run("insmod hello_mod.ko && rmmod hello_mod", &p);
+    assert!(
+        t.shows(0, "] hello_mod: Hello!", 20),
+        "no pr_debug line on the console"
+    );
+
+    let oops = prompt("5-oops-mod");
+    let mark = t.from;
+    let out = t.run("cd ../5-oops-mod && insmod oops_mod.ko", &oops);
+    assert!(out.contains("Killed"), "{out}");
+    assert!(
+        t.shows(mark, "oops_mod.rs:28", 20),
+        "no summary naming oops_mod.rs:28:\n{}",
+        &t.seen[mark..]
+    );
+
+    let cmd = prompt("6-cmd-mod");
+    let out = t.run(
+        "cd ../6-cmd-mod && insmod cmd_mod.ko str=tired && rmmod cmd_mod && dmesg -t | grep Early",
+        &cmd,
+    );
+    assert!(out.contains("cmd_mod: Early bird gets tired\r\n"), "{out}");
+
+    let src = hello.join("hello_mod.rs");
+    let text = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(&src, text.replace("\"Hello!\\n\"", "\"Hello again!\\n\"")).unwrap();
+    t.expect("kmodlab: rebuilt hello_mod.ko", 300);
+    let out = t.run(
+        "cd /lab/1-2-test-mod && insmod hello_mod.ko && dmesg -t | tail -1",
+        &p,
+    );
+    assert!(out.contains("hello_mod: Hello again!\r\n"), "{out}");
+
+    t.send("exit 5\r");
+    let status = t.wait(30).expect("kmodlab did not end on exit");
+    assert_eq!(status.code(), Some(5), "{}", t.seen);
+    assert_no_qemu_left(&runs);
+}

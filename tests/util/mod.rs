@@ -31,6 +31,7 @@ pub fn copy_module(from: &Path, to: &Path) {
         let name = e.file_name().to_string_lossy().to_string();
         let keep = name.ends_with(".c")
             || name.ends_with(".h")
+            || name.ends_with(".rs")
             || name == "Kbuild"
             || name == "Makefile"
             || name == "kmodlab.toml";

@@ -206,7 +206,7 @@ fn serve() -> io::Result<()> {
                         log: Vec::new(),
                     },
                     Err(e) => Reply::Error {
-                        message: format!("cannot start /bin/sh: {e}"),
+                        message: format!("cannot start a shell: {e}"),
                     },
                 }
             }

@@ -6,8 +6,7 @@ use kmodlab_sys::tty::{self, Pty, WinSize};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -57,9 +56,10 @@ impl Sessions {
             self.interactive = true;
         }
         self.map.retain(|_, h| process_exists(h.pid));
-        let mut cmd = Command::new("/bin/sh");
+        let mut argv = vec!["sh".to_string()];
         if let Some(c) = command {
-            cmd.arg("-c").arg(c);
+            argv.push("-c".into());
+            argv.push(c.into());
         }
         let dir = if std::path::Path::new(cwd).is_dir() {
             cwd
@@ -67,75 +67,73 @@ impl Sessions {
             "/"
         };
         let term = if term.is_empty() { "linux" } else { term };
-        cmd.current_dir(dir)
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", "/root")
-            .env("SHELL", "/bin/sh")
-            .env("TERM", term)
-            .env("PS1", PROMPT)
-            .env("PWD", dir);
+        let env = [
+            format!("PATH={PATH}"),
+            "HOME=/root".into(),
+            "SHELL=/bin/sh".into(),
+            format!("TERM={term}"),
+            format!("PS1={PROMPT}"),
+            format!("PWD={dir}"),
+        ];
+        let spawn = |stdio: [RawFd; 3], controlling_terminal: bool| {
+            tty::spawn_session(&tty::SessionSpec {
+                program: "/bin/sh",
+                argv: &argv,
+                env: &env,
+                cwd: dir,
+                stdio,
+                controlling_terminal,
+            })
+            .map_err(|e| context("/bin/sh", e))
+        };
         let exited = Arc::new(AtomicBool::new(false));
         let mut readers = Vec::new();
         let (input_tx, input_rx) = mpsc::channel::<(Vec<u8>, bool)>();
-        let (child, master) = match size {
+        let (pid, master) = match size {
             Some(size) => {
                 let pty = Pty::open(Some(WinSize {
                     rows: size.rows,
                     cols: size.cols,
-                }))?;
-                cmd.stdin(pty.slave.try_clone()?)
-                    .stdout(pty.slave.try_clone()?)
-                    .stderr(pty.slave.try_clone()?);
-                tty::controlling_terminal(&mut cmd);
-                let child = cmd.spawn()?;
+                }))
+                .map_err(|e| context("a new PTY (/dev/ptmx)", e))?;
+                let fd = pty.slave.as_raw_fd();
+                let pid = spawn([fd, fd, fd], true)?;
                 drop(pty.slave);
                 let out = pty.master.try_clone()?;
                 let ex = exited.clone();
                 readers.push(std::thread::spawn(move || relay(session, 1, out, ex, send)));
                 spawn_writer(pty.master.try_clone()?, input_rx);
-                (child, Some(pty.master))
+                (pid, Some(pty.master))
             }
             None => {
-                cmd.stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                tty::new_session(&mut cmd);
-                let mut child = cmd.spawn()?;
-                for (stream, pipe) in [
-                    (
-                        1u8,
-                        child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
-                    ),
-                    (
-                        2u8,
-                        child.stderr.take().map(|p| File::from(OwnedFd::from(p))),
-                    ),
-                ] {
-                    if let Some(pipe) = pipe {
-                        let ex = exited.clone();
-                        readers.push(std::thread::spawn(move || {
-                            relay(session, stream, pipe, ex, send)
-                        }));
-                    }
+                let (in_r, in_w) = std::io::pipe()?;
+                let (out_r, out_w) = std::io::pipe()?;
+                let (err_r, err_w) = std::io::pipe()?;
+                let pid = spawn(
+                    [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+                    false,
+                )?;
+                drop((in_r, out_w, err_w));
+                for (stream, pipe) in [(1u8, out_r), (2u8, err_r)] {
+                    let pipe = File::from(OwnedFd::from(pipe));
+                    let ex = exited.clone();
+                    readers.push(std::thread::spawn(move || {
+                        relay(session, stream, pipe, ex, send)
+                    }));
                 }
-                if let Some(stdin) = child.stdin.take() {
-                    spawn_writer(File::from(OwnedFd::from(stdin)), input_rx);
-                }
-                (child, None)
+                spawn_writer(File::from(OwnedFd::from(in_w)), input_rx);
+                (pid, None)
             }
         };
-        let pid = child.id();
         std::thread::spawn(move || {
-            use std::os::unix::process::ExitStatusExt;
-            let mut child = child;
-            let status = child.wait();
+            let status = tty::wait_pid(pid);
             exited.store(true, Ordering::SeqCst);
             for r in readers {
                 let _ = r.join();
             }
             let (code, signal) = match status {
-                Ok(s) => (s.code(), s.signal()),
+                Ok(kmodlab_sys::ChildExit::Exited(c)) => (Some(c), None),
+                Ok(kmodlab_sys::ChildExit::Signaled(s)) => (None, Some(s)),
                 Err(_) => (None, None),
             };
             send(&Reply::ShellExited {
@@ -187,6 +185,10 @@ impl Sessions {
             });
         }
     }
+}
+
+fn context(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 fn process_exists(pid: u32) -> bool {

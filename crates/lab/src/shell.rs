@@ -6,9 +6,10 @@
 use crate::{Lab, LabError};
 use kmodlab_crash::CrashReport;
 use kmodlab_events::Event;
+use kmodlab_proto::AttachMessage;
 use kmodlab_proto::TermSize;
 use kmodlab_sys::tty;
-use kmodlab_vm::shell::{AttachMessage, Attached, HostEvent, HostLink, ShellEnd, ShellHost, LOCAL};
+use kmodlab_vm::shell::{Attached, HostEvent, HostLink, ShellEnd, ShellHost, LOCAL};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};

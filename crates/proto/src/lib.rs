@@ -278,6 +278,47 @@ pub struct Envelope<T> {
     pub body: T,
 }
 
+/// Messages between an attached kmodlab and the one that runs the guest: one JSON object per
+/// line on the session's socket (`shell.sock` in its run directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum AttachMessage {
+    /// First from the attaching side: its terminal.
+    Hello {
+        /// `TERM`.
+        term: String,
+        /// Its size.
+        size: Option<TermSize>,
+    },
+    /// Typed bytes (attaching side) or output (guest side), base64.
+    Data {
+        /// The bytes, base64.
+        data: String,
+    },
+    /// The attaching terminal's new size.
+    Resize {
+        /// Its size.
+        size: TermSize,
+    },
+    /// A line of kmodlab's own, to show.
+    Say {
+        /// The text.
+        text: String,
+    },
+    /// The session ended with this status.
+    Exit {
+        /// The exit status.
+        code: i32,
+    },
+}
+
+impl AttachMessage {
+    /// Writes the message as one line.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        w.write_all(encode(self).as_bytes())
+    }
+}
+
 /// Encodes a message as one protocol line (with the trailing newline).
 pub fn encode<T: Serialize>(msg: &T) -> String {
     let mut s = serde_json::to_string(msg).expect("protocol messages always serialize");

@@ -121,18 +121,148 @@ pub fn controlling_terminal(cmd: &mut std::process::Command) {
     }
 }
 
-/// Makes a child started from `cmd` the leader of a new session (and process group), without a
-/// terminal: [`signal_group`] then reaches it and what it starts.
-pub fn new_session(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
+/// What [`spawn_session`] starts.
+pub struct SessionSpec<'a> {
+    /// The program (an absolute path).
+    pub program: &'a str,
+    /// Its arguments, `argv[0]` first.
+    pub argv: &'a [String],
+    /// Its whole environment, `NAME=VALUE` each.
+    pub env: &'a [String],
+    /// The directory it starts in.
+    pub cwd: &'a str,
+    /// Its standard input, output and error.
+    pub stdio: [RawFd; 3],
+    /// Make its standard input (a terminal) its controlling terminal.
+    pub controlling_terminal: bool,
+}
+
+/// Starts a program as the leader of a new session (and process group), optionally with its
+/// standard input as controlling terminal; returns its pid, to be waited for with
+/// [`wait_pid`].
+///
+/// A plain `fork` and `execve`, with every string made before the fork, so that it is safe in a
+/// process with threads. (The standard library's `Command` with `pre_exec` fails with ENOSYS on
+/// the Rust lab kernel's tinyconfig; this path needs nothing beyond fork, setsid, ioctl, dup2,
+/// chdir and execve.) An error in the child (its `chdir` or `execve`) is returned here.
+pub fn spawn_session(spec: &SessionSpec) -> io::Result<u32> {
+    use std::ffi::CString;
+    let cstr = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let program = cstr(spec.program)?;
+    let cwd = cstr(spec.cwd)?;
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<io::Result<_>>()?;
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<io::Result<_>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    // The child reports a failure on this pipe; a successful execve closes it.
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors owned from here on.
+    let (report_r, report_w) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let stdio = spec.stdio;
+    let ctty = spec.controlling_terminal;
+    // SAFETY: the child calls only async-signal-safe functions on memory made before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls only; the child ends in execve or _exit.
+        unsafe {
+            let fail = |step: i32| -> ! {
+                let report = [step, *libc::__errno_location()];
+                libc::write(report_w.as_raw_fd(), report.as_ptr().cast(), 8);
+                libc::_exit(127)
+            };
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
+                fail(1);
             }
-            Ok(())
-        });
+            for (i, &fd) in stdio.iter().enumerate() {
+                if libc::dup2(fd, i as libc::c_int) < 0 {
+                    fail(2);
+                }
+            }
+            if ctty && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                fail(3);
+            }
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                fail(4);
+            }
+            libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr());
+            fail(5)
+        }
+    }
+    drop(report_w);
+    let mut report = [0u8; 8];
+    let mut got = 0;
+    while got < report.len() {
+        // SAFETY: reads into the rest of `report`.
+        let n = unsafe {
+            libc::read(
+                report_r.as_raw_fd(),
+                report[got..].as_mut_ptr().cast(),
+                report.len() - got,
+            )
+        };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    if got == 0 {
+        return Ok(pid as u32);
+    }
+    let _ = wait_pid(pid as u32);
+    let step = i32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
+    let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+    let what = match step {
+        1 => "setsid",
+        2 => "dup2",
+        3 => "TIOCSCTTY",
+        4 => "chdir",
+        _ => "execve",
+    };
+    let e = io::Error::from_raw_os_error(errno);
+    Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+/// Waits for child `pid` to end.
+pub fn wait_pid(pid: u32) -> io::Result<crate::ChildExit> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if r == pid as libc::pid_t {
+            return Ok(if libc::WIFSIGNALED(status) {
+                crate::ChildExit::Signaled(libc::WTERMSIG(status))
+            } else {
+                crate::ChildExit::Exited(libc::WEXITSTATUS(status))
+            });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

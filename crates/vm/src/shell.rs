@@ -12,10 +12,9 @@ use crate::guest::{BootSpec, Guest, InfraError};
 use crate::machine::VmMessage;
 use kmodlab_crash::{CrashReport, Severity};
 use kmodlab_events::Event;
-use kmodlab_proto::{Envelope, Reply, Request, TermSize};
-use serde::{Deserialize, Serialize};
+use kmodlab_proto::{AttachMessage, Envelope, Reply, Request, TermSize};
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -189,47 +188,6 @@ pub enum ShellEnd {
     Signal(i32),
     /// The guest panicked while running commands (`-c`): they cannot go on.
     Panicked,
-}
-
-/// Messages between an attached kmodlab and the one that runs the guest: one JSON object per
-/// line on the session's socket (`shell.sock` in its run directory).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum AttachMessage {
-    /// First from the attaching side: its terminal.
-    Hello {
-        /// `TERM`.
-        term: String,
-        /// Its size.
-        size: Option<TermSize>,
-    },
-    /// Typed bytes (attaching side) or output (guest side), base64.
-    Data {
-        /// The bytes, base64.
-        data: String,
-    },
-    /// The attaching terminal's new size.
-    Resize {
-        /// Its size.
-        size: TermSize,
-    },
-    /// A line of kmodlab's own, to show.
-    Say {
-        /// The text.
-        text: String,
-    },
-    /// The session ended with this status.
-    Exit {
-        /// The exit status.
-        code: i32,
-    },
-}
-
-impl AttachMessage {
-    /// Writes the message as one line.
-    pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
-        w.write_all(kmodlab_proto::encode(self).as_bytes())
-    }
 }
 
 /// The socket an attaching kmodlab connects to, in the session's run directory.
