@@ -438,3 +438,95 @@ fn shell_follows_the_rust_lab_by_hand() {
     assert_eq!(status.code(), Some(5), "{}", t.seen);
     assert_no_qemu_left(&runs);
 }
+
+/// A guest that stops answering (init spinning without ever scheduling) is reported, its soft
+/// lockup summarized, and replaced by a fresh one with a new prompt; with -c, the commands end
+/// with exit status 1 saying so.
+#[test]
+fn shell_survives_a_hung_guest() {
+    let runs = scratch("shell-hung");
+    let mut t = Term::spawn("shell-hung", &["shell", "tests/modules/soft-lockup"], &runs);
+    let p = prompt("soft-lockup");
+    t.expect(&p, 300);
+    t.send("insmod soft_lockup.ko seconds=1000\r");
+    t.expect("soft_lockup.c:", 120);
+    t.expect("it hangs", 120);
+    t.expect("restoring a fresh guest", 30);
+    t.expect(&p, 180);
+    let out = t.run("echo alive; grep -c soft_lockup /proc/modules", &p);
+    assert!(out.contains("alive\r\n0\r\n"), "{out}");
+    t.send("exit 0\r");
+    assert_eq!(t.wait(30).and_then(|s| s.code()), Some(0), "{}", t.seen);
+    assert_no_qemu_left(&runs);
+}
+
+/// A guest printing far more than anyone reads: kmodlab's memory stays bounded (its readers
+/// wait for the terminal instead of queueing), and everything arrives in the end. kmodlab's own
+/// resident memory (its QEMU does not count) is sampled while its output stays unread: it must
+/// not grow. (With an unbounded queue it grew by about 0.5 MB/s here.)
+#[test]
+fn shell_memory_stays_bounded_under_a_flood() {
+    let runs = scratch("shell-flood");
+    let bytes: usize = 20_000_000;
+    let mut child = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "shell",
+            "-c",
+            &format!("head -c {bytes} /dev/zero | tr '\\0' x; echo; echo END"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let rss_mb = |pid: u32| -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb / 1024)
+    };
+    // Nobody reads for 30 s: the pipe fills and kmodlab must wait. Samples from 10 s on (the
+    // guest is up and printing by then).
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        if started.elapsed() > Duration::from_secs(10) {
+            samples.extend(rss_mb(child.id()));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut n = 0usize;
+    let mut tail = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match stdout.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                n += k;
+                tail.extend_from_slice(&buf[..k]);
+                let keep = tail.len().saturating_sub(64);
+                tail.drain(..keep);
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let tail = String::from_utf8_lossy(&tail);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(n, bytes + "\nEND\n".len(), "tail {tail:?}");
+    assert!(tail.ends_with("xxx\nEND\n"), "{tail:?}");
+    let (low, high) = (
+        samples.iter().min().copied().unwrap_or(0),
+        samples.iter().max().copied().unwrap_or(0),
+    );
+    eprintln!("kmodlab's resident memory while its output was unread: {low}-{high} MB");
+    assert!(samples.len() > 10, "too few samples: {samples:?}");
+    assert!(
+        high - low < 4,
+        "kmodlab grew from {low} to {high} MB: {samples:?}"
+    );
+    assert_no_qemu_left(&runs);
+}

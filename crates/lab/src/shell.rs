@@ -460,8 +460,8 @@ pub fn run(
             eprintln!("kmodlab: ended by {}", kmodlab_sys::signal_name(sig));
             Ok(128 + sig)
         }
-        Ok(ShellEnd::Panicked) => Err(LabError::Build(format!(
-            "the guest panicked; the commands after it did not run (run dir {})",
+        Ok(ShellEnd::GuestLost(why)) => Err(LabError::Build(format!(
+            "{why}; the commands after it did not run (run dir {})",
             run_dir.display()
         ))),
         Err(e) => Err(LabError::Infra(e.to_string())),

@@ -186,8 +186,8 @@ pub enum ShellEnd {
     PoweredOff,
     /// kmodlab got this signal.
     Signal(i32),
-    /// The guest panicked while running commands (`-c`): they cannot go on.
-    Panicked,
+    /// The guest panicked or hung while running commands (`-c`): they cannot go on. Says which.
+    GuestLost(String),
 }
 
 /// The socket an attaching kmodlab connects to, in the session's run directory.
@@ -238,8 +238,8 @@ struct Remote {
 enum Turn {
     /// The shell is over.
     End(ShellEnd),
-    /// Replace the guest with a fresh one.
-    Restart,
+    /// Replace the guest with a fresh one: it panicked, hung or went away (says which).
+    Restart(String),
 }
 
 /// Runs the shell until the local session ends; returns how it ended.
@@ -281,8 +281,10 @@ pub fn run(
                 }
                 return Ok(end);
             }
-            Ok(Turn::Restart) if plan.command.is_some() => return Ok(ShellEnd::Panicked),
-            Ok(Turn::Restart) => {
+            Ok(Turn::Restart(why)) if plan.command.is_some() => {
+                return Ok(ShellEnd::GuestLost(why))
+            }
+            Ok(Turn::Restart(_)) => {
                 number += 1;
                 host.say("kmodlab: restoring a fresh guest; the modules are put back in /lab");
             }
@@ -366,7 +368,7 @@ fn drive(
                         HUNG_AFTER.as_secs(),
                         guest.run_dir().display()
                     ));
-                    return Ok(Turn::Restart);
+                    return Ok(Turn::Restart("the guest hung".into()));
                 }
                 None if now.duration_since(last_heard) > PING_AFTER => {
                     let req = Request::Read { paths: Vec::new() };
@@ -531,7 +533,7 @@ fn gone(guest: &mut Guest, host: &mut dyn ShellHost) -> Turn {
         .iter()
         .any(|r| r.kind.severity() == Severity::Panic);
     if panicked {
-        return Turn::Restart;
+        return Turn::Restart("the guest panicked".into());
     }
     match guest.exited_by_itself() {
         Some(_) => Turn::End(ShellEnd::PoweredOff),
@@ -540,7 +542,7 @@ fn gone(guest: &mut Guest, host: &mut dyn ShellHost) -> Turn {
                 "kmodlab: QEMU went away (console.log in {})",
                 guest.run_dir().display()
             ));
-            Turn::Restart
+            Turn::Restart("QEMU went away".into())
         }
     }
 }
