@@ -164,6 +164,7 @@ fn shell_follows_the_lab_by_hand() {
             "labs/kernel_modules/5-oops-mod",
             "labs/kernel_modules/6-cmd-mod",
             "tests/modules/panic",
+            "tests/modules/warn",
         ],
         &runs,
     );
@@ -240,6 +241,25 @@ fn shell_follows_the_lab_by_hand() {
         &cmd,
     );
     assert!(out.contains("Early bird gets tired\r\n"), "{out}");
+
+    // Whatever the console log level, a crash report is caught and summarized: at level 1 the
+    // console shows nothing of this WARN (all of it is level 4 and up).
+    let mark = t.from;
+    t.run(
+        "echo 1 > /proc/sys/kernel/printk && insmod /lab/warn/warn.ko",
+        &cmd,
+    );
+    assert!(
+        t.shows(mark, "kmodlab: warning: WARNING in warn_init", 30),
+        "no summary of the WARN at console level 1:\n{}",
+        &t.seen[mark..]
+    );
+    assert!(
+        !t.seen[mark..].contains("] WARNING:"),
+        "the console showed the WARN at level 1:\n{}",
+        &t.seen[mark..]
+    );
+    assert!(t.shows(mark, "warn.c:", 5), "{}", &t.seen[mark..]);
 
     // Ctrl-C interrupts the guest's command, not kmodlab.
     let started = Instant::now();
@@ -357,7 +377,7 @@ fn shell_runs_commands_without_a_terminal() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"echo from stdin $((6*7))\npoweroff -f\n")
+        .write_all(b"echo from stdin $((6*7))\npoweroff\nsleep 60\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(

@@ -41,7 +41,8 @@ pub struct Sessions {
 pub type Send = fn(&Reply);
 
 impl Sessions {
-    /// Starts a session; its output and end go to the host through `send`.
+    /// Starts a session; its output and end go to the host through `send`. The first one also
+    /// starts sending the kernel log's records to the host.
     pub fn start(
         &mut self,
         session: u32,
@@ -53,6 +54,7 @@ impl Sessions {
     ) -> io::Result<()> {
         if !self.interactive {
             make_interactive();
+            follow_kernel_log(send);
             self.interactive = true;
         }
         self.map.retain(|_, h| process_exists(h.pid));
@@ -233,6 +235,49 @@ fn relay(session: u32, stream: u8, mut from: File, exited: Arc<AtomicBool>, send
             Err(_) => return,
         }
     }
+}
+
+/// The most kernel log records one message carries.
+const KMSG_BATCH: usize = 64;
+
+/// Sends every kernel log record from now on to the host ([`Reply::Kmsg`]), a batch at a time:
+/// crash reports must be found whatever the console log level lets through.
+fn follow_kernel_log(send: Send) {
+    let Ok(mut dev) = kmodlab_sys::KmsgDevice::open(true, kmodlab_sys::KmsgStart::End) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; kmodlab_sys::KMSG_RECORD_MAX];
+        let mut lines = Vec::new();
+        loop {
+            // Wait for one record, then take what else is there without waiting.
+            let wait = if lines.is_empty() { -1 } else { 0 };
+            let more = tty::poll_readable(dev.as_raw_fd(), wait).unwrap_or(false);
+            if more && lines.len() < KMSG_BATCH {
+                match dev.read_record(&mut buf) {
+                    Ok(Some(n)) => {
+                        if let Some(rec) = kmodlab_kmsg::parse_record(&buf[..n]) {
+                            let us = rec.ts_usec();
+                            lines.push(format!(
+                                "[{:5}.{:06}] {}",
+                                us / 1_000_000,
+                                us % 1_000_000,
+                                rec.text()
+                            ));
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(_) => return,
+                }
+            }
+            if !lines.is_empty() {
+                send(&Reply::Kmsg {
+                    lines: std::mem::take(&mut lines),
+                });
+            }
+        }
+    });
 }
 
 /// What an interactive guest has that a test run does not need: terminals, debugfs, a tmpfs,

@@ -204,6 +204,13 @@ pub enum Reply {
         /// The signal that killed it, when it was killed.
         signal: Option<i32>,
     },
+    /// Kernel log records of an interactive guest, all levels (numbered 0): what the console
+    /// shows is filtered by the console log level, so crash reports are found in these too.
+    /// Each line is `[SECONDS.MICROS] MESSAGE`, as the console prints it.
+    Kmsg {
+        /// The records, in order.
+        lines: Vec<String>,
+    },
     /// The request could not be handled.
     Error {
         /// Why.

@@ -57,6 +57,12 @@ impl KmsgDevice {
     }
 }
 
+impl AsRawFd for KmsgDevice {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 /// `syslog(2)` actions used by dmesg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]

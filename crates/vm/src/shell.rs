@@ -10,10 +10,10 @@
 
 use crate::guest::{BootSpec, Guest, InfraError};
 use crate::machine::VmMessage;
-use kmodlab_crash::{CrashReport, Severity};
+use kmodlab_crash::{CrashReport, Scanner, Severity};
 use kmodlab_events::Event;
 use kmodlab_proto::{AttachMessage, Envelope, Reply, Request, TermSize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -259,10 +259,12 @@ pub fn run(
         spec.files.extend(host.files());
         let mut guest = Guest::boot(&spec, sink)?;
         guest.connect_host(&plan.link);
+        let mut told = Told::default();
         let turn = drive(
             &mut guest,
             plan,
             host,
+            &mut told,
             &mut remotes,
             &mut next_session,
             number,
@@ -270,8 +272,10 @@ pub fn run(
         plan.link.disconnect();
         guest.kill();
         for r in guest.end_reports() {
-            let text = host.summary(&r, &spec.run_dir);
-            host.say(&text);
+            told.tell(&r, host, &spec.run_dir);
+        }
+        for r in told.log.finish() {
+            told.tell(&r, host, &spec.run_dir);
         }
         let _ = guest.finish();
         match turn {
@@ -299,6 +303,7 @@ fn drive(
     guest: &mut Guest,
     plan: &ShellPlan,
     host: &mut dyn ShellHost,
+    told: &mut Told,
     remotes: &mut HashMap<u32, Remote>,
     next_session: &mut u32,
     number: u32,
@@ -353,12 +358,11 @@ fn drive(
             host.console(line);
         }
         for r in guest.new_reports() {
-            let text = host.summary(&r, guest.run_dir());
-            host.say(&text);
+            told.tell(&r, host, guest.run_dir());
         }
         let Some(msg) = msg else {
             if guest.has_exited() {
-                return Ok(gone(guest, host));
+                return Ok(gone(guest, host, told));
             }
             let now = Instant::now();
             match ping {
@@ -424,6 +428,13 @@ fn drive(
                             let _ = AttachMessage::Exit { code }.write_to(&mut r.stream);
                         }
                     }
+                    Reply::Kmsg { lines } => {
+                        for line in lines {
+                            for r in told.log.push_line(&line) {
+                                told.tell(&r, host, guest.run_dir());
+                            }
+                        }
+                    }
                     Reply::Fatal { message } => {
                         return Err(guest.infra(format!("the guest agent failed: {message}")))
                     }
@@ -458,7 +469,7 @@ fn drive(
             VmMessage::AgentGarbage(why) => {
                 return Err(guest.infra(format!("the agent sent {why}")));
             }
-            VmMessage::Exited(_) => return Ok(gone(guest, host)),
+            VmMessage::Exited(_) => return Ok(gone(guest, host, told)),
             VmMessage::ConsoleClosed | VmMessage::AgentClosed => {}
             VmMessage::Host(event) => match event {
                 HostEvent::Input { session, data } => {
@@ -522,11 +533,47 @@ fn drive(
     }
 }
 
+/// The crash reports of one guest, found twice: on the console, and in the kernel log records
+/// the agent sends (the console only shows what the console log level lets through; the
+/// records have everything, but stop when the guest panics or hangs). Each report is summarized
+/// once, whichever finds it first.
+#[derive(Default)]
+struct Told {
+    /// The scanner of the agent's kernel log records.
+    log: Scanner,
+    /// The reports summarized: their first timestamp and title.
+    keys: HashSet<String>,
+}
+
+impl Told {
+    fn tell(&mut self, r: &CrashReport, host: &mut dyn ShellHost, run_dir: &Path) {
+        if self.keys.insert(report_key(r)) {
+            let text = host.summary(r, run_dir);
+            host.say(&text);
+        }
+    }
+}
+
+/// What tells a report apart from the same report seen on the other path: the timestamp of its
+/// first stamped line (the same record prints the same stamp on both) and its title.
+fn report_key(r: &CrashReport) -> String {
+    let stamp = r
+        .text
+        .lines()
+        .find_map(|l| {
+            let t = l.trim_start();
+            let inner = t.strip_prefix('[')?.split(']').next()?.trim();
+            (!inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+                .then(|| inner.to_string())
+        })
+        .unwrap_or_default();
+    format!("{stamp}|{}", r.title)
+}
+
 /// QEMU is gone: a panic (shown, then a fresh guest), or the guest powered itself off.
-fn gone(guest: &mut Guest, host: &mut dyn ShellHost) -> Turn {
+fn gone(guest: &mut Guest, host: &mut dyn ShellHost, told: &mut Told) -> Turn {
     for r in guest.end_reports() {
-        let text = host.summary(&r, guest.run_dir());
-        host.say(&text);
+        told.tell(&r, host, guest.run_dir());
     }
     let panicked = guest
         .reports()
