@@ -292,6 +292,13 @@ fn shell_follows_the_lab_by_hand() {
         &p,
     );
     assert!(out.contains("Hello again!\r\n"), "{out}");
+    // A save that does not compile says where, and leaves the guest's module as it was.
+    let good = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(&src, good.replace("return 0;", "return 0")).unwrap();
+    t.expect("does not build:", 120);
+    t.expect("hello_mod.c:", 10);
+    std::fs::write(&src, &good).unwrap();
+    t.expect("kmodlab: rebuilt hello_mod.ko", 120);
 
     // A second terminal while the first follows the kernel log.
     t.send("dmesg -w -t\r");

@@ -433,7 +433,11 @@ impl Vm {
     pub fn connect_host(&self, link: &crate::shell::HostLink) {
         let tx = self.host_tx.clone();
         link.connect(Box::new(move |e| {
-            tx.send(Internal::Msg(VmMessage::Host(e))).is_ok()
+            tx.send(Internal::Msg(VmMessage::Host(e)))
+                .map_err(|mpsc::SendError(back)| match back {
+                    Internal::Msg(VmMessage::Host(e)) => e,
+                    _ => unreachable!("only host events are sent here"),
+                })
         }));
     }
 

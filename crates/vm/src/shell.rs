@@ -76,7 +76,8 @@ pub struct Attached {
     pub size: Option<TermSize>,
 }
 
-type Deliver = Box<dyn Fn(HostEvent) -> Result<(), HostEvent> + Send>;
+/// Hands an event to a guest's message queue, or gives it back when the guest is gone.
+pub(crate) type Deliver = Box<dyn Fn(HostEvent) -> Result<(), HostEvent> + Send>;
 
 #[derive(Default)]
 struct LinkState {
@@ -113,26 +114,17 @@ impl HostLink {
         }
     }
 
-    /// Delivers to `deliver` from now on, starting with what waited.
-    pub(crate) fn connect(&self, deliver: Box<dyn Fn(HostEvent) -> bool + Send>) {
+    /// Delivers to `deliver` from now on, starting with what waited. `deliver` gives an event
+    /// back when its guest is gone: it then waits for the next connection.
+    pub(crate) fn connect(&self, deliver: Deliver) {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ok = true;
         while let Some(e) = s.waiting.pop_front() {
-            if !deliver(e) {
-                ok = false;
-                break;
+            if let Err(e) = deliver(e) {
+                s.waiting.push_front(e);
+                return;
             }
         }
-        s.deliver = ok.then(|| -> Deliver {
-            Box::new(move |e| {
-                // The event is lost with a VM that is gone; only input is, in practice.
-                if deliver(e) {
-                    Ok(())
-                } else {
-                    Err(HostEvent::Detached(0))
-                }
-            })
-        });
+        s.deliver = Some(deliver);
     }
 
     /// Stops delivering (the guest is going away); events wait for the next [`HostLink::connect`].
@@ -591,5 +583,49 @@ fn gone(guest: &mut Guest, host: &mut dyn ShellHost, told: &mut Told) -> Turn {
             ));
             Turn::Restart("QEMU went away".into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_keyed_by_its_first_stamp_and_title() {
+        let mut r = kmodlab_crash::parse_reports(
+            "[    9.121769] BUG: kernel NULL pointer dereference, address: 0000000000000000\n\
+             [    9.122048] #PF: supervisor write access in kernel mode\n",
+        )
+        .remove(0);
+        let key = report_key(&r);
+        assert!(key.starts_with("9.121769|"), "{key}");
+        r.text = r.text.replace("[    9.121769]", "[    9.500000]");
+        assert_ne!(report_key(&r), key, "another occurrence of the same report");
+    }
+
+    #[test]
+    fn events_wait_for_a_guest_and_go_to_the_newest() {
+        let link = HostLink::new();
+        link.post(HostEvent::Changed(1));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        link.connect(Box::new(move |e| {
+            g.lock().unwrap().push(format!("{e:?}"));
+            Ok(())
+        }));
+        link.post(HostEvent::Changed(2));
+        link.disconnect();
+        link.post(HostEvent::Changed(3));
+        assert_eq!(*got.lock().unwrap(), ["Changed(1)", "Changed(2)"]);
+        // A guest that is gone: the event waits for the next one.
+        link.connect(Box::new(Err));
+        link.post(HostEvent::Changed(4));
+        let later = Arc::new(Mutex::new(Vec::new()));
+        let l = later.clone();
+        link.connect(Box::new(move |e| {
+            l.lock().unwrap().push(format!("{e:?}"));
+            Ok(())
+        }));
+        assert_eq!(*later.lock().unwrap(), ["Changed(3)", "Changed(4)"]);
     }
 }
