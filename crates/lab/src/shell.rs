@@ -397,11 +397,13 @@ pub fn run(
                 let Ok(reader) = stream.try_clone() else {
                     continue;
                 };
+                // One line only: what follows is the session's, read by its relay.
                 let mut first = String::new();
                 if BufReader::new(reader).read_line(&mut first).is_err() {
                     continue;
                 }
-                if let Ok(AttachMessage::Hello { term, size }) = kmodlab_proto::decode(&first) {
+                let hello = AttachMessage::read_all(first.as_bytes()).next();
+                if let Some(AttachMessage::Hello { term, size }) = hello {
                     link.post(HostEvent::Attach(Attached { stream, term, size }));
                 }
             }
@@ -438,14 +440,7 @@ pub fn run(
             run_dir.display()
         );
     }
-    let raw = if tty_mode {
-        Some(
-            tty::RawMode::enter(0)
-                .map_err(|e| LabError::Infra(format!("cannot set up the terminal: {e}")))?,
-        )
-    } else {
-        None
-    };
+    let raw = raw_mode(tty_mode)?;
     let ended = kmodlab_vm::shell::run(&plan, &mut host, sink);
     drop(raw);
     LIVE.store(false, Ordering::SeqCst);
@@ -466,6 +461,14 @@ pub fn run(
         ))),
         Err(e) => Err(LabError::Infra(e.to_string())),
     }
+}
+
+/// The local terminal in raw mode, when there is one.
+fn raw_mode(tty_mode: bool) -> Result<Option<tty::RawMode>, LabError> {
+    tty_mode
+        .then(|| tty::RawMode::enter(0))
+        .transpose()
+        .map_err(|e| LabError::Infra(format!("cannot set up the terminal: {e}")))
 }
 
 /// Reads standard input and posts it as the local session's input; with `eof`, its end too.
@@ -591,35 +594,23 @@ pub fn attach(runs_dir: &Path, signals: tty::Signals) -> Result<i32, LabError> {
             }
         }
     });
-    let raw = if tty_mode {
-        Some(
-            tty::RawMode::enter(0)
-                .map_err(|e| LabError::Infra(format!("cannot set up the terminal: {e}")))?,
-        )
-    } else {
-        None
-    };
+    let raw = raw_mode(tty_mode)?;
     let eol = if tty_mode { "\r\n" } else { "\n" };
     let mut code = 0;
-    let reader = BufReader::new(stream);
-    for line in reader.split(b'\n') {
-        let Ok(line) = line else { break };
-        let Ok(text) = std::str::from_utf8(&line) else {
-            break;
-        };
-        match kmodlab_proto::decode::<AttachMessage>(text) {
-            Ok(AttachMessage::Data { data }) => {
+    for msg in AttachMessage::read_all(BufReader::new(stream)) {
+        match msg {
+            AttachMessage::Data { data } => {
                 let bytes = kmodlab_proto::base64_decode(&data).unwrap_or_default();
                 let mut o = std::io::stdout().lock();
                 let _ = o.write_all(&bytes);
                 let _ = o.flush();
             }
-            Ok(AttachMessage::Say { text }) => {
+            AttachMessage::Say { text } => {
                 let mut o = std::io::stdout().lock();
                 let _ = write!(o, "{eol}{}{eol}", kmodlab_report::printable(&text));
                 let _ = o.flush();
             }
-            Ok(AttachMessage::Exit { code: c }) => {
+            AttachMessage::Exit { code: c } => {
                 code = c;
                 break;
             }

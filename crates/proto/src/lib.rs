@@ -324,6 +324,14 @@ impl AttachMessage {
     pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         w.write_all(encode(self).as_bytes())
     }
+
+    /// The messages on a stream, one per line, until it ends or carries anything else.
+    pub fn read_all(r: impl std::io::BufRead) -> impl Iterator<Item = AttachMessage> {
+        r.split(b'\n').map_while(|line| {
+            let line = line.ok()?;
+            decode::<AttachMessage>(std::str::from_utf8(&line).ok()?).ok()
+        })
+    }
 }
 
 /// Encodes a message as one protocol line (with the trailing newline).

@@ -14,7 +14,7 @@ use kmodlab_crash::{CrashReport, Scanner, Severity};
 use kmodlab_events::Event;
 use kmodlab_proto::{AttachMessage, Envelope, Reply, Request, TermSize};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -190,23 +190,15 @@ pub fn attach_socket(run_dir: &Path) -> PathBuf {
 /// Reads an attached terminal's messages and posts them as events of `session`.
 pub fn relay_attached(stream: UnixStream, session: u32, link: HostLink) {
     std::thread::spawn(move || {
-        let reader = BufReader::new(stream);
-        for line in reader.split(b'\n') {
-            let Ok(line) = line else { break };
-            let Ok(text) = std::str::from_utf8(&line) else {
-                break;
-            };
-            match kmodlab_proto::decode::<AttachMessage>(text) {
-                Ok(AttachMessage::Data { data }) => {
+        for msg in AttachMessage::read_all(BufReader::new(stream)) {
+            match msg {
+                AttachMessage::Data { data } => {
                     if let Some(data) = kmodlab_proto::base64_decode(&data) {
                         link.post(HostEvent::Input { session, data });
                     }
                 }
-                Ok(AttachMessage::Resize { size }) => {
-                    link.post(HostEvent::Resize { session, size })
-                }
-                Ok(_) => {}
-                Err(_) => break,
+                AttachMessage::Resize { size } => link.post(HostEvent::Resize { session, size }),
+                _ => {}
             }
         }
         link.post(HostEvent::Detached(session));
