@@ -1,7 +1,7 @@
 //! The event stream between the VM driver and its consumers, and the results a run produces.
 //!
 //! The VM driver only emits [`Event`]s; the live UI, KTAP, JSON and JUnit reporters only consume
-//! them. [`RunResult`] is the contract of `kmodlab run --json` (see DESIGN.md, "Contracts").
+//! them. [`RunResult`] is the contract of `kmodlab run --json` (see docs/contracts.md).
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
@@ -231,4 +231,50 @@ pub enum Event {
         /// Exit status as text.
         status: String,
     },
+}
+
+/// What one command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommandResult {
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when it was killed.
+    pub signal: Option<String>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Kernel messages printed while it ran.
+    pub log: Vec<String>,
+    /// Why it has no result (timeout, VM gone, agent error), when it has none.
+    pub error: Option<String>,
+}
+
+/// What a script did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScriptResult {
+    /// One entry per command that was started.
+    pub commands: Vec<CommandResult>,
+    /// Crash reports found on the console.
+    pub reports: Vec<kmodlab_crash::CrashReport>,
+    /// Whether a command missed its deadline (the VM was then killed).
+    pub timed_out: bool,
+    /// The guest kernel release.
+    pub kernel: String,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// The exit codes of every kmodlab command, one table: scripts rely on them.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A test or verdict failed, or the module did not build.
+    pub const FAILED: u8 = 1;
+    /// Usage or input error: bad arguments, a broken spec, a file that is not a module.
+    pub const USAGE: u8 = 2;
+    /// Infrastructure: no kernel, no QEMU, the VM did not boot.
+    pub const INFRA: u8 = 3;
 }

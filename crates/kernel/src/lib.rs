@@ -30,7 +30,7 @@ pub use build::{
     LOG_TAIL, SOURCE_FILE,
 };
 pub use config::{options_not_stuck, parse_config, ConfigOption, FRAGMENT};
-pub use list::{list, ListedKernel};
+pub use list::{list, write_table, ListedKernel};
 pub use marker::{cache_key, LabKernel, MARKER, RECIPE};
 pub use progress::{is_object_line, BuildEvent, ObjectCounter, StderrProgress};
 pub use source::{
@@ -106,10 +106,10 @@ impl Error {
 
     /// The exit code: 2 for a bad `--source`, 3 (infrastructure) for everything else.
     pub fn exit_code(&self) -> i32 {
-        match self.kind {
-            ErrorKind::Input => 2,
-            _ => 3,
-        }
+        i32::from(match self.kind {
+            ErrorKind::Input => kmodlab_events::exit::USAGE,
+            _ => kmodlab_events::exit::INFRA,
+        })
     }
 
     /// The message, the log's last lines (indented) and the log's path: what to show a person.

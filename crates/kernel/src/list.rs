@@ -88,6 +88,38 @@ pub fn list(root: &Path, cache_dir: &Path) -> Vec<ListedKernel> {
     debian
 }
 
+/// `kmodlab kernel list`'s table: one row per kernel, columns aligned.
+pub fn write_table(w: &mut dyn std::io::Write, kernels: &[ListedKernel]) -> std::io::Result<()> {
+    let rows: Vec<[String; 5]> = kernels
+        .iter()
+        .map(|k| {
+            [
+                k.kind.to_string(),
+                k.release.clone().unwrap_or_else(|| "-".into()),
+                k.state.to_string(),
+                k.source.clone().unwrap_or_else(|| "-".into()),
+                k.tree.display().to_string(),
+            ]
+        })
+        .collect();
+    let header = ["KIND", "RELEASE", "STATE", "SOURCE", "TREE"].map(String::from);
+    let mut widths = [0usize; 5];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        writeln!(w, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,11 +36,12 @@ pub enum LabError {
 impl LabError {
     /// The exit code scripts see: 1 build failed, 2 input error, 3 infrastructure.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            LabError::Build(_) => 1,
-            LabError::Input(_) => 2,
-            LabError::Infra(_) => 3,
-        }
+        use kmodlab_events::exit;
+        i32::from(match self {
+            LabError::Build(_) => exit::FAILED,
+            LabError::Input(_) => exit::USAGE,
+            LabError::Infra(_) => exit::INFRA,
+        })
     }
 }
 
@@ -146,9 +147,10 @@ pub fn select_kernel(
                 .map(|k| k.kernel())
                 .map_err(|e| {
                     let what = format!("the Rust lab kernel: {}", e.report());
-                    match e.exit_code() {
-                        2 => LabError::Input(what),
-                        _ => LabError::Infra(what),
+                    if e.exit_code() == i32::from(kmodlab_events::exit::USAGE) {
+                        LabError::Input(what)
+                    } else {
+                        LabError::Infra(what)
                     }
                 })
         }
@@ -206,6 +208,17 @@ pub struct Labs {
 }
 
 impl Labs {
+    /// Boot every guest of these labs cold (`--cold`).
+    pub fn boot_cold(&mut self) {
+        for lab in [&mut self.debian, &mut self.rust]
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            lab.cold = true;
+        }
+    }
+
     /// A lab for each kernel kind `specs` need (see [`select_kernel`]); building the Rust lab
     /// kernel first when a spec needs it and it is not in the cache. Fails only when no lab at all
     /// could be made; a kind whose lab failed ends its specs as infrastructure errors.

@@ -235,10 +235,7 @@ fn kos_in(dir: &Path) -> Vec<PathBuf> {
 /// kmodlab's paragraph about a crash report: what it is, where in the module's source, where
 /// the whole report is.
 pub fn crash_summary(r: &CrashReport, run_dir: &Path) -> String {
-    let kind = serde_json::to_value(r.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
+    let kind = r.kind.name();
     let mut s = format!("kmodlab: {kind}: {}", kmodlab_report::printable(&r.title));
     let place = match (&r.function, &r.module, &r.source) {
         (Some(f), Some(m), Some(src)) => format!("in {f} [{m}] at {src}"),

@@ -538,5 +538,87 @@ pub fn write_json(out: &mut dyn Write, outcomes: &[CaseOutcome]) -> io::Result<(
     writeln!(out)
 }
 
+/// `kmodlab exec`'s human output: each command with what it printed, its kernel messages and
+/// how it ended, then the crash reports and the run directory. Text from the guest goes through
+/// as is: wrap the writer in [`TerminalSafe`] for a terminal.
+pub fn write_human_exec(w: &mut dyn Write, r: &kmodlab_events::ScriptResult) -> io::Result<()> {
+    for c in &r.commands {
+        writeln!(w, "$ {}", c.argv.join(" "))?;
+        w.write_all(c.stdout.as_bytes())?;
+        for l in c.stderr.lines() {
+            writeln!(w, "{l}")?;
+        }
+        for l in &c.log {
+            writeln!(w, "    kernel: {l}")?;
+        }
+        match (&c.error, c.exit_code, &c.signal) {
+            (Some(e), _, _) => writeln!(w, "[{e}]")?,
+            (None, Some(0), _) => {}
+            (None, Some(code), _) => writeln!(w, "[exit {code}]")?,
+            (None, None, Some(sig)) => writeln!(w, "[killed by {sig}]")?,
+            _ => {}
+        }
+    }
+    for rep in &r.reports {
+        writeln!(w, "{}: {}", rep.kind.name(), rep.title)?;
+    }
+    writeln!(w, "run dir: {}", r.run_dir.display())
+}
+
+/// Progress on standard error while a VM runs: one line per phase, updated in place on a
+/// terminal; lines that explain a slower run (a cold boot and why) and crash reports stay.
+pub struct Progress {
+    tty: bool,
+}
+
+impl Progress {
+    /// Progress for standard error, in place when it is a terminal.
+    pub fn stderr() -> Progress {
+        Progress {
+            tty: io::IsTerminal::is_terminal(&io::stderr()),
+        }
+    }
+
+    /// Shows one event.
+    pub fn event(&self, e: &kmodlab_events::Event) {
+        use kmodlab_events::{Event, Phase};
+        let msg = match e {
+            Event::BootStarted {
+                kernel,
+                accel,
+                run_dir,
+            } => format!("booting {kernel} ({accel}), run dir {}", run_dir.display()),
+            Event::AgentReady { boot_s } => format!("guest ready after {boot_s:.1}s"),
+            Event::Started { detail, .. } => {
+                // Worth keeping on screen: it says why a run was slower.
+                if self.tty {
+                    eprintln!("\r\x1b[2Kkmodlab: {detail}");
+                } else {
+                    eprintln!("kmodlab: {detail}");
+                }
+                return;
+            }
+            Event::StepStarted(p) if *p != Phase::Boot => format!("{p}..."),
+            Event::ReportFound { kind, title } => format!("{kind}: {}", printable(title)),
+            _ => return,
+        };
+        if self.tty {
+            eprint!("\r\x1b[2Kkmodlab: {msg}");
+            if matches!(e, Event::ReportFound { .. }) {
+                eprintln!();
+            }
+        } else {
+            eprintln!("kmodlab: {msg}");
+        }
+    }
+
+    /// Clears the progress line.
+    pub fn done(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

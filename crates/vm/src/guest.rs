@@ -4,7 +4,7 @@
 use crate::initramfs::{self, GuestModule};
 use crate::machine::{ConsoleTail, Vm, VmMessage, VmSpec, WaitError};
 use crate::qemu::{self, Accel};
-use kmodlab_crash::{CrashReport, ReportKind, Scanner};
+use kmodlab_crash::{CrashReport, Scanner};
 use kmodlab_events::{Event, Phase};
 use kmodlab_proto::{Reply, Request};
 use std::path::PathBuf;
@@ -162,18 +162,11 @@ impl ConsoleWatch<'_> {
             return;
         }
         (self.sink)(&Event::ReportFound {
-            kind: kind_name(r.kind),
+            kind: r.kind.name().to_string(),
             title: r.title.clone(),
         });
         self.reports.push(r);
     }
-}
-
-fn kind_name(k: ReportKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
 }
 
 impl<'s> Guest<'s> {

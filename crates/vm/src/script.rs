@@ -3,46 +3,11 @@
 //! caused come back, with the crash reports of the whole session.
 
 use crate::guest::{BootSpec, Guest, InfraError, Step};
-use kmodlab_crash::CrashReport;
 use kmodlab_events::Event;
 use kmodlab_proto::{Reply, Request};
-use serde::Serialize;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// What one command did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CommandResult {
-    /// The command and its arguments.
-    pub argv: Vec<String>,
-    /// Its exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// The signal that killed it, when it was killed.
-    pub signal: Option<String>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-    /// Kernel messages printed while it ran.
-    pub log: Vec<String>,
-    /// Why it has no result (timeout, VM gone, agent error), when it has none.
-    pub error: Option<String>,
-}
-
-/// What a script did.
-#[derive(Clone, Debug, Serialize)]
-pub struct ScriptResult {
-    /// One entry per command that was started.
-    pub commands: Vec<CommandResult>,
-    /// Crash reports found on the console.
-    pub reports: Vec<CrashReport>,
-    /// Whether a command missed its deadline (the VM was then killed).
-    pub timed_out: bool,
-    /// The guest kernel release.
-    pub kernel: String,
-    /// The run directory.
-    pub run_dir: PathBuf,
-}
+pub use kmodlab_events::{CommandResult, ScriptResult};
 
 /// Boots `spec` and runs `commands` in order, each within `step`; stops at the first command
 /// without a result (a hang or a dead VM). With `stop_on`, a command is stopped (SIGTERM) once

@@ -1,0 +1,60 @@
+//! The commands of the kmodlab binary. Each is a function of its options, given as values (no
+//! environment variables set on the way), that runs the libraries, prints through `report`,
+//! and returns the exit code scripts see ([`exit`]): the binary only parses arguments and
+//! dispatches.
+#![deny(missing_docs)]
+
+pub mod args;
+mod lab_commands;
+mod tools;
+
+pub use kmodlab_events::exit;
+pub use lab_commands::{
+    exec, run, shell, test, watch, ExecArgs, Format, RunArgs, ShellArgs, TestArgs, WatchArgs,
+};
+pub use tools::{build, kernel_build, kernel_list, new, oops, OopsArgs};
+
+use kmodlab_lab::LabError;
+use kmodlab_report::TerminalSafe;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The kernel a command boots and builds for: `--kernel` and `--kdir`.
+#[derive(Clone, Debug, Default)]
+pub struct KernelChoice {
+    /// The image (default: see `kmodlab_kbuild::select`).
+    pub kernel: Option<PathBuf>,
+    /// The build tree.
+    pub kdir: Option<PathBuf>,
+}
+
+/// Says what went wrong and returns its exit code.
+fn fail(e: &LabError) -> u8 {
+    eprintln!("kmodlab: {e}");
+    e.exit_code() as u8
+}
+
+/// The console's last lines after an infrastructure error, escaped (they come from the guest).
+fn print_console_tail(lines: &[String]) {
+    let mut err = TerminalSafe::new(std::io::stderr().lock());
+    for l in lines {
+        // Standard error gone: nothing left to tell.
+        if writeln!(err, "  | {l}").is_err() {
+            return;
+        }
+    }
+}
+
+/// The exit code once the result was written: `code`, unless writing failed for another reason
+/// than a reader that went away (a closed pipe ends quietly, as `head` expects), which is an
+/// infrastructure error saying so.
+fn written(result: std::io::Result<()>, what: &str, code: u8) -> u8 {
+    match result {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            eprintln!("kmodlab: writing {what}: {e}");
+            exit::INFRA
+        }
+    }
+}
