@@ -467,3 +467,35 @@ fn qemu_gone_without_a_panic_is_an_infrastructure_error() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("panicked"));
     assert_no_qemu_left(&runs);
 }
+
+/// Completion scripts and manual pages come from the same definitions as `--help`: every
+/// command is in them.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let commands = [
+        "build", "run", "exec", "test", "watch", "shell", "new", "kernel", "oops",
+    ];
+    let out = kmodlab().args(["completions", "bash"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("complete -F _kmodlab"), "{script}");
+    for c in commands {
+        assert!(
+            script.contains(&format!("cmd=\"kmodlab__subcmd__{c}\"")),
+            "no {c} in:\n{script}"
+        );
+    }
+    let dir = scratch("man");
+    let out = kmodlab().arg("man").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    for c in commands {
+        let page = std::fs::read_to_string(dir.join(format!("kmodlab-{c}.1")))
+            .unwrap_or_else(|e| panic!("kmodlab-{c}.1: {e}"));
+        assert!(page.starts_with(".ie"), "{page}");
+        assert!(page.contains(&format!(".TH kmodlab-{c} 1")), "{page}");
+    }
+    let top = std::fs::read_to_string(dir.join("kmodlab.1")).unwrap();
+    assert!(top.contains("kmodlab\\-shell"), "{top}");
+    let out = kmodlab().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+}

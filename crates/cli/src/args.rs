@@ -229,6 +229,22 @@ enum Command {
         /// The directory to make.
         dir: PathBuf,
     },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For bash: `kmodlab completions bash > /etc/bash_completion.d/kmodlab`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages of kmodlab and its commands (kmodlab.1, kmodlab-run.1, ...) into
+    /// a directory.
+    #[command(
+        after_help = "Example:\n  kmodlab man /usr/local/share/man/man1 && man kmodlab-shell"
+    )]
+    Man {
+        /// Where the pages go (made when missing).
+        dir: PathBuf,
+    },
     /// Build the Rust lab kernel, or list the kernels kmodlab can use.
     Kernel {
         #[command(subcommand)]
@@ -409,6 +425,13 @@ pub fn main() -> u8 {
             vmlinux,
             log,
         }),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, "kmodlab", &mut out);
+            cli::exit::OK
+        }
+        Command::Man { dir } => man_pages(&dir),
         Command::Kernel {
             command:
                 KernelCommand::Build {
@@ -430,4 +453,28 @@ fn seconds(s: &str) -> Result<Duration, String> {
         Ok(v) => kmodlab_events::timeout_seconds(v),
         Err(_) => Err(format!("{s:?} is not a positive number of seconds")),
     }
+}
+
+/// Writes `kmodlab.1` and one page per command (`kmodlab-run.1`, `kmodlab-kernel-build.1`).
+fn man_pages(dir: &std::path::Path) -> u8 {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let written = std::fs::create_dir_all(dir).and_then(|()| write_pages(&cmd, "kmodlab", dir));
+    match written {
+        Ok(()) => cli::exit::OK,
+        Err(e) => {
+            eprintln!("kmodlab: {}: {e}", dir.display());
+            cli::exit::USAGE
+        }
+    }
+}
+
+fn write_pages(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> std::io::Result<()> {
+    let page = cmd.clone().name(name.to_string());
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page).render(&mut buf)?;
+    std::fs::write(dir.join(format!("{name}.1")), buf)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        write_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(())
 }
