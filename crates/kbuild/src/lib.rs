@@ -73,6 +73,40 @@ fn release_key(r: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// An installed distribution kernel: `/boot/vmlinuz-RELEASE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Installed {
+    /// Its release.
+    pub release: String,
+    /// The image.
+    pub image: PathBuf,
+    /// `/lib/modules/RELEASE/build`, when its headers are installed.
+    pub tree: Option<PathBuf>,
+}
+
+/// The distribution's kernels under `root` (`boot/vmlinuz-V`), oldest release first (compared
+/// numerically where they are numbers: 6.12.10 after 6.12.9).
+pub fn installed(root: &Path) -> std::io::Result<Vec<Installed>> {
+    let mut found: Vec<Installed> = std::fs::read_dir(root.join("boot"))?
+        .flatten()
+        .filter_map(|e| {
+            let release = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("vmlinuz-")?
+                .to_string();
+            let tree = root.join("lib/modules").join(&release).join("build");
+            Some(Installed {
+                image: e.path(),
+                tree: tree.exists().then_some(tree),
+                release,
+            })
+        })
+        .collect();
+    found.sort_by_key(|k| release_key(&k.release));
+    Ok(found)
+}
+
 /// Selects the kernel: `image`/`kdir` arguments, then `KMODLAB_KERNEL`/`KMODLAB_KDIR`, then the
 /// newest `/boot/vmlinuz-V` whose `/lib/modules/V/build` exists.
 pub fn select(image: Option<PathBuf>, kdir: Option<PathBuf>) -> Result<Kernel, KernelError> {
@@ -111,27 +145,17 @@ pub fn select_in(
         }
         None => {
             let boot = root.join("boot");
-            let mut found: Vec<String> = std::fs::read_dir(&boot)
+            let newest = installed(root)
                 .map_err(|e| KernelError(format!("{}: {e}; {install}", boot.display())))?
-                .flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_prefix("vmlinuz-")
-                        .map(String::from)
-                })
-                .filter(|v| {
-                    kdir.is_some() || root.join("lib/modules").join(v).join("build").exists()
-                })
-                .collect();
-            found.sort_by_key(|r| release_key(r));
-            let release = found.pop().ok_or_else(|| {
+                .into_iter()
+                .rfind(|k| kdir.is_some() || k.tree.is_some());
+            let k = newest.ok_or_else(|| {
                 KernelError(format!(
                     "no kernel with headers: no {}/vmlinuz-V with /lib/modules/V/build; {install}",
                     boot.display()
                 ))
             })?;
-            (boot.join(format!("vmlinuz-{release}")), release)
+            (k.image, k.release)
         }
     };
     let modules_dir = root.join("lib/modules").join(&release);
@@ -429,6 +453,21 @@ mod tests {
         let k = select_in(&root, None, None).unwrap();
         assert_eq!(k.release, "6.12.10-amd64");
         assert!(k.image.ends_with("boot/vmlinuz-6.12.10-amd64"));
+        // The same list `kernel list` shows: numeric order, headers or not.
+        let all: Vec<(String, bool)> = installed(&root)
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.release, k.tree.is_some()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("6.1.0-9-amd64".to_string(), true),
+                ("6.12.9-amd64".to_string(), true),
+                ("6.12.10-amd64".to_string(), true),
+                ("6.13.0-nohdr".to_string(), false),
+            ]
+        );
         std::fs::remove_dir_all(&root).unwrap();
         let e = select_in(&root, None, None).unwrap_err();
         assert!(e.0.contains("scripts/setup"), "{e}");

@@ -26,28 +26,21 @@ pub struct ListedKernel {
 /// Debian's kernels under `root` (`/boot/vmlinuz-V` with `/lib/modules/V/build`) and the lab
 /// kernels in `cache_dir`, each sorted by release.
 pub fn list(root: &Path, cache_dir: &Path) -> Vec<ListedKernel> {
-    let mut debian: Vec<ListedKernel> = std::fs::read_dir(root.join("boot"))
+    let mut debian: Vec<ListedKernel> = kmodlab_kbuild::installed(root)
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let release = e
-                .file_name()
-                .to_str()?
-                .strip_prefix("vmlinuz-")?
-                .to_string();
-            let tree = root.join("lib/modules").join(&release).join("build");
-            tree.is_dir().then(|| ListedKernel {
+        .filter_map(|k| {
+            let tree = k.tree.filter(|t| t.is_dir())?;
+            Some(ListedKernel {
                 kind: "debian",
-                release: Some(release),
+                release: Some(k.release),
                 state: "installed",
-                image: Some(e.path()),
+                source: Some(k.image.display().to_string()),
+                image: Some(k.image),
                 tree,
-                source: Some(e.path().display().to_string()),
             })
         })
         .collect();
-    debian.sort_by(|a, b| a.release.cmp(&b.release));
     let mut lab: Vec<ListedKernel> = std::fs::read_dir(kernels_dir(cache_dir))
         .into_iter()
         .flatten()
