@@ -489,11 +489,19 @@ fn shell_survives_a_hung_guest() {
 
 /// A guest printing far more than anyone reads: kmodlab's memory stays bounded (its readers
 /// wait for the terminal instead of queueing), and everything arrives in the end. kmodlab's own
-/// resident memory (its QEMU does not count) is sampled while its output stays unread: it must
-/// not grow. (With an unbounded queue it grew by about 0.5 MB/s here.)
+/// resident memory (its QEMU does not count) is sampled while its output stays unread, once the
+/// guest is up: it must not grow. (With an unbounded queue it grew by about 0.5 MB/s here.)
 #[test]
 fn shell_memory_stays_bounded_under_a_flood() {
     let runs = scratch("shell-flood");
+    // The saved state first, so that the flood's guest starts warm and quickly.
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["shell", "-c", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let bytes: usize = 20_000_000;
     let mut child = kmodlab()
         .env("KMODLAB_RUNS", &runs)
@@ -504,10 +512,27 @@ fn shell_memory_stays_bounded_under_a_flood() {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
+    // The guest is up once kmodlab says how it started.
+    let (up_tx, up_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("restored the saved VM state") || line.contains("booted cold") {
+                let _ = up_tx.send(());
+            }
+        }
+    });
+    up_rx
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the guest did not start");
     let rss_mb = |pid: u32| -> Option<u64> {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()?
@@ -516,12 +541,12 @@ fn shell_memory_stays_bounded_under_a_flood() {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb / 1024)
     };
-    // Nobody reads for 30 s: the pipe fills and kmodlab must wait. Samples from 10 s on (the
-    // guest is up and printing by then).
-    let started = Instant::now();
+    // Nobody reads for 25 s after the guest is up: the pipe fills and kmodlab must wait.
+    // Samples from 5 s on (the guest prints by then).
+    let up = Instant::now();
     let mut samples = Vec::new();
-    while started.elapsed() < Duration::from_secs(30) {
-        if started.elapsed() > Duration::from_secs(10) {
+    while up.elapsed() < Duration::from_secs(25) {
+        if up.elapsed() > Duration::from_secs(5) {
             samples.extend(rss_mb(child.id()));
         }
         std::thread::sleep(Duration::from_millis(500));
