@@ -394,6 +394,18 @@ fn shell_runs_commands_without_a_terminal() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_no_qemu_left(&runs);
+    // The sessions' files stay, their sockets do not.
+    for run in std::fs::read_dir(&runs).unwrap().flatten() {
+        let run = run.path();
+        assert!(run.join("console.log").is_file(), "{}", run.display());
+        for socket in ["agent.sock", "qmp.sock", "shell.sock"] {
+            assert!(
+                !run.join(socket).exists(),
+                "{} left",
+                run.join(socket).display()
+            );
+        }
+    }
 }
 
 /// The same by hand on the Rust lab kernel with the Rust lab's modules: the transcript, the

@@ -470,7 +470,7 @@ pub fn shell(a: ShellArgs) -> u8 {
     // The terminal may be raw by the time a guest is replaced: lines end in CR LF.
     let mut sink = |e: &Event| match e {
         Event::BootStarted { kernel, accel, .. } => {
-            eprint!("kmodlab: booting {kernel} ({accel})\r\n")
+            eprint!("kmodlab: starting the guest ({kernel}, {accel})\r\n")
         }
         Event::Started { detail, .. } => eprint!("kmodlab: {detail}\r\n"),
         _ => {}

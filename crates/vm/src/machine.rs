@@ -154,6 +154,8 @@ pub struct Vm {
     last_id: u64,
     /// For [`crate::shell::HostLink`]s.
     host_tx: SyncSender<Internal>,
+    /// The agent's and the monitor's sockets in the run directory, removed with the VM.
+    sockets: [PathBuf; 2],
 }
 
 /// Text from the guest quoted for a message: at most `n` characters, escaped.
@@ -396,6 +398,7 @@ impl Vm {
             queued: std::collections::VecDeque::new(),
             last_id: 0,
             host_tx,
+            sockets: [socket, qmp_socket],
         })
     }
 
@@ -632,6 +635,10 @@ impl Vm {
 impl Drop for Vm {
     fn drop(&mut self) {
         self.kill(&mut |_| {});
+        // The sockets mean nothing once QEMU is gone; the logs beside them stay.
+        for socket in &self.sockets {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 
