@@ -19,6 +19,30 @@
 //!
 //! Not supported, since no tool here uses them: a leading `-` or `:` in the short option
 //! string, `W;`, `getopt_long_only`, and long options that set a flag.
+//!
+//! ```
+//! use kmodlab_getopt::{Getopt, HasArg, LongOpt};
+//! use std::ffi::{OsStr, OsString};
+//!
+//! const LONG: &[LongOpt] = &[
+//!     LongOpt::new("all", HasArg::No, 'a' as u32),
+//!     LongOpt::new("basedir", HasArg::Required, 'b' as u32),
+//! ];
+//! let argv: Vec<OsString> = ["depmod", "6.1", "--base", "/tmp/b", "-a"]
+//!     .map(OsString::from)
+//!     .into();
+//! let mut getopt = Getopt::new(&argv, "ab:", LONG).posixly_correct(false);
+//! let mut basedir = None;
+//! for opt in getopt.by_ref() {
+//!     match opt {
+//!         Ok(opt) if opt.val == 'b' as u32 => basedir = opt.arg,
+//!         Ok(_) => {}
+//!         Err(e) => panic!("{}", String::from_utf8_lossy(e.message())),
+//!     }
+//! }
+//! assert_eq!(basedir, Some(OsStr::new("/tmp/b")));
+//! assert_eq!(getopt.operands(), [OsStr::new("6.1")]);
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
