@@ -12,7 +12,7 @@ pub mod clock;
 pub mod names;
 pub mod print;
 
-use kmodlab_getopt::{getopt_long, short_name, HasArg, LongOpt, Parsed};
+use kmodlab_getopt::{short_name, Getopt, HasArg, LongOpt};
 use kmodlab_kmsg::{parse_record, syslog_records};
 use kmodlab_sys::{KmsgDevice, KmsgStart, SyslogAction};
 use names::{Kind, NameError};
@@ -74,20 +74,22 @@ struct Control {
 
 /// How the process should end: a message for stderr (already formatted) and a status.
 struct Exit {
-    message: String,
+    message: Vec<u8>,
     code: i32,
 }
 
 fn fail(prog: &str, msg: impl std::fmt::Display) -> Exit {
     Exit {
-        message: format!("{prog}: {msg}\n"),
+        message: format!("{prog}: {msg}\n").into_bytes(),
         code: 1,
     }
 }
 
-fn try_help(prog: &str, before: String) -> Exit {
+/// `before` (a message, or nothing), then util-linux's hint.
+fn try_help(prog: &str, before: &[u8]) -> Exit {
+    let hint = format!("Try '{prog} --help' for more information.\n");
     Exit {
-        message: format!("{before}Try '{prog} --help' for more information.\n"),
+        message: [before, hint.as_bytes()].concat(),
         code: 1,
     }
 }
@@ -102,7 +104,7 @@ const OPT_SINCE: u32 = 0x82;
 const OPT_UNTIL: u32 = 0x83;
 
 const fn opt(name: &'static str, has_arg: HasArg, val: u32) -> LongOpt {
-    LongOpt { name, has_arg, val }
+    LongOpt::new(name, has_arg, val)
 }
 
 const LONG: &[LongOpt] = &[
@@ -216,7 +218,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             let _ = out.flush();
-            let _ = io::stderr().write_all(e.message.as_bytes());
+            let _ = io::stderr().write_all(&e.message);
             e.code
         }
     };
@@ -241,17 +243,7 @@ fn argv0_short(argv: &[OsString]) -> String {
 /// Parses the command line and does what it says, printing to `out`.
 fn run(argv: &[OsString], env: &Env, out: &mut dyn Write) -> Result<(), Exit> {
     let prog = argv0_short(argv);
-    let a0 = argv
-        .first()
-        .map(|a| a.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let args: Vec<String> = argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut getopt_err = Vec::new();
-    let parsed = getopt_long(&a0, &args, SHORT, LONG, &mut getopt_err);
+    let mut getopt = Getopt::new(argv, SHORT, LONG);
     let mut ctl = Control {
         action: Action::ReadAll,
         method: Method::Kmsg,
@@ -284,20 +276,15 @@ fn run(argv: &[OsString], env: &Env, out: &mut dyn Write) -> Result<(), Exit> {
             ),
         ),
         NameError::Empty => Exit {
-            message: String::new(),
+            message: Vec::new(),
             code: 1,
         },
     };
-    for p in parsed.opts {
-        let (c, arg) = match p {
-            Parsed::Opt(c, arg) => (c, arg),
-            Parsed::Error => {
-                return Err(try_help(
-                    &prog,
-                    String::from_utf8_lossy(&getopt_err).into_owned(),
-                ))
-            }
-        };
+    for p in getopt.by_ref() {
+        let p = p.map_err(|e| try_help(&prog, e.message()))?;
+        // dmesg's internals work on text: arguments are converted here.
+        let c = p.val;
+        let arg = p.arg.map(|a| a.to_string_lossy().into_owned());
         exclusive(&prog, c, &mut excl_seen)?;
         let ch = char::from_u32(c).unwrap_or('\0');
         let optional = arg.clone();
@@ -407,11 +394,11 @@ fn run(argv: &[OsString], env: &Env, out: &mut dyn Write) -> Result<(), Exit> {
                 );
                 return Ok(());
             }
-            _ => return Err(try_help(&prog, String::new())),
+            _ => return Err(try_help(&prog, b"")),
         }
     }
-    if !parsed.operands.is_empty() {
-        return Err(try_help(&prog, format!("{prog}: bad usage\n")));
+    if !getopt.operands().is_empty() {
+        return Err(try_help(&prog, format!("{prog}: bad usage\n").as_bytes()));
     }
     if ctl.json {
         ctl.time_formats.clear();
@@ -468,7 +455,7 @@ fn run(argv: &[OsString], env: &Env, out: &mut dyn Write) -> Result<(), Exit> {
     let io_err = |e: io::Error| {
         if e.kind() == io::ErrorKind::BrokenPipe {
             Exit {
-                message: String::new(),
+                message: Vec::new(),
                 code: 0,
             }
         } else {

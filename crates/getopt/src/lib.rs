@@ -1,22 +1,68 @@
-//! Command-line parsing as glibc's `getopt_long` does it, which is what kmod's tools use: options
-//! and operands may be mixed (operands are collected in order), `--` ends the options, a long
-//! option may be abbreviated to any unambiguous prefix, and the error messages are glibc's, printed
-//! with the name the tool was invoked as.
+//! Command-line parsing as glibc's `getopt_long` does it (glibc 2.36, which kmod 30 and
+//! util-linux call), byte for byte.
+//!
+//! - Arguments are bytes: an option's argument and the operands are slices of the command line
+//!   as it was given, never re-encoded, whatever bytes they hold.
+//! - Options and operands may be mixed; the operands are collected in order (glibc permutes
+//!   them to the end). When `POSIXLY_CORRECT` is set in the environment, or the short option
+//!   string starts with `+`, the first operand ends the options instead.
+//! - `--` ends the options; `-` alone is an operand.
+//! - Short options cluster (`-abc`); a short option's argument is the rest of its argument
+//!   (`-Fx`) or the next argument (`-F x`); an optional argument only the rest (`-Lx`).
+//! - A long option may be abbreviated to any prefix that names one option, or several that
+//!   take the same kind of argument and report the same value; its argument is `--name=value`
+//!   or, when it is required, the next argument (an optional one only `--name=value`).
+//! - Errors carry glibc's message, prefixed with `argv[0]` as given: `unrecognized option`,
+//!   `is ambiguous; possibilities:` with the candidates, `requires an argument`, `doesn't allow
+//!   an argument`, `invalid option`. Parsing stops at the first error, as every tool using this
+//!   crate stops there.
+//!
+//! Not supported, since no tool here uses them: a leading `-` or `:` in the short option
+//! string, `W;`, `getopt_long_only`, and long options that set a flag.
+//!
+//! ```
+//! use kmodlab_getopt::{Getopt, HasArg, LongOpt};
+//! use std::ffi::{OsStr, OsString};
+//!
+//! const LONG: &[LongOpt] = &[
+//!     LongOpt::new("all", HasArg::No, 'a' as u32),
+//!     LongOpt::new("basedir", HasArg::Required, 'b' as u32),
+//! ];
+//! let argv: Vec<OsString> = ["depmod", "6.1", "--base", "/tmp/b", "-a"]
+//!     .map(OsString::from)
+//!     .into();
+//! let mut getopt = Getopt::new(&argv, "ab:", LONG).posixly_correct(false);
+//! let mut basedir = None;
+//! for opt in getopt.by_ref() {
+//!     match opt {
+//!         Ok(opt) if opt.val == 'b' as u32 => basedir = opt.arg,
+//!         Ok(_) => {}
+//!         Err(e) => panic!("{}", String::from_utf8_lossy(e.message())),
+//!     }
+//! }
+//! assert_eq!(basedir, Some(OsStr::new("/tmp/b")));
+//! assert_eq!(getopt.operands(), [OsStr::new("6.1")]);
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 /// Whether an option takes an argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HasArg {
     /// `no_argument`.
     No,
-    /// `required_argument`.
+    /// `required_argument`: attached (`-xVALUE`, `--name=VALUE`) or the next argument.
     Required,
-    /// `optional_argument`: only `--name=value` or `-xvalue` give it a value.
+    /// `optional_argument`: only attached (`-xVALUE`, `--name=VALUE`).
     Optional,
 }
 
 /// One entry of a `struct option` table: `--name`, whether it takes an argument, and the value
-/// it reports (the short option character, or a private code for long-only options).
-#[derive(Clone, Copy, Debug)]
+/// reported for it (the short option character, or a private code for a long-only option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LongOpt {
     /// The long name, without `--`.
     pub name: &'static str,
@@ -26,192 +72,295 @@ pub struct LongOpt {
     pub val: u32,
 }
 
-/// What the parser found, in command-line order.
+impl LongOpt {
+    /// A table entry.
+    pub const fn new(name: &'static str, has_arg: HasArg, val: u32) -> LongOpt {
+        LongOpt { name, has_arg, val }
+    }
+}
+
+/// An option found on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Parsed {
-    /// An option with its value (short character or long-only code) and its argument.
-    Opt(u32, Option<String>),
-    /// An unknown option or a missing argument: the message is already printed; the tools exit 1.
-    Error,
+pub struct Opt<'a> {
+    /// The short option character (as a number), or the `val` of the long option.
+    pub val: u32,
+    /// Its argument, as given.
+    pub arg: Option<&'a OsStr>,
+    /// Its index in the long option table when it was given in long form (what
+    /// `getopt_long` stores through `longindex`).
+    pub long_index: Option<usize>,
 }
 
-/// The result of parsing a whole command line.
-#[derive(Debug, Default)]
-pub struct Args {
-    /// Options, in order, up to and including the first error.
-    pub opts: Vec<Parsed>,
-    /// Operands, in order (everything that is not an option, plus all after `--`).
-    pub operands: Vec<String>,
+impl Opt<'_> {
+    /// The argument's bytes; empty when there is none.
+    pub fn arg_bytes(&self) -> &[u8] {
+        self.arg.map(OsStr::as_bytes).unwrap_or_default()
+    }
 }
 
-/// Parses `args` (without `argv[0]`) against the short option string `short` (getopt syntax: a
-/// letter followed by `:` takes an argument) and the long options `long`. Error messages are
-/// written to `err`, prefixed with `argv0` as glibc does. Parsing stops at the first error.
-pub fn getopt_long(
-    argv0: &str,
-    args: &[String],
-    short: &str,
-    long: &[LongOpt],
-    err: &mut dyn std::io::Write,
-) -> Args {
-    let mut out = Args::default();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        if arg == "--" {
-            out.operands.extend(args[i..].iter().cloned());
-            break;
+/// A usage error: glibc's message, which the tools print on standard error before exiting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    message: Vec<u8>,
+}
+
+impl Error {
+    /// The whole message: `argv[0]`, `: `, the text and a newline.
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+}
+
+/// Walks the options of a command line in order, as repeated calls of `getopt_long` do: each
+/// item is an option or the error that ends the parsing. Once the iterator has returned `None`,
+/// [`Getopt::operands`] holds every operand.
+#[derive(Clone, Debug)]
+pub struct Getopt<'a> {
+    argv: &'a [OsString],
+    short: &'a [u8],
+    long: &'a [LongOpt],
+    /// A `+` starts the short option string.
+    plus: bool,
+    posixly_correct: bool,
+    /// The next element of `argv` to look at.
+    index: usize,
+    /// The position of the next character in a cluster of short options (`-abc`) in
+    /// `argv[index]`; 0 outside one.
+    cluster: usize,
+    operands: Vec<&'a OsStr>,
+    done: bool,
+}
+
+impl<'a> Getopt<'a> {
+    /// Starts parsing `argv` (`argv[0]` is the program name, which prefixes the messages) with
+    /// the short options `short` (getopt syntax: a character, then `:` if it requires an
+    /// argument or `::` if it takes an optional one; a leading `+` stops at the first operand)
+    /// and the long options `long`. Reads `POSIXLY_CORRECT` from the environment, as glibc
+    /// does on its first call.
+    pub fn new(argv: &'a [OsString], short: &'a str, long: &'a [LongOpt]) -> Getopt<'a> {
+        let (plus, short) = match short.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, short),
+        };
+        Getopt {
+            argv,
+            short: short.as_bytes(),
+            long,
+            plus,
+            posixly_correct: std::env::var_os("POSIXLY_CORRECT").is_some(),
+            index: 1,
+            cluster: 0,
+            operands: Vec::new(),
+            done: argv.is_empty(),
         }
-        if let Some(body) = arg.strip_prefix("--") {
-            let parsed = parse_long(argv0, body, args, &mut i, long, err);
-            let stop = parsed == Parsed::Error;
-            out.opts.push(parsed);
-            if stop {
-                break;
+    }
+
+    /// The same parser with `POSIXLY_CORRECT` taken as set (`true`) or unset, whatever the
+    /// environment says.
+    pub fn posixly_correct(mut self, set: bool) -> Getopt<'a> {
+        self.posixly_correct = set;
+        self
+    }
+
+    /// The operands (the arguments that are neither options nor their arguments, and all
+    /// after `--`), in order. Complete once the iterator has returned `None`; after an error,
+    /// only those before it.
+    pub fn operands(&self) -> &[&'a OsStr] {
+        &self.operands
+    }
+
+    /// The first operand ends the options.
+    fn require_order(&self) -> bool {
+        self.plus || self.posixly_correct
+    }
+
+    /// Takes `argv[from..]` as operands and ends the parsing.
+    fn finish(&mut self, from: usize) {
+        let argv = self.argv;
+        self.operands.extend(
+            argv.get(from..)
+                .unwrap_or_default()
+                .iter()
+                .map(|a| a.as_os_str()),
+        );
+        self.index = argv.len();
+        self.done = true;
+    }
+
+    /// Ends the parsing with the message `argv[0]: PARTS...\n`.
+    fn error(&mut self, parts: &[&[u8]]) -> Result<Opt<'a>, Error> {
+        self.done = true;
+        let mut message = self.argv.first().map_or(&[][..], |a| a.as_bytes()).to_vec();
+        message.extend_from_slice(b": ");
+        for part in parts {
+            message.extend_from_slice(part);
+        }
+        message.push(b'\n');
+        Err(Error { message })
+    }
+
+    /// What the short option string says of `c`, or `None` when `c` is not an option.
+    fn short_spec(&self, c: u8) -> Option<HasArg> {
+        if c == b':' || c == b';' {
+            return None;
+        }
+        let at = self.short.iter().position(|&s| s == c)?;
+        let after = self.short.get(at + 1..).unwrap_or_default();
+        Some(if after.starts_with(b"::") {
+            HasArg::Optional
+        } else if after.starts_with(b":") {
+            HasArg::Required
+        } else {
+            HasArg::No
+        })
+    }
+
+    /// The next character of the cluster in `argv[index]`, at `cluster`.
+    fn short_option(&mut self) -> Result<Opt<'a>, Error> {
+        let arg = self.argv[self.index].as_bytes();
+        let c = arg[self.cluster];
+        let rest = &arg[self.cluster + 1..];
+        // As getopt does, step past the character, and past the element when it ends it.
+        if rest.is_empty() {
+            self.cluster = 0;
+            self.index += 1;
+        } else {
+            self.cluster += 1;
+        }
+        let Some(has_arg) = self.short_spec(c) else {
+            return self.error(&[b"invalid option -- '", &[c], b"'"]);
+        };
+        let mut opt = Opt {
+            val: u32::from(c),
+            arg: None,
+            long_index: None,
+        };
+        if has_arg == HasArg::No {
+            return Ok(opt);
+        }
+        if !rest.is_empty() {
+            // The rest of the element is the argument.
+            opt.arg = Some(OsStr::from_bytes(rest));
+            self.cluster = 0;
+            self.index += 1;
+        } else if has_arg == HasArg::Required {
+            match self.argv.get(self.index) {
+                Some(next) => {
+                    opt.arg = Some(next.as_os_str());
+                    self.index += 1;
+                }
+                None => return self.error(&[b"option requires an argument -- '", &[c], b"'"]),
             }
-            continue;
         }
-        if arg.len() < 2 || !arg.starts_with('-') {
-            out.operands.push(arg.clone());
-            continue;
-        }
-        // A cluster of short options.
-        let chars: Vec<char> = arg[1..].chars().collect();
-        let mut k = 0;
-        let mut failed = false;
-        while k < chars.len() {
-            let c = chars[k];
-            k += 1;
-            match short_spec(short, c) {
-                None => {
-                    let _ = writeln!(err, "{argv0}: invalid option -- '{c}'");
-                    out.opts.push(Parsed::Error);
-                    failed = true;
-                    break;
-                }
-                Some(HasArg::No) => out.opts.push(Parsed::Opt(c as u32, None)),
-                Some(HasArg::Optional) => {
-                    let rest: String = chars[k..].iter().collect();
-                    out.opts
-                        .push(Parsed::Opt(c as u32, (!rest.is_empty()).then_some(rest)));
-                    break;
-                }
-                Some(HasArg::Required) => {
-                    let rest: String = chars[k..].iter().collect();
-                    if !rest.is_empty() {
-                        out.opts.push(Parsed::Opt(c as u32, Some(rest)));
-                    } else if i < args.len() {
-                        out.opts.push(Parsed::Opt(c as u32, Some(args[i].clone())));
-                        i += 1;
-                    } else {
-                        let _ = writeln!(err, "{argv0}: option requires an argument -- '{c}'");
-                        out.opts.push(Parsed::Error);
-                        failed = true;
+        Ok(opt)
+    }
+
+    /// `text` is the element without its leading `--`: `name` or `name=value`, where `name`
+    /// may be an abbreviation. `index` is already past the element.
+    fn long_option(&mut self, text: &'a [u8]) -> Result<Opt<'a>, Error> {
+        let long = self.long;
+        let name_end = text.iter().position(|&b| b == b'=').unwrap_or(text.len());
+        let name = &text[..name_end];
+        let value = text.get(name_end + 1..).map(OsStr::from_bytes);
+        let index = match long.iter().position(|o| o.name.as_bytes() == name) {
+            Some(exact) => exact,
+            None => {
+                // glibc's rule: the first option the prefix matches, ambiguous when a later
+                // match differs from it; the candidates shown are the first and those.
+                let mut first: Option<usize> = None;
+                let mut candidates: Vec<usize> = Vec::new();
+                for (i, o) in long.iter().enumerate() {
+                    if !o.name.as_bytes().starts_with(name) {
+                        continue;
                     }
-                    break;
+                    match first {
+                        None => first = Some(i),
+                        Some(f) if long[f].has_arg != o.has_arg || long[f].val != o.val => {
+                            if candidates.is_empty() {
+                                candidates.push(f);
+                            }
+                            candidates.push(i);
+                        }
+                        Some(_) => {}
+                    }
                 }
-            }
-        }
-        if failed {
-            break;
-        }
-    }
-    out
-}
-
-fn short_spec(short: &str, c: char) -> Option<HasArg> {
-    if c == ':' {
-        return None;
-    }
-    let pos = short.find(c)?;
-    let after = &short[pos + c.len_utf8()..];
-    Some(if after.starts_with("::") {
-        HasArg::Optional
-    } else if after.starts_with(':') {
-        HasArg::Required
-    } else {
-        HasArg::No
-    })
-}
-
-fn parse_long(
-    argv0: &str,
-    body: &str,
-    args: &[String],
-    i: &mut usize,
-    long: &[LongOpt],
-    err: &mut dyn std::io::Write,
-) -> Parsed {
-    let (name, inline) = match body.find('=') {
-        Some(eq) => (&body[..eq], Some(body[eq + 1..].to_string())),
-        None => (body, None),
-    };
-    let found = match long.iter().find(|o| o.name == name) {
-        Some(exact) => exact,
-        None => {
-            let mut first: Option<usize> = None;
-            let mut ambiguous: Vec<usize> = Vec::new();
-            for (n, o) in long.iter().enumerate() {
-                if !o.name.starts_with(name) {
-                    continue;
+                if !candidates.is_empty() {
+                    let mut parts: Vec<&[u8]> =
+                        vec![b"option '--", text, b"' is ambiguous; possibilities:"];
+                    for &i in &candidates {
+                        parts.extend([&b" '--"[..], long[i].name.as_bytes(), b"'"]);
+                    }
+                    return self.error(&parts);
                 }
                 match first {
-                    None => first = Some(n),
-                    Some(f) => {
-                        let p = &long[f];
-                        if p.has_arg != o.has_arg || p.val != o.val {
-                            if ambiguous.is_empty() {
-                                ambiguous.push(f);
-                            }
-                            ambiguous.push(n);
-                        }
-                    }
+                    Some(f) => f,
+                    None => return self.error(&[b"unrecognized option '--", text, b"'"]),
                 }
             }
-            if !ambiguous.is_empty() {
-                let mut msg = format!("{argv0}: option '--{body}' is ambiguous; possibilities:");
-                for n in ambiguous {
-                    msg.push_str(&format!(" '--{}'", long[n].name));
-                }
-                let _ = writeln!(err, "{msg}");
-                return Parsed::Error;
+        };
+        let option = &long[index];
+        let mut opt = Opt {
+            val: option.val,
+            arg: None,
+            long_index: Some(index),
+        };
+        match (option.has_arg, value) {
+            (HasArg::No, Some(_)) => {
+                let name = option.name.as_bytes();
+                return self.error(&[b"option '--", name, b"' doesn't allow an argument"]);
             }
-            match first {
-                Some(f) => &long[f],
+            (HasArg::No, None) => {}
+            (_, Some(value)) => opt.arg = Some(value),
+            (HasArg::Optional, None) => {}
+            (HasArg::Required, None) => match self.argv.get(self.index) {
+                Some(next) => {
+                    opt.arg = Some(next.as_os_str());
+                    self.index += 1;
+                }
                 None => {
-                    let _ = writeln!(err, "{argv0}: unrecognized option '--{body}'");
-                    return Parsed::Error;
+                    let name = option.name.as_bytes();
+                    return self.error(&[b"option '--", name, b"' requires an argument"]);
                 }
+            },
+        }
+        Ok(opt)
+    }
+}
+
+impl<'a> Iterator for Getopt<'a> {
+    type Item = Result<Opt<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.cluster > 0 {
+            return Some(self.short_option());
+        }
+        let argv = self.argv;
+        while let Some(arg) = argv.get(self.index) {
+            let bytes = arg.as_bytes();
+            if bytes == b"--" {
+                self.finish(self.index + 1);
+                return None;
             }
-        }
-    };
-    match (found.has_arg, inline) {
-        (HasArg::No, Some(_)) => {
-            let _ = writeln!(
-                err,
-                "{argv0}: option '--{}' doesn't allow an argument",
-                found.name
-            );
-            Parsed::Error
-        }
-        (HasArg::No, None) => Parsed::Opt(found.val, None),
-        (HasArg::Optional, v) => Parsed::Opt(found.val, v),
-        (HasArg::Required, Some(v)) => Parsed::Opt(found.val, Some(v)),
-        (HasArg::Required, None) => {
-            if *i < args.len() {
-                let v = args[*i].clone();
-                *i += 1;
-                Parsed::Opt(found.val, Some(v))
-            } else {
-                let _ = writeln!(
-                    err,
-                    "{argv0}: option '--{}' requires an argument",
-                    found.name
-                );
-                Parsed::Error
+            if let Some(text) = bytes.strip_prefix(b"--") {
+                self.index += 1;
+                return Some(self.long_option(text));
             }
+            if bytes.len() > 1 && bytes[0] == b'-' {
+                self.cluster = 1;
+                return Some(self.short_option());
+            }
+            if self.require_order() {
+                self.finish(self.index);
+                return None;
+            }
+            self.operands.push(arg.as_os_str());
+            self.index += 1;
         }
+        self.done = true;
+        None
     }
 }
 
@@ -222,131 +371,4 @@ pub fn short_name(argv0: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LONG: &[LongOpt] = &[
-        LongOpt {
-            name: "show-depends",
-            has_arg: HasArg::No,
-            val: 'D' as u32,
-        },
-        LongOpt {
-            name: "show-config",
-            has_arg: HasArg::No,
-            val: 'c' as u32,
-        },
-        LongOpt {
-            name: "showconfig",
-            has_arg: HasArg::No,
-            val: 'c' as u32,
-        },
-        LongOpt {
-            name: "config",
-            has_arg: HasArg::Required,
-            val: 'C' as u32,
-        },
-        LongOpt {
-            name: "remove-dependencies",
-            has_arg: HasArg::No,
-            val: 5,
-        },
-        LongOpt {
-            name: "remove-holders",
-            has_arg: HasArg::No,
-            val: 5,
-        },
-    ];
-
-    fn parse(args: &[&str]) -> (Args, String) {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let mut err = Vec::new();
-        let parsed = getopt_long("modprobe", &args, "DcC:nv", LONG, &mut err);
-        (parsed, String::from_utf8(err).unwrap())
-    }
-
-    #[test]
-    fn options_and_operands_mix_like_gnu_getopt() {
-        let (a, e) = parse(&[
-            "9p",
-            "-nv",
-            "x=1",
-            "--config=/tmp",
-            "-C",
-            "/etc",
-            "--",
-            "-v",
-        ]);
-        assert_eq!(e, "");
-        assert_eq!(a.operands, ["9p", "x=1", "-v"]);
-        assert_eq!(
-            a.opts,
-            [
-                Parsed::Opt('n' as u32, None),
-                Parsed::Opt('v' as u32, None),
-                Parsed::Opt('C' as u32, Some("/tmp".into())),
-                Parsed::Opt('C' as u32, Some("/etc".into())),
-            ]
-        );
-    }
-
-    #[test]
-    fn abbreviations_and_ambiguity() {
-        let (a, _) = parse(&["--show-d"]);
-        assert_eq!(a.opts, [Parsed::Opt('D' as u32, None)]);
-        // Same value: not ambiguous.
-        let (a, _) = parse(&["--remove"]);
-        assert_eq!(a.opts, [Parsed::Opt(5, None)]);
-        let (a, e) = parse(&["--show"]);
-        assert_eq!(a.opts, [Parsed::Error]);
-        assert_eq!(
-            e,
-            "modprobe: option '--show' is ambiguous; possibilities: '--show-depends' '--show-config' '--showconfig'\n"
-        );
-    }
-
-    #[test]
-    fn optional_arguments_only_attached() {
-        let long = [LongOpt {
-            name: "color",
-            has_arg: HasArg::Optional,
-            val: 'L' as u32,
-        }];
-        let args: Vec<String> = ["--color", "x", "--color=always", "-Lnever", "-L"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let a = getopt_long("dmesg", &args, "L::", &long, &mut Vec::new());
-        assert_eq!(a.operands, ["x"]);
-        assert_eq!(
-            a.opts,
-            [
-                Parsed::Opt('L' as u32, None),
-                Parsed::Opt('L' as u32, Some("always".into())),
-                Parsed::Opt('L' as u32, Some("never".into())),
-                Parsed::Opt('L' as u32, None),
-            ]
-        );
-    }
-
-    #[test]
-    fn glibc_error_messages() {
-        assert_eq!(parse(&["-x"]).1, "modprobe: invalid option -- 'x'\n");
-        assert_eq!(
-            parse(&["-C"]).1,
-            "modprobe: option requires an argument -- 'C'\n"
-        );
-        assert_eq!(
-            parse(&["--foo=bar"]).1,
-            "modprobe: unrecognized option '--foo=bar'\n"
-        );
-        assert_eq!(
-            parse(&["--config"]).1,
-            "modprobe: option '--config' requires an argument\n"
-        );
-        assert_eq!(
-            parse(&["--show-depends=1"]).1,
-            "modprobe: option '--show-depends' doesn't allow an argument\n"
-        );
-    }
-}
+mod tests;

@@ -17,7 +17,6 @@
 //! lines about its context; zstd error messages word libzstd's errors differently.
 
 mod cache;
-mod getopt;
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -37,105 +36,37 @@ use kmodlab_modindex::depmod::{
 use kmodlab_modindex::names::{has_module_extension, path_to_modname};
 use kmodlab_modindex::{Diagnostic, Level, NonAsciiError};
 
-use getopt::{Getopt, LongOption};
+use crate::getopt::{Getopt, HasArg, LongOpt};
 
 /// kmod's default log priority (`LOG_WARNING`); each `-v` adds one.
 const LOG_WARNING: u8 = 4;
 
-const SHORT_OPTIONS: &[u8] = b"aAb:C:E:F:euqrvnP:wmVh";
+const SHORT_OPTIONS: &str = "aAb:C:E:F:euqrvnP:wmVh";
 
-const LONG_OPTIONS: &[LongOption] = &[
-    LongOption {
-        name: "all",
-        has_arg: false,
-        short: b'a',
-    },
-    LongOption {
-        name: "quick",
-        has_arg: false,
-        short: b'A',
-    },
-    LongOption {
-        name: "basedir",
-        has_arg: true,
-        short: b'b',
-    },
-    LongOption {
-        name: "config",
-        has_arg: true,
-        short: b'C',
-    },
-    LongOption {
-        name: "symvers",
-        has_arg: true,
-        short: b'E',
-    },
-    LongOption {
-        name: "filesyms",
-        has_arg: true,
-        short: b'F',
-    },
-    LongOption {
-        name: "errsyms",
-        has_arg: false,
-        short: b'e',
-    },
-    LongOption {
-        name: "unresolved-error",
-        has_arg: false,
-        short: b'u',
-    },
-    LongOption {
-        name: "quiet",
-        has_arg: false,
-        short: b'q',
-    },
-    LongOption {
-        name: "root",
-        has_arg: false,
-        short: b'r',
-    },
-    LongOption {
-        name: "verbose",
-        has_arg: false,
-        short: b'v',
-    },
-    LongOption {
-        name: "show",
-        has_arg: false,
-        short: b'n',
-    },
-    LongOption {
-        name: "dry-run",
-        has_arg: false,
-        short: b'n',
-    },
-    LongOption {
-        name: "symbol-prefix",
-        has_arg: true,
-        short: b'P',
-    },
-    LongOption {
-        name: "warn",
-        has_arg: false,
-        short: b'w',
-    },
-    LongOption {
-        name: "map",
-        has_arg: false,
-        short: b'm',
-    },
-    LongOption {
-        name: "version",
-        has_arg: false,
-        short: b'V',
-    },
-    LongOption {
-        name: "help",
-        has_arg: false,
-        short: b'h',
-    },
+const LONG_OPTIONS: &[LongOpt] = &[
+    long("all", HasArg::No, b'a'),
+    long("quick", HasArg::No, b'A'),
+    long("basedir", HasArg::Required, b'b'),
+    long("config", HasArg::Required, b'C'),
+    long("symvers", HasArg::Required, b'E'),
+    long("filesyms", HasArg::Required, b'F'),
+    long("errsyms", HasArg::No, b'e'),
+    long("unresolved-error", HasArg::No, b'u'),
+    long("quiet", HasArg::No, b'q'),
+    long("root", HasArg::No, b'r'),
+    long("verbose", HasArg::No, b'v'),
+    long("show", HasArg::No, b'n'),
+    long("dry-run", HasArg::No, b'n'),
+    long("symbol-prefix", HasArg::Required, b'P'),
+    long("warn", HasArg::No, b'w'),
+    long("map", HasArg::No, b'm'),
+    long("version", HasArg::No, b'V'),
+    long("help", HasArg::No, b'h'),
 ];
+
+const fn long(name: &'static str, has_arg: HasArg, val: u8) -> LongOpt {
+    LongOpt::new(name, has_arg, val as u32)
+}
 
 /// Where depmod.d files are read from, in order, when `-C` is not given.
 const CONFIG_DIRS: [&str; 4] = [
@@ -180,10 +111,9 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32
             program: short_name,
             priority: LOG_WARNING,
         },
-        argv0,
         context: false,
     };
-    let result = tool.depmod(args.get(1..).unwrap_or_default());
+    let result = tool.depmod(&args);
     // libkmod's farewell when kmod frees its context (shown from -vv on); a fatal error exits
     // without freeing it.
     if tool.context && !matches!(result, Err(Exit { fatal: true, .. })) {
@@ -259,7 +189,6 @@ impl Log<'_> {
 struct Tool<'w> {
     out: &'w mut dyn Write,
     log: Log<'w>,
-    argv0: String,
     /// kmod has created its libkmod context (and will say so at the end with -vv).
     context: bool,
 }
@@ -549,17 +478,14 @@ impl Tool<'_> {
         for found in getopt.by_ref() {
             let found = match found {
                 Ok(found) => found,
-                Err(message) => {
-                    let _ = writeln!(self.log.err, "{}: {message}", self.argv0);
+                Err(e) => {
+                    let _ = self.log.err.write_all(e.message());
                     return Err(FAILED);
                 }
             };
-            let arg = found
-                .arg
-                .as_deref()
-                .map(OsStr::as_bytes)
-                .unwrap_or_default();
-            match found.short {
+            let arg = found.arg_bytes();
+            let short = u8::try_from(found.val).unwrap_or(0);
+            match short {
                 b'a' => all = true,
                 b'A' => quick = true,
                 b'b' => root = Some(absolute(arg)),
@@ -584,7 +510,7 @@ impl Tool<'_> {
                         Some(i) if i > 0 => {
                             format!("Ignored deprecated option --{}\n", LONG_OPTIONS[i].name)
                         }
-                        _ => format!("Ignored deprecated option -{}\n", found.short as char),
+                        _ => format!("Ignored deprecated option -{}\n", short as char),
                     };
                     self.log.warn(message);
                 }
@@ -602,7 +528,7 @@ impl Tool<'_> {
             }
         }
         let operands: Vec<Vec<u8>> = getopt
-            .operands
+            .operands()
             .iter()
             .map(|o| o.as_bytes().to_vec())
             .collect();

@@ -8,23 +8,15 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use crate::getopt::{getopt_long, short_name, HasArg, LongOpt, Parsed};
+use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
 use crate::kmod_context::Context;
 use crate::module_insert::ForceFlags;
 use crate::tool_log::{prio, strerror, Log};
 
 const LONG: &[LongOpt] = &[
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V' as u32,
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h' as u32,
-    },
+    LongOpt::new("version", HasArg::No, 'V' as u32),
+    LongOpt::new("help", HasArg::No, 'h' as u32),
 ];
 
 /// insmod's wording of a load failure (`mod_strerror`).
@@ -51,41 +43,50 @@ pub fn run_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let argv: Vec<String> = args
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "insmod".into());
+    let name = short_name(&argv0).to_string();
+    let log = Log::new(&name);
+    let mut getopt = Getopt::new(args, "psfVh", LONG);
+    let mut force = ForceFlags::default();
+    for opt in getopt.by_ref() {
+        let opt = match opt {
+            Ok(opt) => opt,
+            Err(e) => {
+                let _ = err.write_all(e.message());
+                return 1;
+            }
+        };
+        match char::from_u32(opt.val) {
+            Some('p') | Some('s') => {}
+            Some('f') => {
+                force.modversion = true;
+                force.vermagic = true;
+            }
+            Some('h') => {
+                let _ = write!(
+                    out,
+                    "Usage:\n\t{name} [options] filename [args]\nOptions:\n\
+                     \t-V, --version     show version\n\t-h, --help        show this help\n"
+                );
+                return 0;
+            }
+            Some('V') => {
+                let _ = out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
+                return 0;
+            }
+            _ => return 1,
+        }
+    }
+    // The module tools' internals work on text: operands are converted here.
+    let operands: Vec<String> = getopt
+        .operands()
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let argv0 = argv.first().cloned().unwrap_or_else(|| "insmod".into());
-    let name = short_name(&argv0).to_string();
-    let log = Log::new(&name);
-    let parsed = getopt_long(&argv0, argv.get(1..).unwrap_or(&[]), "psfVh", LONG, err);
-    let mut force = ForceFlags::default();
-    for opt in &parsed.opts {
-        match opt {
-            Parsed::Opt(c, _) => match char::from_u32(*c) {
-                Some('p') | Some('s') => {}
-                Some('f') => {
-                    force.modversion = true;
-                    force.vermagic = true;
-                }
-                Some('h') => {
-                    let _ = write!(
-                        out,
-                        "Usage:\n\t{name} [options] filename [args]\nOptions:\n\
-                         \t-V, --version     show version\n\t-h, --help        show this help\n"
-                    );
-                    return 0;
-                }
-                Some('V') => {
-                    let _ = out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
-                    return 0;
-                }
-                _ => return 1,
-            },
-            Parsed::Error => return 1,
-        }
-    }
-    let Some(filename) = parsed.operands.first() else {
+    let Some(filename) = operands.first() else {
         log.print(err, prio::ERR, "missing filename.\n");
         return 1;
     };
@@ -97,7 +98,7 @@ pub fn run_with(
         );
         return 1;
     }
-    let opts = parsed.operands[1..].join(" ");
+    let opts = operands[1..].join(" ");
 
     let mut ctx = Context::new(None, Some(&[]), kernel, Log::new(&name), err);
     let id = match ctx.new_from_path(filename) {

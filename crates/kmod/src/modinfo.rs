@@ -19,11 +19,11 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
-use crate::common_modinfo::getopt::{Getopt, HasArg, LongOpt, Parsed};
 use crate::common_modinfo::kmod_elf::modinfo_strings;
 use crate::common_modinfo::lookup::{
     errno_of, strerror, Context, ModuleRef, EINVAL, ENOENT, PATH_MAX,
 };
+use crate::getopt::{Getopt, HasArg, LongOpt};
 
 /// What `-V` prints. kmod 30 as Debian builds it, except that gzip is supported here.
 const VERSION: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
@@ -31,7 +31,7 @@ const VERSION: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL
 /// File name endings that make an existing regular file a module file.
 const MODULE_EXTENSIONS: [&[u8]; 4] = [b".ko", b".ko.gz", b".ko.xz", b".ko.zst"];
 
-const SHORT_OPTIONS: &[u8] = b"adlpn0mF:k:b:Vh";
+const SHORT_OPTIONS: &str = "adlpn0mF:k:b:Vh";
 
 const LONG_OPTIONS: &[LongOpt] = &[
     long("author", HasArg::No, b'a'),
@@ -49,7 +49,7 @@ const LONG_OPTIONS: &[LongOpt] = &[
 ];
 
 const fn long(name: &'static str, has_arg: HasArg, val: u8) -> LongOpt {
-    LongOpt { name, has_arg, val }
+    LongOpt::new(name, has_arg, val as u32)
 }
 
 /// Runs `modinfo` with `args` (`args[0]` is the name it was invoked as) on the process's
@@ -98,38 +98,39 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut arg_is_modname = false;
     let mut kversion: Option<Vec<u8>> = None;
     let mut root: Option<Vec<u8>> = None;
-    let posixly_correct = std::env::var_os("POSIXLY_CORRECT").is_some();
-    let mut getopt = Getopt::new(args, SHORT_OPTIONS, LONG_OPTIONS, posixly_correct);
-    while let Some(parsed) = getopt.next_opt() {
-        match parsed {
-            Parsed::Error(message) => {
-                let _ = tool.err.write_all(&message);
+    let mut getopt = Getopt::new(args, SHORT_OPTIONS, LONG_OPTIONS);
+    for opt in getopt.by_ref() {
+        let opt = match opt {
+            Ok(opt) => opt,
+            Err(e) => {
+                let _ = tool.err.write_all(e.message());
                 return 1;
             }
-            Parsed::Opt(c, arg) => match (c, arg) {
-                (b'a', _) => tool.field = Some(b"author".to_vec()),
-                (b'd', _) => tool.field = Some(b"description".to_vec()),
-                (b'l', _) => tool.field = Some(b"license".to_vec()),
-                (b'p', _) => tool.field = Some(b"parm".to_vec()),
-                (b'n', _) => tool.field = Some(b"filename".to_vec()),
-                (b'0', _) => tool.separator = 0,
-                (b'm', _) => arg_is_modname = true,
-                (b'F', Some(field)) => tool.field = Some(field),
-                (b'k', Some(version)) => kversion = Some(version),
-                (b'b', Some(dir)) => root = Some(dir),
-                (b'h', _) => {
-                    tool.help();
-                    return 0;
-                }
-                (b'V', _) => {
-                    tool.print(VERSION.as_bytes());
-                    return 0;
-                }
-                (c, _) => {
-                    tool.error(format!("unexpected getopt_long() value '{}'.\n", c as char));
-                    return 1;
-                }
-            },
+        };
+        let arg = opt.arg_bytes().to_vec();
+        match u8::try_from(opt.val).unwrap_or(0) {
+            b'a' => tool.field = Some(b"author".to_vec()),
+            b'd' => tool.field = Some(b"description".to_vec()),
+            b'l' => tool.field = Some(b"license".to_vec()),
+            b'p' => tool.field = Some(b"parm".to_vec()),
+            b'n' => tool.field = Some(b"filename".to_vec()),
+            b'0' => tool.separator = 0,
+            b'm' => arg_is_modname = true,
+            b'F' => tool.field = Some(arg),
+            b'k' => kversion = Some(arg),
+            b'b' => root = Some(arg),
+            b'h' => {
+                tool.help();
+                return 0;
+            }
+            b'V' => {
+                tool.print(VERSION.as_bytes());
+                return 0;
+            }
+            c => {
+                tool.error(format!("unexpected getopt_long() value '{}'.\n", c as char));
+                return 1;
+            }
         }
     }
     let operands = getopt.operands();
@@ -158,7 +159,8 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let ctx = Context::new(&dirname, kmod_log.as_ref().map(|v| v.as_bytes()));
 
     let mut failed = false;
-    for &name in operands {
+    for name in operands {
+        let name = name.as_bytes();
         ctx.release_modules();
         let result = if arg_is_modname {
             tool.name_do(&ctx, name)

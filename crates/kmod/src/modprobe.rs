@@ -10,10 +10,11 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::getopt::{getopt_long, short_name, HasArg, LongOpt, Parsed};
+use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
 use crate::kmod_context::{run_shell, Context, ModId, ModuleState, ProbeFlags};
 use crate::module_insert::ForceFlags;
@@ -27,7 +28,7 @@ const OPT_REMOVE_HOLDERS: u32 = 5;
 const OPT_SHOW_EXPORTS: u32 = 6;
 
 const fn opt(name: &'static str, has_arg: HasArg, val: u32) -> LongOpt {
-    LongOpt { name, has_arg, val }
+    LongOpt::new(name, has_arg, val)
 }
 
 const LONG: &[LongOpt] = &[
@@ -490,11 +491,11 @@ impl Modprobe<'_, '_> {
 }
 
 /// `prepend_options_from_env`: `MODPROBE_OPTIONS` split at spaces (quotes group words and are
-/// removed), placed before the command line's arguments.
-fn options_from_env(env: &str) -> Vec<String> {
-    let b = env.as_bytes();
-    let mut buf: Vec<u8> = b.to_vec();
-    let mut out: Vec<String> = Vec::new();
+/// removed), placed before the command line's arguments. Bytes in, bytes out, as in kmod.
+fn options_from_env(env: &[u8]) -> Vec<OsString> {
+    let mut buf: Vec<u8> = env.to_vec();
+    let mut out: Vec<OsString> = Vec::new();
+    let word = |w: &[u8]| OsString::from_vec(w.to_vec());
     let mut start = 0usize;
     let mut quote: Option<usize> = None;
     let mut s = 0usize;
@@ -502,7 +503,7 @@ fn options_from_env(env: &str) -> Vec<String> {
         match quote {
             None => {
                 if buf[s] == b' ' {
-                    out.push(String::from_utf8_lossy(&buf[start..s]).into_owned());
+                    out.push(word(&buf[start..s]));
                     start = s + 1;
                 } else if buf[s] == b'"' || buf[s] == b'\'' {
                     quote = Some(s);
@@ -511,7 +512,7 @@ fn options_from_env(env: &str) -> Vec<String> {
             Some(q) => {
                 if buf[s] == buf[q] {
                     if q == start {
-                        out.push(String::from_utf8_lossy(&buf[start + 1..s]).into_owned());
+                        out.push(word(&buf[start + 1..s]));
                         start = s + 1;
                     } else {
                         // Drop both quote characters and keep going.
@@ -526,7 +527,7 @@ fn options_from_env(env: &str) -> Vec<String> {
         s += 1;
     }
     if start < s.min(buf.len()) {
-        out.push(String::from_utf8_lossy(&buf[start..]).into_owned());
+        out.push(word(&buf[start..]));
     }
     out
 }
@@ -577,23 +578,20 @@ pub fn run_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let mut argv: Vec<String> = args
-        .iter()
+    let argv0 = args
+        .first()
         .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    if argv.is_empty() {
-        argv.push("modprobe".into());
-    }
-    let argv0 = argv[0].clone();
+        .unwrap_or_else(|| "modprobe".into());
     let name = short_name(&argv0).to_string();
     let mut env_options = std::env::var("MODPROBE_OPTIONS").ok();
-    let mut rest: Vec<String> = env_options
-        .as_deref()
-        .map(options_from_env)
-        .unwrap_or_default();
-    rest.extend(argv[1..].iter().cloned());
+    // argv[0], the words of MODPROBE_OPTIONS, then the rest of the command line.
+    let mut argv: Vec<OsString> = vec![args.first().cloned().unwrap_or_else(|| "modprobe".into())];
+    if let Some(env) = std::env::var_os("MODPROBE_OPTIONS") {
+        argv.extend(options_from_env(env.as_bytes()));
+    }
+    argv.extend(args.iter().skip(1).cloned());
 
-    let parsed = getopt_long(&argv0, &rest, SHORT, LONG, err);
+    let mut getopt = Getopt::new(&argv, SHORT, LONG);
     let log = Log::new(&name);
     let mut s = Settings {
         verbose: DEFAULT_VERBOSE,
@@ -611,11 +609,16 @@ pub fn run_with(
             None => v.to_string(),
         });
     };
-    for o in &parsed.opts {
-        let (c, arg) = match o {
-            Parsed::Opt(c, arg) => (*c, arg.clone().unwrap_or_default()),
-            Parsed::Error => return 1,
+    for o in getopt.by_ref() {
+        let o = match o {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = err.write_all(e.message());
+                return 1;
+            }
         };
+        // The module tools' internals work on text: arguments are converted here.
+        let (c, arg) = (o.val, String::from_utf8_lossy(o.arg_bytes()).into_owned());
         match c {
             OPT_FORCE_VERMAGIC => s.strip_vermagic = true,
             OPT_FORCE_MODVERSION => s.strip_modversion = true,
@@ -648,7 +651,7 @@ pub fn run_with(
                 'c' => do_show_config = true,
                 'n' => s.dry_run = true,
                 'C' => {
-                    config_paths.push(PathBuf::from(&arg));
+                    config_paths.push(PathBuf::from(o.arg.unwrap_or_default()));
                     append_env("-C");
                     append_env(&arg);
                 }
@@ -675,7 +678,11 @@ pub fn run_with(
             },
         }
     }
-    let args = parsed.operands;
+    let args: Vec<String> = getopt
+        .operands()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     if !do_show_config && args.is_empty() {
         log.print(err, prio::ERR, "missing parameters. See -h.\n");
         return 1;
@@ -796,10 +803,15 @@ mod tests {
 
     #[test]
     fn modprobe_options_from_the_environment() {
-        assert_eq!(options_from_env("-q -C /etc"), ["-q", "-C", "/etc"]);
+        assert_eq!(options_from_env(b"-q -C /etc"), ["-q", "-C", "/etc"]);
         // As in kmod, the space after a quoted word makes an empty argument.
-        assert_eq!(options_from_env("\"-C\" x"), ["-C", "", "x"]);
-        assert_eq!(options_from_env("a\"b c\"d e"), ["ab cd", "e"]);
+        assert_eq!(options_from_env(b"\"-C\" x"), ["-C", "", "x"]);
+        assert_eq!(options_from_env(b"a\"b c\"d e"), ["ab cd", "e"]);
+        // Bytes are kept as they are.
+        assert_eq!(
+            options_from_env(b"-C \xff/d"),
+            [OsString::from("-C"), OsString::from_vec(b"\xff/d".to_vec())]
+        );
     }
 
     #[test]

@@ -5,37 +5,17 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use crate::getopt::{getopt_long, short_name, HasArg, LongOpt, Parsed};
+use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
 use crate::kmod_context::{Context, ModId, ModuleState};
 use crate::tool_log::{prio, strerror, Log};
 
 const LONG: &[LongOpt] = &[
-    LongOpt {
-        name: "force",
-        has_arg: HasArg::No,
-        val: 'f' as u32,
-    },
-    LongOpt {
-        name: "syslog",
-        has_arg: HasArg::No,
-        val: 's' as u32,
-    },
-    LongOpt {
-        name: "verbose",
-        has_arg: HasArg::No,
-        val: 'v' as u32,
-    },
-    LongOpt {
-        name: "version",
-        has_arg: HasArg::No,
-        val: 'V' as u32,
-    },
-    LongOpt {
-        name: "help",
-        has_arg: HasArg::No,
-        val: 'h' as u32,
-    },
+    LongOpt::new("force", HasArg::No, 'f' as u32),
+    LongOpt::new("syslog", HasArg::No, 's' as u32),
+    LongOpt::new("verbose", HasArg::No, 'v' as u32),
+    LongOpt::new("version", HasArg::No, 'V' as u32),
+    LongOpt::new("help", HasArg::No, 'h' as u32),
 ];
 
 /// Runs `rmmod` with `args` (`args[0]` is the name it was invoked as); returns the exit code.
@@ -99,56 +79,65 @@ pub fn run_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let argv: Vec<String> = args
+    let argv0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rmmod".into());
+    let name = short_name(&argv0).to_string();
+    let mut getopt = Getopt::new(args, "fsvVwh", LONG);
+    let mut force = false;
+    let mut verbose = prio::ERR;
+    for opt in getopt.by_ref() {
+        let opt = match opt {
+            Ok(opt) => opt,
+            Err(e) => {
+                let _ = err.write_all(e.message());
+                return 1;
+            }
+        };
+        match char::from_u32(opt.val) {
+            Some('f') => force = true,
+            // Syslog is not available here; messages stay on stderr.
+            Some('s') => {}
+            Some('v') => verbose += 1,
+            // `-w` is accepted and ignored, as kmod 30 does.
+            Some('w') => {}
+            Some('h') => {
+                let _ = write!(
+                    out,
+                    "Usage:\n\t{name} [options] modulename ...\nOptions:\n\
+                     \t-f, --force       forces a module unload and may crash your\n\
+                     \t                  machine. This requires Forced Module Removal\n\
+                     \t                  option in your kernel. DANGEROUS\n\
+                     \t-s, --syslog      print to syslog, not stderr\n\
+                     \t-v, --verbose     enables more messages\n\
+                     \t-V, --version     show version\n\
+                     \t-h, --help        show this help\n"
+                );
+                return 0;
+            }
+            Some('V') => {
+                let _ = out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
+                return 0;
+            }
+            _ => return 1,
+        }
+    }
+    // The module tools' internals work on text: operands are converted here.
+    let operands: Vec<String> = getopt
+        .operands()
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let argv0 = argv.first().cloned().unwrap_or_else(|| "rmmod".into());
-    let name = short_name(&argv0).to_string();
-    let parsed = getopt_long(&argv0, argv.get(1..).unwrap_or(&[]), "fsvVwh", LONG, err);
-    let mut force = false;
-    let mut verbose = prio::ERR;
-    for opt in &parsed.opts {
-        match opt {
-            Parsed::Opt(c, _) => match char::from_u32(*c) {
-                Some('f') => force = true,
-                // Syslog is not available here; messages stay on stderr.
-                Some('s') => {}
-                Some('v') => verbose += 1,
-                // `-w` is accepted and ignored, as kmod 30 does.
-                Some('w') => {}
-                Some('h') => {
-                    let _ = write!(
-                        out,
-                        "Usage:\n\t{name} [options] modulename ...\nOptions:\n\
-                         \t-f, --force       forces a module unload and may crash your\n\
-                         \t                  machine. This requires Forced Module Removal\n\
-                         \t                  option in your kernel. DANGEROUS\n\
-                         \t-s, --syslog      print to syslog, not stderr\n\
-                         \t-v, --verbose     enables more messages\n\
-                         \t-V, --version     show version\n\
-                         \t-h, --help        show this help\n"
-                    );
-                    return 0;
-                }
-                Some('V') => {
-                    let _ = out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
-                    return 0;
-                }
-                _ => return 1,
-            },
-            Parsed::Error => return 1,
-        }
-    }
     let log = Log::new(&name);
-    if parsed.operands.is_empty() {
+    if operands.is_empty() {
         log.print(err, prio::ERR, "missing module name.\n");
         return 1;
     }
     let mut ctx = Context::new(None, Some(&[]), kernel, log, err);
     ctx.log.setup_kmod_log(verbose);
     let mut failures = 0;
-    for arg in &parsed.operands {
+    for arg in &operands {
         let id = if std::fs::metadata(arg).is_ok() {
             ctx.new_from_path(arg)
         } else {
