@@ -98,10 +98,11 @@ fn send_numbered(id: u64, reply: &Reply, from_panic: bool) {
 }
 
 /// What busybox's `halt`, `poweroff` and `reboot` send to init (SIGUSR1, SIGUSR2, SIGTERM):
-/// each ends the machine. Blocked here before any thread starts and waited for by a thread.
+/// each ends the machine. Caught by a handler and waited for by a thread (programs the agent
+/// starts get the default dispositions back).
 fn power_off_on_signals() {
     let Ok(signals) =
-        kmodlab_sys::tty::Signals::block(&[libc::SIGUSR1, libc::SIGUSR2, libc::SIGTERM])
+        kmodlab_sys::tty::Signals::catch(&[libc::SIGUSR1, libc::SIGUSR2, libc::SIGTERM])
     else {
         return;
     };

@@ -413,8 +413,8 @@ pub struct ShellArgs {
 /// A shell in the lab VM (or a second terminal on a running one).
 pub fn shell(a: ShellArgs) -> u8 {
     use kmodlab_lab::shell::{self as sh, Item};
-    // Before any thread starts: the signals are the shell's to handle.
-    let signals = match kmodlab_sys::tty::Signals::block(&sh::SIGNALS) {
+    // From now on the signals are the shell's to handle.
+    let signals = match kmodlab_sys::tty::Signals::catch(&sh::SIGNALS) {
         Ok(s) => s,
         Err(e) => return fail(&LabError::Infra(format!("cannot handle signals: {e}"))),
     };

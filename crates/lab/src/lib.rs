@@ -93,13 +93,20 @@ pub fn find_busybox() -> Option<PathBuf> {
         Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
         _ => vec!["/bin/busybox".into(), "/usr/bin/busybox".into()],
     };
-    candidates.into_iter().find(|p| {
-        let mut head = vec![0u8; 64 * 1024];
-        let n = std::fs::File::open(p)
-            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-            .unwrap_or(0);
-        n > 0 && is_static_elf(&head[..n])
-    })
+    candidates
+        .into_iter()
+        .find(|p| elf_head(p).is_ok_and(|head| is_static_elf(&head)))
+}
+
+/// The start of a file, enough for an ELF header and its program headers: reading a whole debug
+/// build of kmodlab (100 MB) to look at them would be its largest use of memory.
+fn elf_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path)?, 64 * 1024),
+        &mut head,
+    )?;
+    Ok(head)
 }
 
 /// Where run directories are made: `KMODLAB_RUNS`, else the cache's `runs/`.
@@ -436,9 +443,9 @@ impl Lab {
         let qemu = find_qemu()?;
         let agent_binary = std::env::current_exe()
             .map_err(|e| LabError::Infra(format!("cannot find the kmodlab binary: {e}")))?;
-        let bytes = std::fs::read(&agent_binary)
+        let head = elf_head(&agent_binary)
             .map_err(|e| LabError::Infra(format!("{}: {e}", agent_binary.display())))?;
-        if !is_static_elf(&bytes) {
+        if !is_static_elf(&head) {
             return Err(LabError::Infra(format!(
                 "{} is not statically linked, so it cannot be the guest's /init; build it with \
                  the repository's .cargo/config.toml",

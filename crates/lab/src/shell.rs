@@ -295,8 +295,8 @@ fn prepare(lab: &Lab, items: &[Item]) -> Result<(), LabError> {
 /// Whether the session loop runs (and takes the signals that end it).
 static LIVE: AtomicBool = AtomicBool::new(false);
 
-/// The signals a shell handles itself: blocked in the calling thread (call it before any other
-/// thread starts), then waited for by a thread of their own.
+/// The signals a shell handles itself: caught ([`tty::Signals::catch`]), then waited for by a
+/// thread of their own.
 pub const SIGNALS: [i32; 5] = [
     libc::SIGHUP,
     libc::SIGTERM,
@@ -305,7 +305,7 @@ pub const SIGNALS: [i32; 5] = [
     libc::SIGWINCH,
 ];
 
-/// Handles the blocked [`SIGNALS`] from now on: the window size follows the terminal; the
+/// Handles the caught [`SIGNALS`] from now on: the window size follows the terminal; the
 /// others end the session (posted to `link`), and a session that does not end within seconds is
 /// ended here, the terminal put back first. Before the session runs (a build, a boot), they end
 /// kmodlab at once.
@@ -512,7 +512,7 @@ fn watch(dir: PathBuf, which: usize, link: HostLink) {
 }
 
 /// `kmodlab shell --attach`: a second terminal on the newest running session under `runs_dir`.
-/// `signals` are the blocked [`SIGNALS`].
+/// `signals` are the caught [`SIGNALS`].
 pub fn attach(runs_dir: &Path, signals: tty::Signals) -> Result<i32, LabError> {
     let mut sockets: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(runs_dir)
         .map(|d| {

@@ -2,7 +2,7 @@
 //! terminal, and the saved terminal state that every exit path puts back.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
@@ -330,49 +330,69 @@ pub fn restore_terminal() {
     }
 }
 
-/// Signals delivered one at a time to a thread that asks for them ([`Signals::wait`]) instead of
-/// to handlers: block them in the calling thread before any other thread starts (threads inherit
-/// the mask; children started with `std::process::Command` get an empty one).
+/// The write end of the pipe the signal handler writes to (-1 before [`Signals::catch`]).
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = sig as u8;
+        // SAFETY: write is async-signal-safe; a full pipe drops the signal, which is fine for
+        // signals that only ask to end or to look at the window size again.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// Signals taken by a handler and handed, one at a time, to a thread that asks for them
+/// ([`Signals::wait`]). A handler, not a blocked mask: programs this process starts get the
+/// default dispositions back when they exec (a blocked mask would be inherited, and the standard
+/// library's spawn does not always clear it), so they can still be interrupted and terminated.
 pub struct Signals {
-    set: libc::sigset_t,
+    read: File,
 }
 
 impl Signals {
-    /// Blocks `signals` in the calling thread (and in threads it starts from now on).
-    pub fn block(signals: &[i32]) -> io::Result<Signals> {
-        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid set pointer and signal numbers.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            for &s in signals {
-                libc::sigaddset(&mut set, s);
+    /// Catches `signals` from now on (once per process).
+    pub fn catch(signals: &[i32]) -> io::Result<Signals> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors; the write end lives as long as the process.
+        let read = unsafe { File::from_raw_fd(fds[0]) };
+        // Blocking reads on the read end; the write end stays non-blocking for the handler.
+        // SAFETY: fcntl on a valid descriptor.
+        unsafe { libc::fcntl(fds[0], libc::F_SETFL, 0) };
+        SIGNAL_PIPE.store(fds[1], std::sync::atomic::Ordering::SeqCst);
+        for &sig in signals {
+            // SAFETY: sigaction is plain data; the handler only writes to a pipe.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
         }
-        // SAFETY: valid set pointer.
-        let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if ret != 0 {
-            return Err(io::Error::from_raw_os_error(ret));
-        }
-        Ok(Signals { set })
+        Ok(Signals { read })
     }
 
-    /// Waits for one of the blocked signals and returns its number.
+    /// Waits for one of the caught signals and returns its number.
     pub fn wait(&self) -> i32 {
+        let mut byte = [0u8; 1];
         loop {
-            let mut sig = 0;
-            // SAFETY: valid set and output pointers.
-            if unsafe { libc::sigwait(&self.set, &mut sig) } == 0 {
-                return sig;
+            match (&self.read).read(&mut byte) {
+                Ok(1) => return i32::from(byte[0]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The write end never closes; anything else would be a bug: wait on.
+                _ => std::thread::sleep(std::time::Duration::from_millis(100)),
             }
         }
     }
 }
-
-// SAFETY: a sigset_t is plain data, only read after construction.
-unsafe impl Send for Signals {}
-// SAFETY: as above.
-unsafe impl Sync for Signals {}
 
 /// Waits until `fd` is readable or `timeout_ms` passes (-1: no limit); returns whether it is
 /// readable (or hung up).
@@ -426,6 +446,21 @@ mod tests {
         let n = pty.master.read(&mut buf).unwrap();
         // Output processing turns the newline into CR LF.
         assert_eq!(&buf[..n], b"hi\r\n");
+    }
+
+    #[test]
+    fn caught_signals_reach_the_waiter_and_not_the_programs_started() {
+        let signals = Signals::catch(&[libc::SIGWINCH]).unwrap();
+        // SAFETY: plain syscall.
+        unsafe { libc::raise(libc::SIGWINCH) };
+        assert_eq!(signals.wait(), libc::SIGWINCH);
+        // A program started now has nothing blocked and SIGWINCH at its default.
+        let out = std::process::Command::new("sh")
+            .args(["-c", "grep -E '^Sig(Blk|Cgt):' /proc/self/status"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");
     }
 
     #[test]
