@@ -1,6 +1,6 @@
 //! The commands that boot guests: run, exec, test, watch, shell.
 
-use crate::{exit, fail, print_console_tail, written, KernelChoice};
+use crate::{exit, fail, print, print_console_tail, written, KernelChoice};
 use kmodlab_events::{Event, Verdict};
 use kmodlab_lab::{Lab, LabError, RunOptions};
 use kmodlab_report::{Progress, TerminalSafe};
@@ -88,15 +88,9 @@ pub fn run(a: RunArgs) -> u8 {
             } else {
                 exit::FAILED
             };
-            let mut out = std::io::stdout().lock();
-            let result = if a.json {
-                serde_json::to_writer_pretty(&mut out, &r)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| writeln!(out))
-            } else {
-                kmodlab_report::write_human_run(&mut TerminalSafe::new(&mut out), &r)
-            };
-            written(result, "the run", code)
+            let human =
+                |w: &mut dyn Write| kmodlab_report::write_human_run(&mut TerminalSafe::new(w), &r);
+            print(a.json, &r, human, "the run", code)
         }
         Err(e) => {
             eprintln!("kmodlab: {e}");
@@ -167,15 +161,8 @@ pub fn exec(a: ExecArgs) -> u8 {
     } else {
         exit::OK
     };
-    let mut out = std::io::stdout().lock();
-    let result = if a.json {
-        serde_json::to_writer_pretty(&mut out, &r)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
-    } else {
-        kmodlab_report::write_human_exec(&mut TerminalSafe::new(&mut out), &r)
-    };
-    written(result, "the commands' results", code)
+    let human = |w: &mut dyn Write| kmodlab_report::write_human_exec(&mut TerminalSafe::new(w), &r);
+    print(a.json, &r, human, "the commands' results", code)
 }
 
 /// `kmodlab test --format`.

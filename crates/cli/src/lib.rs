@@ -45,6 +45,26 @@ fn print_console_tail(lines: &[String]) {
     }
 }
 
+/// Prints a command's result on standard output: `value` as pretty JSON with `json`, else what
+/// `human` writes; returns `code`, or an error's ([`written`]).
+fn print<T: serde::Serialize + ?Sized>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    what: &str,
+    code: u8,
+) -> u8 {
+    let mut out = std::io::stdout().lock();
+    let result = if json {
+        serde_json::to_writer_pretty(&mut out, value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        human(&mut out)
+    };
+    written(result, what, code)
+}
+
 /// The exit code once the result was written: `code`, unless writing failed for another reason
 /// than a reader that went away (a closed pipe ends quietly, as `head` expects), which is an
 /// infrastructure error saying so.

@@ -1,6 +1,6 @@
 //! The commands that boot nothing: build, kernel, oops, new.
 
-use crate::{exit, fail, written, KernelChoice};
+use crate::{exit, fail, print, written, KernelChoice};
 use kmodlab_lab::LabError;
 use kmodlab_report::TerminalSafe;
 use std::io::Write;
@@ -86,15 +86,8 @@ pub fn kernel_build(source: Option<PathBuf>, jobs: Option<usize>, json: bool) ->
 /// Lists Debian's kernels and the lab kernels in the cache.
 pub fn kernel_list(json: bool) -> u8 {
     let kernels = kmodlab_kernel::list(std::path::Path::new("/"), &kmodlab_lab::cache_dir());
-    let mut out = std::io::stdout().lock();
-    let result = if json {
-        serde_json::to_writer_pretty(&mut out, &kernels)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
-    } else {
-        kmodlab_kernel::write_table(&mut out, &kernels)
-    };
-    written(result, "the kernel list", exit::OK)
+    let table = |w: &mut dyn Write| kmodlab_kernel::write_table(w, &kernels);
+    print(json, &kernels, table, "the kernel list", exit::OK)
 }
 
 /// `kmodlab oops`.
@@ -140,15 +133,11 @@ pub fn oops(a: OopsArgs) -> u8 {
     } else {
         exit::FAILED
     };
-    let mut out = std::io::stdout().lock();
-    let result = if a.json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "reports": reports }))
-            .map_err(std::io::Error::from)
-            .and_then(|_| writeln!(out))
-    } else {
-        kmodlab_report::write_crash_reports(&mut TerminalSafe::new(&mut out), &reports)
+    let human = |w: &mut dyn Write| {
+        kmodlab_report::write_crash_reports(&mut TerminalSafe::new(w), &reports)
     };
-    written(result, &format!("the reports of {name}"), code)
+    let doc = serde_json::json!({ "reports": &reports });
+    print(a.json, &doc, human, &format!("the reports of {name}"), code)
 }
 
 /// Makes a new module directory that builds and passes its own test.
