@@ -196,23 +196,12 @@ struct Tool<'w> {
 /// `strerror(errno)` of an I/O error.
 fn strerror(e: &io::Error) -> String {
     match e.raw_os_error() {
-        Some(code) => errno_text(code),
+        Some(code) => kmodlab_sys::strerror(code),
         None => e.to_string(),
     }
 }
 
-fn errno_text(code: i32) -> String {
-    let text = io::Error::from_raw_os_error(code).to_string();
-    match text.rfind(" (os error ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
-}
-
-const EINVAL: i32 = 22;
-const ENOEXEC: i32 = 8;
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
+use libc::{EEXIST, EINVAL, ENOENT, ENOEXEC, ENOSPC};
 
 fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
@@ -293,7 +282,7 @@ fn load_module(path: &[u8]) -> Loaded {
             format!(
                 "failed to load symbols from {}: {}\n",
                 lossy(path),
-                errno_text(code)
+                kmodlab_sys::strerror(code)
             ),
         )
     };
@@ -871,7 +860,7 @@ impl Tool<'_> {
             return Err(self.log.fatal(format!(
                 "could not create module {}: {}\n",
                 lossy(path),
-                errno_text(ENOENT)
+                kmodlab_sys::strerror(ENOENT)
             )));
         };
         if let Some(&i) = search.by_name.get(&name) {
@@ -883,12 +872,12 @@ impl Tool<'_> {
                 self.log.error(format!(
                     "hash_add_unique {}: {}\n",
                     lossy(&name),
-                    errno_text(EEXIST)
+                    kmodlab_sys::strerror(EEXIST)
                 ));
                 return Err(self.log.fatal(format!(
                     "could not add module {}: {}\n",
                     lossy(path),
-                    errno_text(EEXIST)
+                    kmodlab_sys::strerror(EEXIST)
                 )));
             }
             // libkmod's own message, in the format of Debian's build (with its source line).
@@ -902,7 +891,7 @@ impl Tool<'_> {
             return Err(self.log.fatal(format!(
                 "could not create module {}: {}\n",
                 lossy(path),
-                errno_text(EEXIST)
+                kmodlab_sys::strerror(EEXIST)
             )));
         }
         search.add(name, path.to_vec(), Some(meta));
@@ -1091,7 +1080,7 @@ impl Tool<'_> {
             if written.is_err() {
                 self.log.error(format!(
                     "Could not create index '{name}'. Output is truncated: {}\n",
-                    errno_text(28)
+                    kmodlab_sys::strerror(ENOSPC)
                 ));
                 return Err(FAILED);
             }

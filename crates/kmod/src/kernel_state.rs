@@ -178,7 +178,7 @@ impl Kernel {
         let path = self.module_dir(name).join("refcnt");
         let bytes = std::fs::read(&path).map_err(|e| SysfsError::Open(errno_of(&e)))?;
         read_long(&bytes[..bytes.len().min(31)])
-            .ok_or_else(|| SysfsError::Invalid(strerror_text(libc::EINVAL)))
+            .ok_or_else(|| SysfsError::Invalid(kmodlab_sys::strerror(libc::EINVAL)))
     }
 
     /// The modules holding NAME, in directory order (`kmod_module_get_holders`).
@@ -245,10 +245,6 @@ impl Kernel {
     pub fn cmdline(&self) -> Option<Vec<u8>> {
         std::fs::read(&self.proc_cmdline).ok()
     }
-}
-
-fn strerror_text(errno: i32) -> String {
-    kmodlab_sys::strerror(errno)
 }
 
 #[cfg(test)]

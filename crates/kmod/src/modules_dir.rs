@@ -158,10 +158,13 @@ fn key_matches(pattern: &str, key: &str) -> bool {
     }
 }
 
-/// libkmod's `modname_normalize`: dashes become underscores, and the name ends at the first dot.
+/// libkmod's `modname_normalize` (see [`crate::common_modinfo::lookup::modname_normalize`]) of
+/// a name as text.
 pub fn modname_normalize(name: &str) -> String {
-    let end = name.find('.').unwrap_or(name.len());
-    name[..end].replace('-', "_")
+    String::from_utf8_lossy(&crate::common_modinfo::lookup::modname_normalize(
+        name.as_bytes(),
+    ))
+    .into_owned()
 }
 
 /// libkmod's `path_to_modname`: the normalized module name of a file path.

@@ -177,9 +177,7 @@ fn parse_log_priority(v: &str) -> i32 {
 }
 
 /// The C library's text for an errno value, as `strerror` and `%m` give it.
-pub fn strerror(errno: i32) -> String {
-    kmodlab_sys::strerror(errno)
-}
+pub use kmodlab_sys::strerror;
 
 #[cfg(test)]
 mod tests {

@@ -42,13 +42,7 @@ const DEPLINE_DEP: LogSite = ("libkmod-module.c", 191, "kmod_module_parse_deplin
 const BUILTIN_NEXT: LogSite = ("libkmod-builtin.c", 193, "kmod_builtin_iter_next");
 
 /// The C library's text for an errno value: `No such file or directory`.
-pub fn strerror(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.rfind(" (os error") {
-        Some(end) => text[..end].to_string(),
-        None => text,
-    }
-}
+pub use kmodlab_sys::strerror;
 
 /// The errno of an I/O error (`EIO` when it has none).
 pub fn errno_of(e: &std::io::Error) -> i32 {
