@@ -169,6 +169,15 @@ impl<'a> Getopt<'a> {
         &self.operands
     }
 
+    /// The operands as text (bytes that are not UTF-8 become U+FFFD): for tools whose
+    /// internals work on text.
+    pub fn operands_text(&self) -> Vec<String> {
+        self.operands
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// The first operand ends the options.
     fn require_order(&self) -> bool {
         self.plus || self.posixly_correct

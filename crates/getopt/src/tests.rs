@@ -478,3 +478,16 @@ fn arg_bytes_and_short_name() {
     assert_eq!(short_name("/sbin/modprobe"), "modprobe");
     assert_eq!(short_name("modprobe"), "modprobe");
 }
+
+#[test]
+fn operands_as_text_replace_bytes_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStringExt;
+    let args = [
+        OsString::from("insmod"),
+        OsString::from("a.ko"),
+        OsString::from_vec(b"x=\xff".to_vec()),
+    ];
+    let mut g = Getopt::new(&args, "", &[]);
+    while g.next().is_some() {}
+    assert_eq!(g.operands_text(), ["a.ko", "x=\u{fffd}"]);
+}

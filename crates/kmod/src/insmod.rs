@@ -81,11 +81,7 @@ pub fn run_with(
         }
     }
     // The module tools' internals work on text: operands are converted here.
-    let operands: Vec<String> = getopt
-        .operands()
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let operands: Vec<String> = getopt.operands_text();
     let Some(filename) = operands.first() else {
         log.print(err, prio::ERR, "missing filename.\n");
         return 1;

@@ -678,11 +678,7 @@ pub fn run_with(
             },
         }
     }
-    let args: Vec<String> = getopt
-        .operands()
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args: Vec<String> = getopt.operands_text();
     if !do_show_config && args.is_empty() {
         log.print(err, prio::ERR, "missing parameters. See -h.\n");
         return 1;

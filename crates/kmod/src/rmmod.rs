@@ -124,11 +124,7 @@ pub fn run_with(
         }
     }
     // The module tools' internals work on text: operands are converted here.
-    let operands: Vec<String> = getopt
-        .operands()
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let operands: Vec<String> = getopt.operands_text();
     let log = Log::new(&name);
     if operands.is_empty() {
         log.print(err, prio::ERR, "missing module name.\n");
