@@ -13,10 +13,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::fnmatch::fnmatch;
+use crate::indexes::{Indexes, Which};
 use crate::kernel_state::{InitState, Kernel, SysfsError};
 use crate::modprobe_config::{list_config_files, ModprobeConfig};
 use crate::module_insert::{insert_module_file, ForceFlags};
-use crate::modules_dir::{alias_normalize, modname_normalize, path_to_modname, Index, ModulesDir};
 use crate::tool_log::{prio, site, strerror, Log};
 
 /// A module object in a [`Context`].
@@ -86,7 +86,7 @@ pub struct Context<'a> {
     /// modprobe.d and the kernel command line.
     pub config: ModprobeConfig,
     /// depmod's indexes of `dirname`.
-    pub index: ModulesDir,
+    pub index: Indexes,
     /// The kernel the modules go into.
     pub kernel: &'a Kernel,
     /// The tool's log.
@@ -97,6 +97,11 @@ pub struct Context<'a> {
     pub command_env: Vec<(String, String)>,
     modules: Vec<Module>,
     pool: HashMap<String, ModId>,
+}
+
+/// Text from bytes that may not be UTF-8.
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `path_make_absolute_cwd`.
@@ -151,7 +156,7 @@ impl<'a> Context<'a> {
             log.libkmod(err, prio::ERR, site, &text);
         }
         Context {
-            index: ModulesDir::open(Path::new(&dirname)),
+            index: Indexes::open(dirname.as_bytes()),
             dirname,
             config,
             kernel,
@@ -187,7 +192,7 @@ impl<'a> Context<'a> {
     /// `kmod_module_new_from_name`: the module called `name` (normalized: dashes become
     /// underscores, and the name ends at the first dot).
     pub fn new_from_name(&mut self, name: &str) -> ModId {
-        let n = modname_normalize(name);
+        let n = lossy(kmodlab_modindex::names::modname_normalize(name.as_bytes()));
         self.new_module(n.clone(), &n, None)
     }
 
@@ -203,7 +208,9 @@ impl<'a> Context<'a> {
         if let Err(e) = std::fs::metadata(&abspath) {
             return Err(-e.raw_os_error().unwrap_or(libc::ENOENT));
         }
-        let name = path_to_modname(path).ok_or(-libc::ENOENT)?;
+        let name =
+            kmodlab_modindex::names::path_to_modname(path.as_bytes()).ok_or(-libc::ENOENT)?;
+        let name = lossy(name);
         let id = match self.pool.get(&name) {
             Some(&id) => {
                 match &self.modules[id].path {
@@ -248,7 +255,9 @@ impl<'a> Context<'a> {
     /// `modules.builtin` and the built-in modules' aliases; the first place with an answer wins.
     /// An empty list when nothing matched; `-EINVAL` for an alias with unbalanced brackets.
     pub fn lookup(&mut self, given: &str) -> Result<Vec<ModId>, i32> {
-        let alias = alias_normalize(given).ok_or(-libc::EINVAL)?;
+        let alias =
+            kmodlab_modindex::names::alias_normalize(given.as_bytes()).ok_or(-libc::EINVAL)?;
+        let alias = lossy(alias);
         type Lookup<'x> = fn(&mut Context<'x>, &str) -> Option<Vec<ModId>>;
         let lookups: [Lookup<'a>; 7] = [
             Context::lookup_config,
@@ -294,16 +303,12 @@ impl<'a> Context<'a> {
         Some(vec![id])
     }
 
-    fn alias_bin(
-        &mut self,
-        which: fn(&ModulesDir) -> Option<&Index>,
-        name: &str,
-    ) -> Option<Vec<ModId>> {
-        let values = which(&self.index)?.search_wild(name);
+    fn alias_bin(&mut self, which: Which, name: &str) -> Option<Vec<ModId>> {
+        let values = self.index.search_wild(which, name.as_bytes());
         Some(
             values
                 .into_iter()
-                .map(|v| self.new_from_alias(name, &v))
+                .map(|v| self.new_from_alias(name, &lossy(v)))
                 .collect(),
         )
     }
@@ -312,11 +317,11 @@ impl<'a> Context<'a> {
         if !name.starts_with("symbol:") {
             return Some(Vec::new());
         }
-        self.alias_bin(ModulesDir::symbols, name)
+        self.alias_bin(Which::Symbols, name)
     }
 
     fn lookup_aliases(&mut self, name: &str) -> Option<Vec<ModId>> {
-        self.alias_bin(ModulesDir::aliases, name)
+        self.alias_bin(Which::Alias, name)
     }
 
     fn lookup_commands(&mut self, name: &str) -> Option<Vec<ModId>> {
@@ -346,7 +351,7 @@ impl<'a> Context<'a> {
     }
 
     fn lookup_builtin(&mut self, name: &str) -> Option<Vec<ModId>> {
-        let found = self.index.builtin()?.search(name).is_some();
+        let found = self.index.lookup(Which::Builtin, name.as_bytes()).is_some();
         if !found {
             return Some(Vec::new());
         }
@@ -356,7 +361,7 @@ impl<'a> Context<'a> {
     }
 
     fn lookup_builtin_aliases(&mut self, name: &str) -> Option<Vec<ModId>> {
-        let list = self.alias_bin(ModulesDir::builtin_aliases, name)?;
+        let list = self.alias_bin(Which::BuiltinAlias, name)?;
         for &id in &list {
             self.modules[id].builtin = Some(true);
         }
@@ -364,7 +369,7 @@ impl<'a> Context<'a> {
     }
 
     fn search_moddep(&self, name: &str) -> Option<String> {
-        self.index.deps()?.search(name).map(str::to_string)
+        self.index.lookup(Which::Dep, name.as_bytes()).map(lossy)
     }
 
     // ---- dependencies and paths ------------------------------------------------------------
@@ -544,10 +549,7 @@ impl<'a> Context<'a> {
     pub fn is_builtin(&mut self, id: ModId) -> bool {
         if self.modules[id].builtin.is_none() {
             let name = &self.modules[id].name;
-            let b = self
-                .index
-                .builtin()
-                .is_some_and(|i| i.search(name).is_some());
+            let b = self.index.lookup(Which::Builtin, name.as_bytes()).is_some();
             self.modules[id].builtin = Some(b);
         }
         self.modules[id].builtin == Some(true)

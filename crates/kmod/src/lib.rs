@@ -6,6 +6,7 @@
 pub mod common_modinfo;
 pub mod depmod;
 pub mod fnmatch;
+pub mod indexes;
 pub use kmodlab_getopt as getopt;
 pub mod insmod;
 pub mod kernel_state;
@@ -16,7 +17,6 @@ pub mod modprobe;
 pub mod modprobe_config;
 pub mod module_elf;
 pub mod module_insert;
-pub mod modules_dir;
 pub mod rmmod;
 pub mod tool_log;
 

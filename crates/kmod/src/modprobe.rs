@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
+use crate::indexes::Which;
 use crate::kernel_state::Kernel;
 use crate::kmod_context::{run_shell, Context, ModId, ModuleState, ProbeFlags};
 use crate::module_insert::ForceFlags;
@@ -479,13 +480,11 @@ impl Modprobe<'_, '_> {
     fn show_config(&mut self) -> Res<i32> {
         let mut text = self.ctx.config.dump();
         text.push_str("\n# End of configuration files. Dumping indexes now:\n\n");
-        if let Some(i) = self.ctx.index.aliases() {
-            text.push_str(&i.dump("alias "));
+        let mut text = text.into_bytes();
+        for which in [Which::Alias, Which::Symbols] {
+            text.extend_from_slice(&self.ctx.index.dump(which, b"alias "));
         }
-        if let Some(i) = self.ctx.index.symbols() {
-            text.push_str(&i.dump("alias "));
-        }
-        let _ = self.out.write_all(text.as_bytes());
+        let _ = self.out.write_all(&text);
         Ok(0)
     }
 }

@@ -111,6 +111,11 @@ fn ours_tool(tool: &str, args: &[&str]) -> Outcome {
         "insmod" => kmodlab_kmod::insmod::run,
         "rmmod" => kmodlab_kmod::rmmod::run,
         "lsmod" => kmodlab_kmod::lsmod::run,
+        "modinfo" => {
+            |argv: Vec<OsString>, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write| {
+                kmodlab_kmod::modinfo::run(&argv, out, err)
+            }
+        }
         _ => unreachable!(),
     };
     let status = run(argv, &mut stdout, &mut stderr);
@@ -560,4 +565,75 @@ fn compat_tools_match_kmod_on_this_host() {
         n += compare_tool("lsmod", &[vec![]]);
     }
     eprintln!("{n} insmod/rmmod/lsmod comparisons");
+}
+
+/// The handmade modinfo fixture tree (`tests/fixtures/modinfo/tree`) copied without any text
+/// index file: modprobe and modinfo find modules by name, alias, symbol and as built-ins through
+/// the `.bin` files alone, as kmod does (libkmod reads only those).
+#[test]
+fn bin_only_tree_matches_kmod() {
+    if available().is_none() {
+        return;
+    }
+    const KVER: &str = "6.12.0-fixture";
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modinfo/tree");
+    let root = std::env::temp_dir().join(format!("kmodlab-bin-only-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&fixture)
+        .arg(&root)
+        .status()
+        .expect("run cp");
+    assert!(status.success());
+    let dir = root.join("lib/modules").join(KVER);
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("modules.") && !name.ends_with(".bin") {
+            std::fs::remove_file(&path).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed >= 5, "the fixture tree lost its text files");
+    let root_arg = root.to_str().unwrap();
+    let queries = [
+        "param",
+        "uses-param",
+        "mini",
+        "kmodlab-param",
+        "kmodlab:tiny",
+        "pci:v00001234d00005678sv0sd0bc0sc0i0",
+        "symbol:param_shared_value",
+        "builtin_one",
+        "builtin-two",
+        "no-such-module",
+    ];
+    let mut cases = Vec::new();
+    for q in queries {
+        cases.push(vec!["-d", root_arg, "-S", KVER, "--show-depends", q]);
+    }
+    let mut info = Vec::new();
+    for q in queries {
+        info.push(vec!["-b", root_arg, "-k", KVER, "-F", "filename", q]);
+    }
+    // Answers that prove the lookups found something (both tools failing alike would pass the
+    // comparison).
+    let depends = ours(&cases[1]);
+    let text = String::from_utf8_lossy(&depends.stdout);
+    assert!(
+        text.contains("param.ko") && text.contains("uses-param.ko.xz"),
+        "{text}"
+    );
+    let symbol = ours_tool("modinfo", &info[6]);
+    assert!(String::from_utf8_lossy(&symbol.stdout).contains("param.ko"));
+    let builtin = ours(&cases[7]);
+    assert_eq!(
+        String::from_utf8_lossy(&builtin.stdout),
+        "builtin builtin_one\n"
+    );
+    let n = compare(&cases) + compare_tool("modinfo", &info);
+    let _ = std::fs::remove_dir_all(&root);
+    eprintln!("{n} comparisons on a tree with only .bin indexes");
 }

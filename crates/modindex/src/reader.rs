@@ -144,9 +144,16 @@ impl<'a> Index<'a> {
         Ok(Index { data, root })
     }
 
-    fn budget(&self) -> Budget {
+    /// The most node reads a search for `key` makes in a well-formed file: every node once,
+    /// and once more for each wildcard in the key (libkmod's walk reads the subtree below a
+    /// wildcard child again when the key itself takes that child).
+    fn budget(&self, key: &[u8]) -> Budget {
+        let wildcards = key
+            .iter()
+            .filter(|&&b| matches!(b, b'*' | b'?' | b'['))
+            .count();
         Budget {
-            left: self.data.len() + 1,
+            left: (self.data.len() + 1).saturating_mul(wildcards + 1),
         }
     }
 
@@ -229,7 +236,7 @@ impl<'a> Index<'a> {
     /// The values stored under exactly `key`, in file order (ascending priority); empty when
     /// the key is not in the index.
     pub fn values(&self, key: &[u8]) -> Result<Vec<Value<'a>>, IndexError> {
-        let mut budget = self.budget();
+        let mut budget = self.budget(b"");
         let mut offset = self.root;
         let mut i = 0;
         while let Some(node) = self.node(offset, &mut budget)? {
@@ -260,7 +267,7 @@ impl<'a> Index<'a> {
     /// `modules.alias.bin`. The result is in libkmod's order: ascending priority, and among
     /// equal priorities the value found last first.
     pub fn search_wildcard(&self, key: &[u8]) -> Result<Vec<Value<'a>>, IndexError> {
-        let mut budget = self.budget();
+        let mut budget = self.budget(key);
         let mut out = Vec::new();
         let mut buf = Vec::new();
         let mut offset = self.root;
@@ -353,7 +360,7 @@ impl<'a> Index<'a> {
     /// Every `(key, value)` in the index, in libkmod's dump order (`modprobe
     /// --show-config`-style listings): a node's values, then its children in character order.
     pub fn entries(&self) -> Result<Vec<(Vec<u8>, Value<'a>)>, IndexError> {
-        let mut budget = self.budget();
+        let mut budget = self.budget(b"");
         let mut out = Vec::new();
         // (offset, key so far, without the node's prefix)
         let mut stack: Vec<(u32, Vec<u8>)> = vec![(self.root, Vec::new())];
@@ -376,15 +383,31 @@ impl<'a> Index<'a> {
     }
 }
 
-/// libkmod's `add_value` for search results: before the first value whose priority is not
-/// lower.
+/// libkmod's `add_value` for search results, applied to each of `values` in turn: each goes
+/// before the first value whose priority is not lower. `out` stays sorted by priority, so this
+/// is a merge: the new values sorted by priority, the last added first among equals (a stable
+/// sort of them reversed), each run of them before the old values of its priority. O(n log n)
+/// where adding one by one took O(n²) (a crafted node of 200,000 values took minutes).
 fn add_values<'a>(out: &mut Vec<Value<'a>>, values: &[Value<'a>]) {
-    for value in values {
-        let at = out
-            .iter()
-            .position(|v| v.priority >= value.priority)
-            .unwrap_or(out.len());
+    if let [value] = values {
+        let at = out.partition_point(|v| v.priority < value.priority);
         out.insert(at, *value);
+        return;
+    }
+    let mut new: Vec<Value<'a>> = values.iter().rev().copied().collect();
+    new.sort_by_key(|v| v.priority);
+    let old = std::mem::take(out);
+    out.reserve(old.len() + new.len());
+    let (mut old, mut new) = (old.into_iter().peekable(), new.into_iter().peekable());
+    loop {
+        let take_new = match (new.peek(), old.peek()) {
+            (Some(n), Some(o)) => n.priority <= o.priority,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_new { new.next() } else { old.next() };
+        out.extend(next);
     }
 }
 
@@ -537,5 +560,130 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// [`add_values`] gives the order of adding the values one by one, libkmod's way.
+    #[test]
+    fn add_values_is_adding_one_by_one() {
+        let one_by_one = |out: &mut Vec<Value<'static>>, values: &[Value<'static>]| {
+            for value in values {
+                let at = out
+                    .iter()
+                    .position(|v| v.priority >= value.priority)
+                    .unwrap_or(out.len());
+                out.insert(at, *value);
+            }
+        };
+        const NAMES: [&[u8]; 8] = [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in 0..120 {
+            let mut make = |n: usize| -> Vec<Value<'static>> {
+                (0..n)
+                    .map(|_| Value {
+                        priority: (random() % 5) as u32,
+                        value: NAMES[(random() % 8) as usize],
+                    })
+                    .collect()
+            };
+            let (first, second) = (make(len % 7), make(len));
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for values in [&first, &second] {
+                add_values(&mut ours, values);
+                one_by_one(&mut theirs, values);
+            }
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    /// One node with 200,000 values (priorities descending, the worst order for adding them one
+    /// by one) is read and ordered in well under a second.
+    #[test]
+    fn many_values_are_ordered_quickly() {
+        const COUNT: u32 = 200_000;
+        let mut bytes = vec![0xB0, 0x07, 0xF4, 0x57, 0, 2, 0, 1];
+        bytes.extend_from_slice(&(12u32 | NODE_VALUES).to_be_bytes());
+        bytes.extend_from_slice(&COUNT.to_be_bytes());
+        for i in 0..COUNT {
+            bytes.extend_from_slice(&(COUNT - i).to_be_bytes());
+            bytes.extend_from_slice(b"m\0");
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let index = Index::parse(&bytes).unwrap();
+            let all = index.search_wildcard(b"").unwrap();
+            let _ = done.send((
+                all.len(),
+                all.windows(2).all(|w| w[0].priority < w[1].priority),
+            ));
+        });
+        let (len, sorted) = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("ordering a node of 200,000 values takes more than 30 s");
+        assert_eq!(len, COUNT as usize);
+        assert!(sorted);
+    }
+
+    /// The budget never cuts a search of a well-formed index short, wildcards in the key
+    /// included: the same answers as with no budget at all.
+    #[test]
+    fn budget_never_limits_well_formed_indexes() {
+        let mut builder = IndexBuilder::new();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for n in 1..24 {
+            keys.push(vec![b'*'; n]);
+            keys.push([b"a".repeat(n), b"*".to_vec(), b"?".repeat(n)].concat());
+            keys.push([b"[ab]*".repeat(n), b"x".to_vec()].concat());
+            keys.push(format!("pci:v{n:08X}d*sv*sd*bc*sc*i*").into_bytes());
+        }
+        for (i, key) in keys.iter().enumerate() {
+            builder
+                .insert(key, format!("m{i}").as_bytes(), (i % 5) as u32)
+                .unwrap();
+        }
+        let bytes = builder.write();
+        let index = Index::parse(&bytes).unwrap();
+        let mut queries = keys.clone();
+        queries.extend([
+            b"".to_vec(),
+            b"a".repeat(30),
+            b"pci:v00000003d00001234sv0sd0bc0sc0i0".to_vec(),
+            b"*?[*?[*?[".to_vec(),
+        ]);
+        for key in &queries {
+            let found = index.search_wildcard(key);
+            assert!(found.is_ok(), "{}", String::from_utf8_lossy(key));
+            assert!(index.values(key).is_ok());
+        }
+        assert!(!index.search_wildcard(&[b'*'; 23]).unwrap().is_empty());
+    }
+
+    /// A wildcard walk down a 1,000-node chain (keys `*`, `*x`, `*xx`, ...) needs no deep
+    /// stack: it is a loop, not a recursion.
+    #[test]
+    fn deep_wildcard_walks_need_no_stack() {
+        let mut builder = IndexBuilder::new();
+        let mut key = b"*".to_vec();
+        for _ in 0..1000 {
+            builder.insert(&key, b"m", 0).unwrap();
+            key.push(b'x');
+        }
+        let bytes = builder.write();
+        let found = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let index = Index::parse(&bytes).unwrap();
+                index.search_wildcard(&[b'x'; 100]).unwrap().len()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        // `*` followed by 0 ..= 100 `x`s matches 100 `x`s.
+        assert_eq!(found, 101);
     }
 }

@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::index::{Index, IndexValue};
+use crate::indexes::{Indexes, Which};
 
 /// `PATH_MAX`: libkmod builds names and paths in buffers of this size.
 pub const PATH_MAX: usize = 4096;
@@ -137,34 +137,12 @@ pub struct Module {
 /// A module shared between the places that refer to it, as libkmod's pool shares them.
 pub type ModuleRef = Rc<RefCell<Module>>;
 
-/// The indexes libkmod reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum IndexFile {
-    Dep,
-    Alias,
-    Symbols,
-    BuiltinAlias,
-    Builtin,
-}
-
-impl IndexFile {
-    fn file_name(self) -> &'static str {
-        match self {
-            IndexFile::Dep => "modules.dep.bin",
-            IndexFile::Alias => "modules.alias.bin",
-            IndexFile::Symbols => "modules.symbols.bin",
-            IndexFile::BuiltinAlias => "modules.builtin.alias.bin",
-            IndexFile::Builtin => "modules.builtin.bin",
-        }
-    }
-}
-
 /// A libkmod context: the module directory and the log priority, with the indexes read on
 /// first use and the modules of the argument being handled.
 pub struct Context {
     dirname: Vec<u8>,
     log_priority: i32,
-    indexes: RefCell<HashMap<IndexFile, Option<Rc<Index>>>>,
+    indexes: Indexes,
     pool: RefCell<HashMap<Vec<u8>, ModuleRef>>,
 }
 
@@ -173,10 +151,11 @@ impl Context {
     /// like libkmod). `kmod_log` is the value of the `KMOD_LOG` environment variable, which
     /// sets which of libkmod's own messages are shown.
     pub fn new(dirname: &[u8], kmod_log: Option<&[u8]>) -> Context {
+        let dirname = make_absolute(dirname).unwrap_or_else(|| dirname.to_vec());
         Context {
-            dirname: make_absolute(dirname).unwrap_or_else(|| dirname.to_vec()),
+            indexes: Indexes::open(&dirname),
+            dirname,
             log_priority: kmod_log.map_or(LOG_ERR, log_priority),
-            indexes: RefCell::new(HashMap::new()),
             pool: RefCell::new(HashMap::new()),
         }
     }
@@ -200,17 +179,6 @@ impl Context {
             let prefix = format!("libkmod: ERROR ../libkmod/{file}:{line} {function}: ");
             let _ = err.write_all(&[prefix.as_bytes(), message].concat());
         }
-    }
-
-    fn index(&self, which: IndexFile) -> Option<Rc<Index>> {
-        self.indexes
-            .borrow_mut()
-            .entry(which)
-            .or_insert_with(|| {
-                let path = [&self.dirname[..], b"/", which.file_name().as_bytes()].concat();
-                Index::open(os(&path)).map(Rc::new)
-            })
-            .clone()
     }
 
     fn pooled(&self, key: Vec<u8>, make: impl FnOnce() -> Module) -> ModuleRef {
@@ -266,19 +234,19 @@ impl Context {
             return Ok(vec![module]);
         }
         if alias.starts_with(b"symbol:") {
-            let found = self.lookup_alias_index(IndexFile::Symbols, &alias, false);
+            let found = self.lookup_alias_index(Which::Symbols, &alias, false);
             if !found.is_empty() {
                 return Ok(found);
             }
         }
-        let found = self.lookup_alias_index(IndexFile::Alias, &alias, false);
+        let found = self.lookup_alias_index(Which::Alias, &alias, false);
         if !found.is_empty() {
             return Ok(found);
         }
         if let Some(module) = self.lookup_builtin(&alias) {
             return Ok(vec![module]);
         }
-        Ok(self.lookup_alias_index(IndexFile::BuiltinAlias, &alias, true))
+        Ok(self.lookup_alias_index(Which::BuiltinAlias, &alias, true))
     }
 
     /// The module called `name` (`kmod_module_new_from_name_lookup()`): from
@@ -289,7 +257,7 @@ impl Context {
         self.lookup_moddep(&name, err)
             .or_else(|| self.lookup_builtin(&name))
             .or_else(|| {
-                self.lookup_alias_index(IndexFile::BuiltinAlias, &name, true)
+                self.lookup_alias_index(Which::BuiltinAlias, &name, true)
                     .into_iter()
                     .next()
             })
@@ -300,27 +268,24 @@ impl Context {
         if name.contains(&b':') {
             return None;
         }
-        let line = self.index(IndexFile::Dep)?.search(name)?;
+        let line = self.indexes.lookup(Which::Dep, name)?;
         let module = self.module_by_name(name);
         self.parse_depline(&mut module.borrow_mut(), &line, err);
         Some(module)
     }
 
     fn lookup_builtin(&self, name: &[u8]) -> Option<ModuleRef> {
-        self.index(IndexFile::Builtin)?.search(name)?;
+        self.indexes.lookup(Which::Builtin, name)?;
         let module = self.module_by_name(name);
         module.borrow_mut().builtin = Some(true);
         Some(module)
     }
 
-    fn lookup_alias_index(&self, which: IndexFile, alias: &[u8], builtin: bool) -> Vec<ModuleRef> {
-        let Some(index) = self.index(which) else {
-            return Vec::new();
-        };
-        index
-            .search_wild(alias)
+    fn lookup_alias_index(&self, which: Which, alias: &[u8], builtin: bool) -> Vec<ModuleRef> {
+        self.indexes
+            .search_wild(which, alias)
             .into_iter()
-            .map(|IndexValue { value, .. }| {
+            .map(|value| {
                 let key = [&value[..], b"\\", alias].concat();
                 let module = self.pooled(key, || Module {
                     name: value,
@@ -341,7 +306,7 @@ impl Context {
         if m.path.is_some() || m.dep_read {
             return m.path.clone();
         }
-        let line = self.index(IndexFile::Dep)?.search(&m.name)?;
+        let line = self.indexes.lookup(Which::Dep, &m.name)?;
         self.parse_depline(&mut m, &line, err);
         m.path.clone()
     }
@@ -350,10 +315,7 @@ impl Context {
     pub fn is_builtin(&self, module: &ModuleRef) -> bool {
         let mut m = module.borrow_mut();
         if m.builtin.is_none() {
-            let found = self
-                .index(IndexFile::Builtin)
-                .and_then(|index| index.search(&m.name))
-                .is_some();
+            let found = self.indexes.lookup(Which::Builtin, &m.name).is_some();
             m.builtin = Some(found);
         }
         m.builtin == Some(true)
