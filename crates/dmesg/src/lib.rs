@@ -3,9 +3,15 @@
 //! syslog(2)), from `--file` (syslog format) or from `--kmsg-file` (NUL-separated /dev/kmsg
 //! records), read by `kmodlab-kmsg`, the parser the guest agent uses too.
 //!
+//! Unprintable characters are escaped as util-linux decides it: in a UTF-8 locale a valid
+//! character passes through when the C library's `iswprint` or `iswspace` accepts it (so an
+//! unassigned code point such as U+0378 comes out as `\xcd\xb8`), anything else above ASCII
+//! is escaped byte by byte.
+//!
 //! Differences, on purpose: `DMESG_TEST_BOOTIME` is always honoured (util-linux only in its test
-//! build); `--human` never starts a pager; the color scheme is always the default one; the
-//! locale decides only whether valid UTF-8 passes through unescaped.
+//! build); `--human` never starts a pager; the color scheme is always the default one; a locale
+//! that is not UTF-8 counts as C (util-linux would pass what a single-byte locale such as
+//! ISO-8859-1 calls printable).
 #![deny(missing_docs)]
 
 pub mod clock;
@@ -154,7 +160,8 @@ const EXCLUSIVE: &[&[u8]] = &[
 pub struct Env {
     /// `DMESG_TEST_BOOTIME`.
     pub test_boot_time: Option<String>,
-    /// Whether the locale is UTF-8 (`LC_ALL`, `LC_CTYPE`, `LANG`).
+    /// Whether the locale is UTF-8 (`LC_ALL`, `LC_CTYPE`, `LANG`). [`Env::current`] also makes
+    /// it the process's `LC_CTYPE`, whose classes then decide which characters are printable.
     pub utf8: bool,
     /// `NO_COLOR` is set.
     pub no_color: bool,
@@ -196,7 +203,7 @@ impl Env {
 }
 
 /// Whether the locale the environment names (for character types) exists and is UTF-8, as the C
-/// library decides it.
+/// library decides it. It stays the process's `LC_CTYPE`: `iswprint` reads its classes.
 fn utf8_locale() -> bool {
     // SAFETY: setlocale and nl_langinfo are called before any other thread uses the locale; the
     // returned string is copied at once.
