@@ -551,20 +551,7 @@ fn read_and_print(
             kmodlab_sys::read_syslog_buffer(action, ctl.bufsize)
                 .map_err(|e| fail(prog, format!("read kernel buffer failed: {}", errstr(&e))))?
         }
-        (_, Some(file)) => {
-            let data = std::fs::read(file)
-                .map_err(|e| fail(prog, format!("cannot open {file}: {}", errstr(&e))))?;
-            if data.is_empty() {
-                return Err(fail(
-                    prog,
-                    format!(
-                        "cannot mmap: {file}: {}",
-                        kmodlab_sys::strerror(libc::EINVAL)
-                    ),
-                ));
-            }
-            data
-        }
+        (_, Some(file)) => read_file(prog, file)?,
         (_, None) => first,
     };
     if buffer.is_empty() {
@@ -621,6 +608,47 @@ fn read_and_print(
         }
     }
     printer.finish().map_err(&io_err)
+}
+
+/// The contents of a `--file` or `--kmsg-file`. util-linux maps the whole file (the size
+/// `fstat` gives) with mmap(2), so what the kernel refuses to map fails as there: an empty file,
+/// a pipe or a device with `cannot mmap: FILE: Invalid argument`, a directory with `No such
+/// device`. The same mapping is made here, only to learn whether the kernel allows it; the bytes
+/// are then read, at most that size.
+fn read_file(prog: &str, file: &str) -> Result<Vec<u8>, Exit> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(file)
+        .map_err(|e| fail(prog, format!("cannot open {file}: {}", errstr(&e))))?;
+    let size = f
+        .metadata()
+        .map_err(|e| fail(prog, format!("stat of {file} failed: {}", errstr(&e))))?
+        .len();
+    let len = usize::try_from(size).unwrap_or(usize::MAX);
+    // SAFETY: a new read-only mapping of an open file, unmapped at once and never read.
+    let mapped = unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        if map == libc::MAP_FAILED {
+            Err(io::Error::last_os_error())
+        } else {
+            libc::munmap(map, len);
+            Ok(())
+        }
+    };
+    mapped.map_err(|e| fail(prog, format!("cannot mmap: {file}: {}", errstr(&e))))?;
+    let mut data = Vec::new();
+    let _ = data.try_reserve_exact(len);
+    f.take(size)
+        .read_to_end(&mut data)
+        .map_err(|e| fail(prog, format!("read failed: {file}: {}", errstr(&e))))?;
+    Ok(data)
 }
 
 fn kmsg_view(r: &kmodlab_kmsg::KmsgRecord) -> Record<'_> {
@@ -778,4 +806,69 @@ fn usage(prog: &str) -> String {
          `kmodlab dmesg --kmsg-file FILE` reads a saved one.\n\nFor more details see dmesg(1).\n",
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `dmesg ARGS` prints on stdout, and its error message and status when it fails.
+    fn dmesg(args: &[&str]) -> (String, Option<(String, i32)>) {
+        let argv: Vec<OsString> = std::iter::once("dmesg")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let mut out = Vec::new();
+        let result = run(&argv, &Env::default(), &mut out);
+        let error = result
+            .err()
+            .map(|e| (String::from_utf8(e.message).unwrap(), e.code));
+        (String::from_utf8(out).unwrap(), error)
+    }
+
+    fn failure(message: String) -> Option<(String, i32)> {
+        Some((message, 1))
+    }
+
+    #[test]
+    fn a_file_is_read_as_util_linux_maps_it() {
+        let log = std::env::temp_dir().join(format!("kmodlab-dmesg-{}.log", std::process::id()));
+        std::fs::write(&log, "<6>[    1.000000] hello\n").unwrap();
+        let (out, err) = dmesg(&["--file", log.to_str().unwrap()]);
+        std::fs::remove_file(&log).unwrap();
+        assert_eq!((out.as_str(), err), ("[    1.000000] hello\n", None));
+        // An empty file (or a device) cannot be mapped.
+        for opt in ["--file", "--kmsg-file"] {
+            assert_eq!(
+                dmesg(&[opt, "/dev/null"]),
+                (
+                    String::new(),
+                    failure("dmesg: cannot mmap: /dev/null: Invalid argument\n".into())
+                )
+            );
+        }
+        let missing = "/nonexistent/kmodlab-dmesg.log";
+        assert_eq!(
+            dmesg(&["-F", missing]).1,
+            failure(format!(
+                "dmesg: cannot open {missing}: No such file or directory\n"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_directory_cannot_be_mapped() {
+        // util-linux opens it, and mmap(2) refuses a directory: `dmesg --file /tmp` says
+        // `dmesg: cannot mmap: /tmp: No such device` and exits with 1.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        for opt in ["--file", "--kmsg-file"] {
+            assert_eq!(
+                dmesg(&[opt, dir]),
+                (
+                    String::new(),
+                    failure(format!("dmesg: cannot mmap: {dir}: No such device\n"))
+                )
+            );
+        }
+    }
 }
