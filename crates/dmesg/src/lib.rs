@@ -100,6 +100,9 @@ fn try_help(prog: &str, before: &[u8]) -> Exit {
     }
 }
 
+/// The util-linux release whose dmesg this one follows (options, messages, time formats).
+pub const UTIL_LINUX_VERSION: &str = "2.42";
+
 /// Width of the caller id field for syslog-format records: util-linux takes the length of
 /// `SHRT_MAX` as the preprocessor spells it (`0x7fff`).
 const SYSLOG_CALLER_WIDTH: usize = 6;
@@ -396,7 +399,7 @@ fn run(argv: &[OsString], env: &Env, out: &mut dyn Write) -> Result<(), Exit> {
             ('V', _) => {
                 let _ = writeln!(
                     out,
-                    "{prog} from kmodlab {} (util-linux 2.41 compatible)",
+                    "{prog} from kmodlab {} (util-linux {UTIL_LINUX_VERSION} compatible)",
                     env!("CARGO_PKG_VERSION")
                 );
                 return Ok(());
@@ -870,5 +873,29 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn version_names_the_util_linux_release_followed() {
+        assert_eq!(
+            dmesg(&["--version"]),
+            (
+                format!(
+                    "dmesg from kmodlab {} (util-linux 2.42 compatible)\n",
+                    env!("CARGO_PKG_VERSION")
+                ),
+                None
+            )
+        );
+        // 2.42's wording of conflicting options, and -d with -e as 2.42 accepts it.
+        assert_eq!(
+            dmesg(&["-r", "-x"]).1,
+            failure("dmesg: options --raw and --decode cannot be combined\n".into())
+        );
+        let mut formats = Vec::new();
+        include_format(&mut formats, TimeFormat::TimeDelta);
+        include_format(&mut formats, TimeFormat::Reltime);
+        resolve_formats(&mut formats);
+        assert_eq!(formats, [TimeFormat::TimeDelta, TimeFormat::Reltime]);
     }
 }
