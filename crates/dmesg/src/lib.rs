@@ -594,7 +594,13 @@ fn read_and_print(
             }
         }
         _ if raw => {
-            printer.raw(&buffer).map_err(&io_err)?;
+            let piece = if ctl.method == Method::File {
+                // SAFETY: sysconf only reads a system value.
+                usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+            } else {
+                buffer.len()
+            };
+            printer.raw(&buffer, piece).map_err(&io_err)?;
         }
         _ => {
             for r in syslog_records(&buffer) {

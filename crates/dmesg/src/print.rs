@@ -434,10 +434,15 @@ impl<'w> Printer<'w> {
         Ok(())
     }
 
-    /// Prints a whole syslog buffer as it is (`--raw`), escaped, ending with a newline.
-    pub fn raw(&mut self, buf: &[u8]) -> io::Result<()> {
+    /// Prints a whole syslog buffer as it is (`--raw`), escaped, ending with a newline. The
+    /// buffer is escaped `piece` bytes at a time, each piece on its own: util-linux writes a file
+    /// it mapped page by page, so a multibyte character across two pages comes out escaped, as
+    /// two broken halves (a syslog(2) buffer is one piece).
+    pub fn raw(&mut self, buf: &[u8], piece: usize) -> io::Result<()> {
         self.indent = 0;
-        self.safe_write(buf, 0)?;
+        for chunk in buf.chunks(piece.max(1)) {
+            self.safe_write(chunk, 0)?;
+        }
         if buf.last() != Some(&b'\n') {
             self.out.write_all(b"\n")?;
         }
@@ -773,5 +778,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn raw_escapes_each_piece_on_its_own() {
+        if !utf8_ctype() {
+            return;
+        }
+        let raw = |buf: &[u8], piece| {
+            let mut out = Vec::new();
+            let mut p = Printer::new(&mut out, style(true, false), Filter::default());
+            p.raw(buf, piece).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let buf = "<6>[    1.000000] é中\n".as_bytes();
+        assert_eq!(raw(buf, buf.len()), "<6>[    1.000000] é中\n");
+        // Pieces of 21 bytes end in the middle of 中 (bytes 20 to 22).
+        assert_eq!(raw(buf, 21), "<6>[    1.000000] é\\xe4\\xb8\\xad\n");
+        assert_eq!(raw(b"x", 1), "x\n");
     }
 }
