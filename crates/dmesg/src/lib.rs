@@ -10,8 +10,8 @@
 //!
 //! Differences, on purpose: `DMESG_TEST_BOOTIME` is always honoured (util-linux only in its test
 //! build); `--human` never starts a pager; the color scheme is always the default one; a locale
-//! that is not UTF-8 counts as C (util-linux would pass what a single-byte locale such as
-//! ISO-8859-1 calls printable).
+//! that is not UTF-8 counts as C (util-linux would pass what such a locale, ISO-8859-1 or
+//! EUC-JP, calls printable).
 #![deny(missing_docs)]
 
 pub mod clock;
