@@ -9,7 +9,7 @@
 //! The cases are chosen so that nothing is loaded, unloaded or written: module tools stop at a
 //! usage error or run with `-n`, `-D` or `-R`, and depmod only ever fails before it writes.
 //! The dmesg cases read a file and avoid what util-linux changed between 2.38 (Debian 12's)
-//! and 2.41 (what kmodlab follows): `--kmsg-file`, the help text, some messages.
+//! and 2.42 (what kmodlab follows): `--kmsg-file`, the help text, some messages.
 //!
 //! A test skips (named in the suite's summary) when `/bin/kmod`, `dmesg` or an installed
 //! kernel's module tree is missing.

@@ -3,9 +3,15 @@
 //! syslog(2)), from `--file` (syslog format) or from `--kmsg-file` (NUL-separated /dev/kmsg
 //! records), read by `kmodlab-kmsg`, the parser the guest agent uses too.
 //!
+//! Unprintable characters are escaped as util-linux decides it: in a UTF-8 locale a valid
+//! character passes through when the C library's `iswprint` or `iswspace` accepts it (so an
+//! unassigned code point such as U+0378 comes out as `\xcd\xb8`), anything else above ASCII
+//! is escaped byte by byte.
+//!
 //! Differences, on purpose: `DMESG_TEST_BOOTIME` is always honoured (util-linux only in its test
-//! build); `--human` never starts a pager; the color scheme is always the default one; the
-//! locale decides only whether valid UTF-8 passes through unescaped.
+//! build); `--human` never starts a pager; the color scheme is always the default one; a locale
+//! that is not UTF-8 counts as C (util-linux would pass what such a locale, ISO-8859-1 or
+//! EUC-JP, calls printable).
 #![deny(missing_docs)]
 
 pub mod clock;
@@ -94,6 +100,9 @@ fn try_help(prog: &str, before: &[u8]) -> Exit {
     }
 }
 
+/// The util-linux release whose dmesg this one follows (options, messages, time formats).
+pub const UTIL_LINUX_VERSION: &str = "2.42";
+
 /// Width of the caller id field for syslog-format records: util-linux takes the length of
 /// `SHRT_MAX` as the preprocessor spells it (`0x7fff`).
 const SYSLOG_CALLER_WIDTH: usize = 6;
@@ -154,7 +163,8 @@ const EXCLUSIVE: &[&[u8]] = &[
 pub struct Env {
     /// `DMESG_TEST_BOOTIME`.
     pub test_boot_time: Option<String>,
-    /// Whether the locale is UTF-8 (`LC_ALL`, `LC_CTYPE`, `LANG`).
+    /// Whether the locale is UTF-8 (`LC_ALL`, `LC_CTYPE`, `LANG`). [`Env::current`] also makes
+    /// it the process's `LC_CTYPE`, whose classes then decide which characters are printable.
     pub utf8: bool,
     /// `NO_COLOR` is set.
     pub no_color: bool,
@@ -196,7 +206,7 @@ impl Env {
 }
 
 /// Whether the locale the environment names (for character types) exists and is UTF-8, as the C
-/// library decides it.
+/// library decides it. It stays the process's `LC_CTYPE`: `iswprint` reads its classes.
 fn utf8_locale() -> bool {
     // SAFETY: setlocale and nl_langinfo are called before any other thread uses the locale; the
     // returned string is copied at once.
@@ -389,7 +399,7 @@ fn run(argv: &[OsString], env: &Env, out: &mut dyn Write) -> Result<(), Exit> {
             ('V', _) => {
                 let _ = writeln!(
                     out,
-                    "{prog} from kmodlab {} (util-linux 2.41 compatible)",
+                    "{prog} from kmodlab {} (util-linux {UTIL_LINUX_VERSION} compatible)",
                     env!("CARGO_PKG_VERSION")
                 );
                 return Ok(());
@@ -544,20 +554,7 @@ fn read_and_print(
             kmodlab_sys::read_syslog_buffer(action, ctl.bufsize)
                 .map_err(|e| fail(prog, format!("read kernel buffer failed: {}", errstr(&e))))?
         }
-        (_, Some(file)) => {
-            let data = std::fs::read(file)
-                .map_err(|e| fail(prog, format!("cannot open {file}: {}", errstr(&e))))?;
-            if data.is_empty() {
-                return Err(fail(
-                    prog,
-                    format!(
-                        "cannot mmap: {file}: {}",
-                        kmodlab_sys::strerror(libc::EINVAL)
-                    ),
-                ));
-            }
-            data
-        }
+        (_, Some(file)) => read_file(prog, file)?,
         (_, None) => first,
     };
     if buffer.is_empty() {
@@ -597,7 +594,13 @@ fn read_and_print(
             }
         }
         _ if raw => {
-            printer.raw(&buffer).map_err(&io_err)?;
+            let piece = if ctl.method == Method::File {
+                // SAFETY: sysconf only reads a system value.
+                usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+            } else {
+                buffer.len()
+            };
+            printer.raw(&buffer, piece).map_err(&io_err)?;
         }
         _ => {
             for r in syslog_records(&buffer) {
@@ -614,6 +617,47 @@ fn read_and_print(
         }
     }
     printer.finish().map_err(&io_err)
+}
+
+/// The contents of a `--file` or `--kmsg-file`. util-linux maps the whole file (the size
+/// `fstat` gives) with mmap(2), so what the kernel refuses to map fails as there: an empty file,
+/// a pipe or a device with `cannot mmap: FILE: Invalid argument`, a directory with `No such
+/// device`. The same mapping is made here, only to learn whether the kernel allows it; the bytes
+/// are then read, at most that size.
+fn read_file(prog: &str, file: &str) -> Result<Vec<u8>, Exit> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(file)
+        .map_err(|e| fail(prog, format!("cannot open {file}: {}", errstr(&e))))?;
+    let size = f
+        .metadata()
+        .map_err(|e| fail(prog, format!("stat of {file} failed: {}", errstr(&e))))?
+        .len();
+    let len = usize::try_from(size).unwrap_or(usize::MAX);
+    // SAFETY: a new read-only mapping of an open file, unmapped at once and never read.
+    let mapped = unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        if map == libc::MAP_FAILED {
+            Err(io::Error::last_os_error())
+        } else {
+            libc::munmap(map, len);
+            Ok(())
+        }
+    };
+    mapped.map_err(|e| fail(prog, format!("cannot mmap: {file}: {}", errstr(&e))))?;
+    let mut data = Vec::new();
+    let _ = data.try_reserve_exact(len);
+    f.take(size)
+        .read_to_end(&mut data)
+        .map_err(|e| fail(prog, format!("read failed: {file}: {}", errstr(&e))))?;
+    Ok(data)
 }
 
 fn kmsg_view(r: &kmodlab_kmsg::KmsgRecord) -> Record<'_> {
@@ -771,4 +815,93 @@ fn usage(prog: &str) -> String {
          `kmodlab dmesg --kmsg-file FILE` reads a saved one.\n\nFor more details see dmesg(1).\n",
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `dmesg ARGS` prints on stdout, and its error message and status when it fails.
+    fn dmesg(args: &[&str]) -> (String, Option<(String, i32)>) {
+        let argv: Vec<OsString> = std::iter::once("dmesg")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let mut out = Vec::new();
+        let result = run(&argv, &Env::default(), &mut out);
+        let error = result
+            .err()
+            .map(|e| (String::from_utf8(e.message).unwrap(), e.code));
+        (String::from_utf8(out).unwrap(), error)
+    }
+
+    fn failure(message: String) -> Option<(String, i32)> {
+        Some((message, 1))
+    }
+
+    #[test]
+    fn a_file_is_read_as_util_linux_maps_it() {
+        let log = std::env::temp_dir().join(format!("kmodlab-dmesg-{}.log", std::process::id()));
+        std::fs::write(&log, "<6>[    1.000000] hello\n").unwrap();
+        let (out, err) = dmesg(&["--file", log.to_str().unwrap()]);
+        std::fs::remove_file(&log).unwrap();
+        assert_eq!((out.as_str(), err), ("[    1.000000] hello\n", None));
+        // An empty file (or a device) cannot be mapped.
+        for opt in ["--file", "--kmsg-file"] {
+            assert_eq!(
+                dmesg(&[opt, "/dev/null"]),
+                (
+                    String::new(),
+                    failure("dmesg: cannot mmap: /dev/null: Invalid argument\n".into())
+                )
+            );
+        }
+        let missing = "/nonexistent/kmodlab-dmesg.log";
+        assert_eq!(
+            dmesg(&["-F", missing]).1,
+            failure(format!(
+                "dmesg: cannot open {missing}: No such file or directory\n"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_directory_cannot_be_mapped() {
+        // util-linux opens it, and mmap(2) refuses a directory: `dmesg --file /tmp` says
+        // `dmesg: cannot mmap: /tmp: No such device` and exits with 1.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        for opt in ["--file", "--kmsg-file"] {
+            assert_eq!(
+                dmesg(&[opt, dir]),
+                (
+                    String::new(),
+                    failure(format!("dmesg: cannot mmap: {dir}: No such device\n"))
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn version_names_the_util_linux_release_followed() {
+        assert_eq!(
+            dmesg(&["--version"]),
+            (
+                format!(
+                    "dmesg from kmodlab {} (util-linux 2.42 compatible)\n",
+                    env!("CARGO_PKG_VERSION")
+                ),
+                None
+            )
+        );
+        // 2.42's wording of conflicting options, and -d with -e as 2.42 accepts it.
+        assert_eq!(
+            dmesg(&["-r", "-x"]).1,
+            failure("dmesg: options --raw and --decode cannot be combined\n".into())
+        );
+        let mut formats = Vec::new();
+        include_format(&mut formats, TimeFormat::TimeDelta);
+        include_format(&mut formats, TimeFormat::Reltime);
+        resolve_formats(&mut formats);
+        assert_eq!(formats, [TimeFormat::TimeDelta, TimeFormat::Reltime]);
+    }
 }

@@ -64,7 +64,9 @@ pub struct Style {
     pub caller_id_width: usize,
     /// Boot time plus time spent suspended, in microseconds since the epoch.
     pub boot_usec: i64,
-    /// Whether the locale's character set is UTF-8 (valid multibyte characters pass through).
+    /// Whether the locale's character set is UTF-8: a valid multibyte character then passes
+    /// through when the C library's classes for the locale call it printable or a space (the
+    /// process's `LC_CTYPE` must be that locale, as [`crate::Env::current`] leaves it).
     pub utf8: bool,
 }
 
@@ -391,20 +393,24 @@ impl<'w> Printer<'w> {
 
     /// Writes `buf`, escaping what cannot be printed as `\xNN`, and indenting each line after a
     /// newline to the width of the prefix. `after` is the byte that follows `buf`.
+    ///
+    /// As util-linux decides it: NUL is escaped; in a UTF-8 locale a valid multibyte character
+    /// is escaped (each of its bytes) unless `iswprint` or `iswspace` accepts it, and a byte that
+    /// starts no valid character is escaped alone; any other byte is escaped unless it is ASCII
+    /// printable or a space.
     fn safe_write(&mut self, buf: &[u8], after: u8) -> io::Result<()> {
-        let mut i = 0;
-        while i < buf.len() {
-            let c = buf[i];
+        let mut rest = buf;
+        while let Some(&c) = rest.first() {
             let mut len = 1;
             let mut hex = false;
             if !self.style.noescape {
                 if c == 0 {
                     hex = true;
                 } else if c >= 0x80 && self.style.utf8 {
-                    match utf8_char(&buf[i..]) {
+                    match utf8_char(rest) {
                         Some((ch, n)) => {
                             len = n;
-                            hex = ch.is_control();
+                            hex = !wide_printable(ch);
                         }
                         None => hex = true,
                     }
@@ -412,27 +418,31 @@ impl<'w> Printer<'w> {
                     hex = !is_print(c) && !is_space(c);
                 }
             }
-            let chunk = &buf[i..i + len];
+            let (chunk, tail) = rest.split_at(len.min(rest.len()));
             if hex {
                 for b in chunk {
                     write!(self.out, "\\x{b:02x}")?;
                 }
-            } else if c == b'\n' && buf.get(i + 1).copied().unwrap_or(after) != 0 && self.indent > 0
-            {
+            } else if c == b'\n' && tail.first().copied().unwrap_or(after) != 0 && self.indent > 0 {
                 self.out.write_all(b"\n")?;
                 write!(self.out, "{:w$}", "", w = self.indent)?;
             } else {
                 self.out.write_all(chunk)?;
             }
-            i += len;
+            rest = tail;
         }
         Ok(())
     }
 
-    /// Prints a whole syslog buffer as it is (`--raw`), escaped, ending with a newline.
-    pub fn raw(&mut self, buf: &[u8]) -> io::Result<()> {
+    /// Prints a whole syslog buffer as it is (`--raw`), escaped, ending with a newline. The
+    /// buffer is escaped `piece` bytes at a time, each piece on its own: util-linux writes a file
+    /// it mapped page by page, so a multibyte character across two pages comes out escaped, as
+    /// two broken halves (a syslog(2) buffer is one piece).
+    pub fn raw(&mut self, buf: &[u8], piece: usize) -> io::Result<()> {
         self.indent = 0;
-        self.safe_write(buf, 0)?;
+        for chunk in buf.chunks(piece.max(1)) {
+            self.safe_write(chunk, 0)?;
+        }
         if buf.last() != Some(&b'\n') {
             self.out.write_all(b"\n")?;
         }
@@ -454,9 +464,25 @@ fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+// glibc's wide character classes (the libc crate does not declare them; glibc's `wint_t` is an
+// `unsigned int`).
+extern "C" {
+    fn iswprint(wc: libc::c_uint) -> libc::c_int;
+    fn iswspace(wc: libc::c_uint) -> libc::c_int;
+}
+
+/// Whether a multibyte character is shown as it is: the C library's `iswprint` or `iswspace`
+/// accepts it in the current `LC_CTYPE` (unassigned code points, noncharacters, C1 controls are
+/// neither; U+2028 and U+2029 are spaces only).
+fn wide_printable(ch: char) -> bool {
+    let wc = libc::c_uint::from(ch);
+    // SAFETY: both only read the locale's class tables.
+    unsafe { iswprint(wc) != 0 || iswspace(wc) != 0 }
+}
+
 /// The UTF-8 character at the start of `b` and its length, if it is a valid one.
 fn utf8_char(b: &[u8]) -> Option<(char, usize)> {
-    let n = match b[0] {
+    let n = match *b.first()? {
         0xc2..=0xdf => 2,
         0xe0..=0xef => 3,
         0xf0..=0xf4 => 4,
@@ -572,5 +598,203 @@ impl Json {
             self.started = false;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// Makes the process's character classes those of C.UTF-8, as `dmesg` has them when run in
+    /// that locale; false (and a note) when the locale is not installed here.
+    fn utf8_ctype() -> bool {
+        static SET: OnceLock<bool> = OnceLock::new();
+        let set = *SET.get_or_init(|| {
+            // SAFETY: called once; no test reads the locale's classes before this returns.
+            unsafe { !libc::setlocale(libc::LC_CTYPE, c"C.UTF-8".as_ptr()).is_null() }
+        });
+        if !set {
+            eprintln!("SKIPPED: the C.UTF-8 locale is not installed; UTF-8 cases not run");
+        }
+        set
+    }
+
+    fn style(utf8: bool, noescape: bool) -> Style {
+        Style {
+            time_formats: vec![TimeFormat::None],
+            raw: false,
+            noescape,
+            decode: false,
+            color: false,
+            json: false,
+            force_prefix: false,
+            follow: false,
+            caller_id_width: 0,
+            boot_usec: 0,
+            utf8,
+        }
+    }
+
+    /// What `safe_write` makes of `buf` (no indentation).
+    fn written(utf8: bool, noescape: bool, buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut p = Printer::new(&mut out, style(utf8, noescape), Filter::default());
+        p.safe_write(buf, 0).unwrap();
+        out
+    }
+
+    fn utf8(buf: &[u8]) -> String {
+        String::from_utf8(written(true, false, buf)).unwrap()
+    }
+
+    #[test]
+    fn unassigned_and_nonprintable_code_points_are_escaped_in_utf8() {
+        if !utf8_ctype() {
+            return;
+        }
+        // U+0378 is unassigned: escaped byte by byte, as util-linux's iswprint check does.
+        assert_eq!(utf8("a\u{378}b".as_bytes()), r"a\xcd\xb8b");
+        // Noncharacters, a C1 control, an unassigned plane.
+        assert_eq!(utf8("\u{fffe}".as_bytes()), r"\xef\xbf\xbe");
+        assert_eq!(utf8("\u{10ffff}".as_bytes()), r"\xf4\x8f\xbf\xbf");
+        assert_eq!(utf8("\u{85}".as_bytes()), r"\xc2\x85");
+        assert_eq!(utf8("\u{40000}".as_bytes()), r"\xf1\x80\x80\x80");
+    }
+
+    #[test]
+    fn printable_characters_and_spaces_pass_through_in_utf8() {
+        if !utf8_ctype() {
+            return;
+        }
+        for text in [
+            "café naïve Ærø ß",
+            "中文 日本語 한국어",
+            "😀 €",
+            "no\u{a0}break",
+            // Line and paragraph separators are no printable characters but spaces.
+            "line\u{2028}para\u{2029}",
+        ] {
+            assert_eq!(utf8(text.as_bytes()), text);
+        }
+    }
+
+    #[test]
+    fn control_bytes_are_escaped_in_every_locale() {
+        let ctype = utf8_ctype();
+        for utf8 in [false, true] {
+            if utf8 && !ctype {
+                continue;
+            }
+            let out = written(utf8, false, b"a\x01b\x1b[1m\x7f\0c\td\ne\r\x0b\x0c");
+            assert_eq!(out, b"a\\x01b\\x1b[1m\\x7f\\x00c\td\ne\r\x0b\x0c");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_escaped_byte_by_byte() {
+        if !utf8_ctype() {
+            return;
+        }
+        // A lone continuation byte, bytes that start nothing, a sequence cut short (in the
+        // middle and at the end), a surrogate, an overlong NUL, a code point above U+10FFFF and
+        // a five-byte sequence.
+        assert_eq!(utf8(b"\x80\xff\xfe"), r"\x80\xff\xfe");
+        assert_eq!(utf8(b"\xe4\xb8a\xe4\xb8"), r"\xe4\xb8a\xe4\xb8");
+        assert_eq!(utf8(b"\xed\xa0\x80"), r"\xed\xa0\x80");
+        assert_eq!(utf8(b"\xc0\x80"), r"\xc0\x80");
+        assert_eq!(utf8(b"\xf4\x90\x80\x80"), r"\xf4\x90\x80\x80");
+        assert_eq!(utf8(b"\xf8\x88\x80\x80\x80"), r"\xf8\x88\x80\x80\x80");
+        // What follows a bad byte is read afresh.
+        assert_eq!(utf8(b"\xff\xc3\xa9"), "\\xff\u{e9}");
+    }
+
+    #[test]
+    fn outside_utf8_every_byte_above_ascii_is_escaped() {
+        let out = written(false, false, "é\u{378}".as_bytes());
+        assert_eq!(out, br"\xc3\xa9\xcd\xb8");
+    }
+
+    #[test]
+    fn noescape_writes_every_byte_as_it_is() {
+        let _ = utf8_ctype();
+        for utf8 in [false, true] {
+            let buf = b"\0\x01\xcd\xb8\xff\n";
+            assert_eq!(written(utf8, true, buf), buf);
+        }
+    }
+
+    /// `\xNN` back to its byte (the inputs below hold no backslash).
+    fn unescape(out: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut rest = out;
+        while let Some(&c) = rest.first() {
+            let hex = rest
+                .strip_prefix(b"\\x")
+                .and_then(|h| h.get(..2))
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) => {
+                    bytes.push(b);
+                    rest = &rest[4..];
+                }
+                None => {
+                    bytes.push(c);
+                    rest = &rest[1..];
+                }
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn any_bytes_come_out_whole_escaped_or_not() {
+        let _ = utf8_ctype();
+        let some = [
+            0x00, 0x0a, 0x41, 0x7f, 0x80, 0x85, 0xa0, 0xb8, 0xbf, 0xc2, 0xcd, 0xe0, 0xe4, 0xed,
+            0xef, 0xf0, 0xf4, 0xf8, 0xfc, 0xff,
+        ];
+        let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|a| vec![a]).collect();
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                inputs.push(vec![a, b]);
+            }
+        }
+        for &a in &some {
+            for &b in &some {
+                for &c in &some {
+                    for &d in &some {
+                        inputs.push(vec![a, b, c, d]);
+                    }
+                }
+            }
+        }
+        for utf8 in [false, true] {
+            for input in &inputs {
+                let out = written(utf8, false, input);
+                if !input.contains(&b'\\') {
+                    assert_eq!(unescape(&out), *input, "{input:x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_escapes_each_piece_on_its_own() {
+        if !utf8_ctype() {
+            return;
+        }
+        let raw = |buf: &[u8], piece| {
+            let mut out = Vec::new();
+            let mut p = Printer::new(&mut out, style(true, false), Filter::default());
+            p.raw(buf, piece).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let buf = "<6>[    1.000000] é中\n".as_bytes();
+        assert_eq!(raw(buf, buf.len()), "<6>[    1.000000] é中\n");
+        // Pieces of 21 bytes end in the middle of 中 (bytes 20 to 22).
+        assert_eq!(raw(buf, 21), "<6>[    1.000000] é\\xe4\\xb8\\xad\n");
+        assert_eq!(raw(b"x", 1), "x\n");
     }
 }
