@@ -8,16 +8,21 @@
 //! through an alias is a different object from the same module found by name (its pool key is
 //! `name\alias`), which matters for which options apply and for the probe list's bookkeeping.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::fnmatch::fnmatch;
 use crate::indexes::{Indexes, Which};
 use crate::kernel_state::{InitState, Kernel, SysfsError};
 use crate::modprobe_config::{list_config_files, ModprobeConfig};
 use crate::module_insert::{insert_module_file, ForceFlags};
 use crate::tool_log::{prio, site, strerror, Log};
+use kmodlab_modindex::fnmatch::fnmatch;
+use kmodlab_modindex::names::{alias_normalize, basename, modname_normalize};
 
 /// A module object in a [`Context`].
 pub type ModId = usize;
@@ -37,9 +42,9 @@ pub enum ModuleState {
 
 #[derive(Clone, Debug, Default)]
 struct Module {
-    name: String,
-    alias: Option<String>,
-    path: Option<String>,
+    name: Vec<u8>,
+    alias: Option<Vec<u8>>,
+    path: Option<Vec<u8>>,
     dep_init: bool,
     deps: Vec<ModId>,
     builtin: Option<bool>,
@@ -82,7 +87,7 @@ pub const STOPPED_BLACKLIST_ALIAS_ONLY: i32 = 0x40000;
 /// A libkmod context: configuration, indexes, module pool, the kernel and where messages go.
 pub struct Context<'a> {
     /// The modules directory (`/lib/modules/VERSION`), absolute.
-    pub dirname: String,
+    pub dirname: Vec<u8>,
     /// modprobe.d and the kernel command line.
     pub config: ModprobeConfig,
     /// depmod's indexes of `dirname`.
@@ -96,23 +101,50 @@ pub struct Context<'a> {
     /// Extra environment for install and remove commands (`MODPROBE_OPTIONS`).
     pub command_env: Vec<(String, String)>,
     modules: Vec<Module>,
-    pool: HashMap<String, ModId>,
+    pool: HashMap<Vec<u8>, ModId>,
 }
 
-/// Text from bytes that may not be UTF-8.
-fn lossy(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+/// One of libkmod's lookups: the modules it finds for a normalised name or alias.
+type Lookup<'x> = fn(&mut Context<'x>, &[u8]) -> Vec<ModId>;
+
+/// `PATH_MAX`: libkmod builds names and paths in buffers of this size.
+pub const PATH_MAX: usize = 4096;
+
+/// A path from bytes.
+pub fn os_path(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
 }
 
-/// `path_make_absolute_cwd`.
-fn make_absolute(p: &str) -> String {
-    if p.starts_with('/') {
-        return p.to_string();
+/// The errno of an I/O error (`EIO` when it has none).
+pub fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// The current directory as glibc's `get_current_dir_name()` gives it: `$PWD` when it names
+/// the current directory, else `getcwd()`.
+fn current_dir_name() -> Option<Vec<u8>> {
+    if let Some(pwd) = std::env::var_os("PWD") {
+        if let (Ok(dot), Ok(there)) = (std::fs::metadata("."), std::fs::metadata(&pwd)) {
+            if dot.dev() == there.dev() && dot.ino() == there.ino() {
+                return Some(pwd.as_bytes().to_vec());
+            }
+        }
     }
-    match std::env::current_dir() {
-        Ok(cwd) => format!("{}/{}", cwd.display(), p),
-        Err(_) => p.to_string(),
+    std::env::current_dir()
+        .ok()
+        .map(|d| d.as_os_str().as_bytes().to_vec())
+}
+
+/// `path` made absolute against the current directory, without normalising it (libkmod's
+/// `path_make_absolute_cwd()`).
+pub fn make_absolute(path: &[u8]) -> Option<Vec<u8>> {
+    if path.first() == Some(&b'/') {
+        return Some(path.to_vec());
     }
+    let mut out = current_dir_name()?;
+    out.push(b'/');
+    out.extend_from_slice(path);
+    Some(out)
 }
 
 impl<'a> Context<'a> {
@@ -122,19 +154,20 @@ impl<'a> Context<'a> {
     /// compat insmod, rmmod and lsmod ask). Configuration messages are printed with libkmod's own
     /// format, as they come before the tool sets up its log.
     pub fn new(
-        dirname: Option<&str>,
+        dirname: Option<&[u8]>,
         config_paths: Option<&[PathBuf]>,
         kernel: &'a Kernel,
         log: Log,
         err: &'a mut dyn Write,
     ) -> Context<'a> {
         let dirname = match dirname {
-            Some(d) => make_absolute(d),
+            Some(d) => make_absolute(d).unwrap_or_else(|| d.to_vec()),
             None => format!(
                 "{}/{}",
                 kernel.lib_modules.display(),
                 kernel.release().unwrap_or_else(|_| String::new())
-            ),
+            )
+            .into_bytes(),
         };
         let defaults: Vec<PathBuf> = crate::modprobe_config::DEFAULT_CONFIG_PATHS
             .iter()
@@ -142,7 +175,7 @@ impl<'a> Context<'a> {
             .collect();
         let paths = config_paths.unwrap_or(&defaults);
         let mut config = ModprobeConfig::default();
-        let (files, mut messages) = list_config_files(Path::new(&dirname), paths);
+        let (files, mut messages) = list_config_files(os_path(&dirname), paths);
         for file in files {
             if let Ok(bytes) = std::fs::read(&file) {
                 messages.extend(config.parse_file(&bytes, &file.display().to_string()));
@@ -156,7 +189,7 @@ impl<'a> Context<'a> {
             log.libkmod(err, prio::ERR, site, &text);
         }
         Context {
-            index: Indexes::open(dirname.as_bytes()),
+            index: Indexes::open(&dirname),
             dirname,
             config,
             kernel,
@@ -169,20 +202,27 @@ impl<'a> Context<'a> {
     }
 
     /// Prints a libkmod message at `p` from `site`.
-    fn kmsg(&mut self, p: i32, site: crate::tool_log::Site, text: &str) {
-        self.log.libkmod(self.err, p, site, text);
+    fn kmsg(&mut self, p: i32, site: crate::tool_log::Site, text: impl AsRef<[u8]>) {
+        self.log.libkmod(self.err, p, site, text.as_ref());
+    }
+
+    /// Forgets every module object (libkmod frees them with their last reference), as modinfo
+    /// does between arguments.
+    pub fn release_modules(&mut self) {
+        self.modules.clear();
+        self.pool.clear();
     }
 
     // ---- module objects -------------------------------------------------------------------
 
-    fn new_module(&mut self, key: String, name: &str, alias: Option<&str>) -> ModId {
+    fn new_module(&mut self, key: Vec<u8>, name: &[u8], alias: Option<&[u8]>) -> ModId {
         if let Some(&id) = self.pool.get(&key) {
             return id;
         }
         let id = self.modules.len();
         self.modules.push(Module {
-            name: name.to_string(),
-            alias: alias.map(str::to_string),
+            name: name.to_vec(),
+            alias: alias.map(<[u8]>::to_vec),
             ..Module::default()
         });
         self.pool.insert(key, id);
@@ -191,33 +231,45 @@ impl<'a> Context<'a> {
 
     /// `kmod_module_new_from_name`: the module called `name` (normalized: dashes become
     /// underscores, and the name ends at the first dot).
-    pub fn new_from_name(&mut self, name: &str) -> ModId {
-        let n = lossy(kmodlab_modindex::names::modname_normalize(name.as_bytes()));
+    pub fn new_from_name(&mut self, name: impl AsRef<[u8]>) -> ModId {
+        let n = modname_normalize(name.as_ref());
         self.new_module(n.clone(), &n, None)
     }
 
     /// `kmod_module_new_from_alias`: the module `name` as found through `alias`.
-    pub fn new_from_alias(&mut self, alias: &str, name: &str) -> ModId {
-        self.new_module(format!("{name}\\{alias}"), name, Some(alias))
+    pub fn new_from_alias(&mut self, alias: &[u8], name: &[u8]) -> ModId {
+        self.new_module([name, b"\\", alias].concat(), name, Some(alias))
     }
 
     /// `kmod_module_new_from_path`: the module in file `path` (which must exist); a negative
     /// errno otherwise.
-    pub fn new_from_path(&mut self, path: &str) -> Result<ModId, i32> {
-        let abspath = make_absolute(path);
-        if let Err(e) = std::fs::metadata(&abspath) {
-            return Err(-e.raw_os_error().unwrap_or(libc::ENOENT));
+    pub fn new_from_path(&mut self, path: impl AsRef<[u8]>) -> Result<ModId, i32> {
+        let path = path.as_ref();
+        let abspath = make_absolute(path).ok_or(-libc::ENOENT)?;
+        if let Err(e) = std::fs::metadata(os_path(&abspath)) {
+            return Err(-errno_of(&e));
         }
-        let name =
-            kmodlab_modindex::names::path_to_modname(path.as_bytes()).ok_or(-libc::ENOENT)?;
-        let name = lossy(name);
+        let base = basename(path);
+        if base.is_empty() {
+            return Err(-libc::ENOENT);
+        }
+        let name = modname_normalize(base);
         let id = match self.pool.get(&name) {
             Some(&id) => {
                 match &self.modules[id].path {
                     None => self.modules[id].path = Some(abspath),
                     Some(p) if *p == abspath => {}
                     Some(p) => {
-                        let msg = format!("kmod_module '{name}' already exists with different path: new-path='{abspath}' old-path='{p}'\n");
+                        let msg = [
+                            b"kmod_module '",
+                            &name[..],
+                            b"' already exists with different path: new-path='",
+                            &abspath,
+                            b"' old-path='",
+                            p,
+                            b"'\n",
+                        ]
+                        .concat();
                         self.kmsg(
                             prio::ERR,
                             site("libkmod-module.c", 428, "kmod_module_new_from_path"),
@@ -238,13 +290,18 @@ impl<'a> Context<'a> {
         Ok(id)
     }
 
-    /// The module's name (normalized).
-    pub fn name(&self, id: ModId) -> &str {
+    /// The module's name (normalized), as text.
+    pub fn name(&self, id: ModId) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.modules[id].name)
+    }
+
+    /// The module's name (normalized), as bytes.
+    pub fn name_bytes(&self, id: ModId) -> &[u8] {
         &self.modules[id].name
     }
 
     /// The alias the module was found through, if any.
-    pub fn alias(&self, id: ModId) -> Option<&str> {
+    pub fn alias(&self, id: ModId) -> Option<&[u8]> {
         self.modules[id].alias.as_deref()
     }
 
@@ -254,11 +311,8 @@ impl<'a> Context<'a> {
     /// aliases, `modules.dep`, `modules.symbols`, install/remove commands, `modules.alias`,
     /// `modules.builtin` and the built-in modules' aliases; the first place with an answer wins.
     /// An empty list when nothing matched; `-EINVAL` for an alias with unbalanced brackets.
-    pub fn lookup(&mut self, given: &str) -> Result<Vec<ModId>, i32> {
-        let alias =
-            kmodlab_modindex::names::alias_normalize(given.as_bytes()).ok_or(-libc::EINVAL)?;
-        let alias = lossy(alias);
-        type Lookup<'x> = fn(&mut Context<'x>, &str) -> Option<Vec<ModId>>;
+    pub fn lookup(&mut self, given: impl AsRef<[u8]>) -> Result<Vec<ModId>, i32> {
+        let alias = alias_normalize(given.as_ref()).ok_or(-libc::EINVAL)?;
         let lookups: [Lookup<'a>; 7] = [
             Context::lookup_config,
             Context::lookup_moddep,
@@ -269,145 +323,179 @@ impl<'a> Context<'a> {
             Context::lookup_builtin_aliases,
         ];
         for f in lookups {
-            if let Some(list) = f(self, &alias) {
-                if !list.is_empty() {
-                    return Ok(list);
-                }
+            let list = f(self, &alias);
+            if !list.is_empty() {
+                return Ok(list);
             }
         }
         Ok(Vec::new())
     }
 
-    fn lookup_config(&mut self, name: &str) -> Option<Vec<ModId>> {
+    /// `kmod_module_new_from_name_lookup`: the module called `name`, from `modules.dep`,
+    /// `modules.builtin` or the built-in modules' aliases, never through other aliases.
+    pub fn lookup_name(&mut self, name: impl AsRef<[u8]>) -> Option<ModId> {
+        let name = modname_normalize(name.as_ref());
+        let lookups: [Lookup<'a>; 3] = [
+            Context::lookup_moddep,
+            Context::lookup_builtin,
+            Context::lookup_builtin_aliases,
+        ];
+        lookups
+            .into_iter()
+            .find_map(|f| f(self, &name).into_iter().next())
+    }
+
+    fn lookup_config(&mut self, name: &[u8]) -> Vec<ModId> {
         let hits: Vec<(String, String)> = self
             .config
             .aliases
             .iter()
-            .filter(|a| fnmatch(&a.name, name))
+            .filter(|a| fnmatch(a.name.as_bytes(), name))
             .map(|a| (a.name.clone(), a.modname.clone()))
             .collect();
-        Some(
-            hits.into_iter()
-                .map(|(alias, modname)| self.new_from_alias(&alias, &modname))
-                .collect(),
-        )
+        hits.into_iter()
+            .map(|(alias, modname)| self.new_from_alias(alias.as_bytes(), modname.as_bytes()))
+            .collect()
     }
 
-    fn lookup_moddep(&mut self, name: &str) -> Option<Vec<ModId>> {
-        if name.contains(':') {
-            return Some(Vec::new());
+    fn lookup_moddep(&mut self, name: &[u8]) -> Vec<ModId> {
+        // Module names have no ':'; libkmod does not even look.
+        if name.contains(&b':') {
+            return Vec::new();
         }
-        let line = self.search_moddep(name)?;
+        let Some(line) = self.index.lookup(Which::Dep, name) else {
+            return Vec::new();
+        };
         let id = self.new_from_name(name);
         let _ = self.parse_depline(id, &line);
-        Some(vec![id])
+        vec![id]
     }
 
-    fn alias_bin(&mut self, which: Which, name: &str) -> Option<Vec<ModId>> {
-        let values = self.index.search_wild(which, name.as_bytes());
-        Some(
-            values
-                .into_iter()
-                .map(|v| self.new_from_alias(name, &lossy(v)))
-                .collect(),
-        )
+    fn alias_bin(&mut self, which: Which, name: &[u8]) -> Vec<ModId> {
+        let values = self.index.search_wild(which, name);
+        let list: Vec<ModId> = values
+            .into_iter()
+            .map(|v| self.new_from_alias(name, &v))
+            .collect();
+        if which == Which::BuiltinAlias {
+            for &id in &list {
+                self.modules[id].builtin = Some(true);
+            }
+        }
+        list
     }
 
-    fn lookup_symbols(&mut self, name: &str) -> Option<Vec<ModId>> {
-        if !name.starts_with("symbol:") {
-            return Some(Vec::new());
+    fn lookup_symbols(&mut self, name: &[u8]) -> Vec<ModId> {
+        if !name.starts_with(b"symbol:") {
+            return Vec::new();
         }
         self.alias_bin(Which::Symbols, name)
     }
 
-    fn lookup_aliases(&mut self, name: &str) -> Option<Vec<ModId>> {
+    fn lookup_aliases(&mut self, name: &[u8]) -> Vec<ModId> {
         self.alias_bin(Which::Alias, name)
     }
 
-    fn lookup_commands(&mut self, name: &str) -> Option<Vec<ModId>> {
-        let install = self
-            .config
+    fn lookup_commands(&mut self, name: &[u8]) -> Vec<ModId> {
+        let config = &self.config;
+        let install = config
             .install_commands
             .iter()
-            .find(|c| c.modname == name)
-            .map(|c| (c.modname.clone(), c.command.clone()));
-        if let Some((modname, cmd)) = install {
-            let id = self.new_from_name(&modname);
-            self.modules[id].install_commands = Some(Some(cmd));
-            return Some(vec![id]);
-        }
-        let remove = self
-            .config
+            .find(|c| c.modname.as_bytes() == name);
+        let remove = config
             .remove_commands
             .iter()
-            .find(|c| c.modname == name)
-            .map(|c| (c.modname.clone(), c.command.clone()));
-        if let Some((modname, cmd)) = remove {
-            let id = self.new_from_name(&modname);
-            self.modules[id].remove_commands = Some(Some(cmd));
-            return Some(vec![id]);
+            .find(|c| c.modname.as_bytes() == name);
+        let (modname, command, is_install) = match (install, remove) {
+            (Some(c), _) => (c.modname.clone(), c.command.clone(), true),
+            (None, Some(c)) => (c.modname.clone(), c.command.clone(), false),
+            (None, None) => return Vec::new(),
+        };
+        let id = self.new_from_name(&modname);
+        if is_install {
+            self.modules[id].install_commands = Some(Some(command));
+        } else {
+            self.modules[id].remove_commands = Some(Some(command));
         }
-        Some(Vec::new())
+        vec![id]
     }
 
-    fn lookup_builtin(&mut self, name: &str) -> Option<Vec<ModId>> {
-        let found = self.index.lookup(Which::Builtin, name.as_bytes()).is_some();
-        if !found {
-            return Some(Vec::new());
+    fn lookup_builtin(&mut self, name: &[u8]) -> Vec<ModId> {
+        if self.index.lookup(Which::Builtin, name).is_none() {
+            return Vec::new();
         }
         let id = self.new_from_name(name);
         self.modules[id].builtin = Some(true);
-        Some(vec![id])
+        vec![id]
     }
 
-    fn lookup_builtin_aliases(&mut self, name: &str) -> Option<Vec<ModId>> {
-        let list = self.alias_bin(Which::BuiltinAlias, name)?;
-        for &id in &list {
-            self.modules[id].builtin = Some(true);
-        }
-        Some(list)
-    }
-
-    fn search_moddep(&self, name: &str) -> Option<String> {
-        self.index.lookup(Which::Dep, name.as_bytes()).map(lossy)
+    fn lookup_builtin_aliases(&mut self, name: &[u8]) -> Vec<ModId> {
+        self.alias_bin(Which::BuiltinAlias, name)
     }
 
     // ---- dependencies and paths ------------------------------------------------------------
 
     /// `kmod_module_parse_depline`: sets the module's path and dependencies from its
-    /// `modules.dep` line. Dependencies are kept in libkmod's order: the reverse of the line's.
-    fn parse_depline(&mut self, id: ModId, line: &str) -> Result<(), i32> {
+    /// `modules.dep` line (in libkmod's `PATH_MAX` buffers). Dependencies are kept in
+    /// libkmod's order: the reverse of the line's.
+    fn parse_depline(&mut self, id: ModId, line: &[u8]) -> Result<(), i32> {
         if self.modules[id].dep_init {
             return Ok(());
         }
         self.modules[id].dep_init = true;
-        let Some(colon) = line.find(':') else {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Ok(());
         };
-        let join = |dirname: &str, p: &str| {
-            if p.starts_with('/') {
-                p.to_string()
-            } else {
-                format!("{dirname}/{p}")
+        if self.dirname.len() + 2 >= PATH_MAX {
+            return Ok(());
+        }
+        let dirname = self.dirname.clone();
+        let join = |path: &[u8]| -> Option<Vec<u8>> {
+            if path.first() == Some(&b'/') {
+                return Some(path.to_vec());
             }
+            if dirname.len() + 1 + path.len() + 1 >= PATH_MAX {
+                return None;
+            }
+            Some([&dirname[..], b"/", path].concat())
         };
         if self.modules[id].path.is_none() {
-            self.modules[id].path = Some(join(&self.dirname, &line[..colon]));
+            match join(&line[..colon]) {
+                Some(path) => self.modules[id].path = Some(path),
+                None => return Ok(()),
+            }
         }
         let mut deps = Vec::new();
         for word in line[colon + 1..]
-            .split([' ', '\t'])
+            .split(|&b| b == b' ' || b == b'\t')
             .filter(|w| !w.is_empty())
         {
-            let path = join(&self.dirname, word);
+            let Some(path) = join(word) else {
+                let msg = [
+                    b"could not join path '",
+                    &dirname[..],
+                    b"' and '",
+                    word,
+                    b"'.\n",
+                ];
+                self.kmsg(
+                    prio::ERR,
+                    site("libkmod-module.c", 184, "kmod_module_parse_depline"),
+                    msg.concat(),
+                );
+                self.modules[id].dep_init = false;
+                return Err(-libc::ENAMETOOLONG);
+            };
             match self.new_from_path(&path) {
                 Ok(dep) => deps.insert(0, dep),
                 Err(e) => {
-                    let msg = format!("ctx=(nil) path={path} error={}\n", strerror(-e));
+                    let ctx = format!("ctx={:p} path=", self as *const Context);
+                    let error = format!(" error={}\n", strerror(-e));
+                    let msg = [ctx.as_bytes(), &path, error.as_bytes()].concat();
                     self.kmsg(
                         prio::ERR,
                         site("libkmod-module.c", 191, "kmod_module_parse_depline"),
-                        &msg,
+                        msg,
                     );
                     self.modules[id].dep_init = false;
                     return Err(e);
@@ -422,7 +510,7 @@ impl<'a> Context<'a> {
     pub fn dependencies(&mut self, id: ModId) -> Vec<ModId> {
         if !self.modules[id].dep_init {
             let name = self.modules[id].name.clone();
-            if let Some(line) = self.search_moddep(&name) {
+            if let Some(line) = self.index.lookup(Which::Dep, &name) {
                 let _ = self.parse_depline(id, &line);
             }
         }
@@ -430,14 +518,32 @@ impl<'a> Context<'a> {
     }
 
     /// `kmod_module_get_path`: the module's file, from how it was created or `modules.dep`.
-    pub fn path(&mut self, id: ModId) -> Option<String> {
+    pub fn path(&mut self, id: ModId) -> Option<Vec<u8>> {
         if self.modules[id].path.is_some() || self.modules[id].dep_init {
             return self.modules[id].path.clone();
         }
         let name = self.modules[id].name.clone();
-        let line = self.search_moddep(&name)?;
+        let line = self.index.lookup(Which::Dep, &name)?;
         let _ = self.parse_depline(id, &line);
         self.modules[id].path.clone()
+    }
+
+    /// The `.modinfo` strings of a built-in module, from `modules.builtin.modinfo`
+    /// (`kmod_builtin_get_modinfo()`): `ENOSYS` when the module is not in it, the errno of
+    /// opening it otherwise (positive, as libkmod's iterator returns them).
+    pub fn builtin_modinfo(&mut self, name: &[u8]) -> Result<Vec<Vec<u8>>, i32> {
+        let path = [&self.dirname[..], b"/modules.builtin.modinfo"].concat();
+        if path.len() >= PATH_MAX {
+            return Err(libc::ENAMETOOLONG);
+        }
+        let data = std::fs::read(os_path(&path)).map_err(|e| errno_of(&e))?;
+        let mut logged = Vec::new();
+        let found = builtin_modinfo_of(&data, name, &mut |m| logged.push(m.to_vec()));
+        for message in logged {
+            let at = site("libkmod-builtin.c", 193, "kmod_builtin_iter_next");
+            self.kmsg(prio::ERR, at, message);
+        }
+        found
     }
 
     // ---- configuration applied to a module ---------------------------------------------------
@@ -451,7 +557,8 @@ impl<'a> Context<'a> {
         let m = &self.modules[id];
         let mut opts: Option<String> = None;
         for o in &self.config.options {
-            if !(o.modname == m.name || m.alias.as_deref() == Some(o.modname.as_str())) {
+            if !(o.modname.as_bytes() == m.name || m.alias.as_deref() == Some(o.modname.as_bytes()))
+            {
                 continue;
             }
             if o.options.is_empty() {
@@ -479,7 +586,7 @@ impl<'a> Context<'a> {
             .config
             .install_commands
             .iter()
-            .find(|c| fnmatch(&c.modname, name))
+            .find(|c| fnmatch(c.modname.as_bytes(), name))
             .map(|c| c.command.clone());
         self.modules[id].install_commands = Some(cmd.clone());
         cmd
@@ -495,7 +602,7 @@ impl<'a> Context<'a> {
             .config
             .remove_commands
             .iter()
-            .find(|c| fnmatch(&c.modname, name))
+            .find(|c| fnmatch(c.modname.as_bytes(), name))
             .map(|c| c.command.clone());
         self.modules[id].remove_commands = Some(cmd.clone());
         cmd
@@ -509,7 +616,7 @@ impl<'a> Context<'a> {
             .config
             .softdeps
             .iter()
-            .find(|d| fnmatch(&d.name, &name))
+            .find(|d| fnmatch(d.name.as_bytes(), &name))
             .cloned()
         else {
             return (Vec::new(), Vec::new());
@@ -540,7 +647,7 @@ impl<'a> Context<'a> {
     /// Whether a modprobe.d blacklist line names the module.
     pub fn is_blacklisted(&self, id: ModId) -> bool {
         let name = &self.modules[id].name;
-        self.config.blacklists.iter().any(|b| b == name)
+        self.config.blacklists.iter().any(|b| b.as_bytes() == name)
     }
 
     // ---- kernel state ------------------------------------------------------------------------
@@ -549,7 +656,7 @@ impl<'a> Context<'a> {
     pub fn is_builtin(&mut self, id: ModId) -> bool {
         if self.modules[id].builtin.is_none() {
             let name = &self.modules[id].name;
-            let b = self.index.lookup(Which::Builtin, name.as_bytes()).is_some();
+            let b = self.index.lookup(Which::Builtin, name).is_some();
             self.modules[id].builtin = Some(b);
         }
         self.modules[id].builtin == Some(true)
@@ -561,7 +668,7 @@ impl<'a> Context<'a> {
         if self.is_builtin(id) {
             return Ok(ModuleState::Builtin);
         }
-        let name = self.modules[id].name.clone();
+        let name = self.name(id).into_owned();
         match self.kernel.initstate(&name) {
             Ok(InitState::Live) => Ok(ModuleState::Live),
             Ok(InitState::Coming) => Ok(ModuleState::Coming),
@@ -590,7 +697,7 @@ impl<'a> Context<'a> {
 
     /// `kmod_module_get_refcnt`: a negative errno when it cannot be read.
     pub fn refcnt(&mut self, id: ModId) -> i64 {
-        let name = self.modules[id].name.clone();
+        let name = self.name(id).into_owned();
         match self.kernel.refcnt(&name) {
             Ok(n) => n,
             Err(SysfsError::Open(e)) => -(e as i64),
@@ -614,7 +721,7 @@ impl<'a> Context<'a> {
     /// `kmod_module_get_holders`: `None` (after an error message) when the holders directory
     /// cannot be read.
     pub fn holders(&mut self, id: ModId) -> Option<Vec<ModId>> {
-        let name = self.modules[id].name.clone();
+        let name = self.name(id).into_owned();
         match self.kernel.holders(&name) {
             Ok(names) => Some(names.iter().map(|n| self.new_from_name(n)).collect()),
             Err(e) => {
@@ -643,10 +750,7 @@ impl<'a> Context<'a> {
         options: &str,
     ) -> Result<(), i32> {
         let Some(path) = self.path(id) else {
-            let msg = format!(
-                "could not find module by name='{}'\n",
-                self.modules[id].name
-            );
+            let msg = format!("could not find module by name='{}'\n", self.name(id));
             self.kmsg(
                 prio::ERR,
                 site("libkmod-module.c", 895, "kmod_module_insert_module"),
@@ -655,7 +759,7 @@ impl<'a> Context<'a> {
             return Err(-libc::ENOENT);
         };
         let mut info = Vec::new();
-        let r = insert_module_file(self.kernel, Path::new(&path), force, options, &mut info);
+        let r = insert_module_file(self.kernel, os_path(&path), force, options, &mut info);
         for m in &info {
             let line = if m.contains("modversion") { 930 } else { 936 };
             self.kmsg(
@@ -665,7 +769,14 @@ impl<'a> Context<'a> {
             );
         }
         r.map_err(|e| {
-            let msg = format!("Failed to insert module '{path}': {}\n", strerror(e));
+            let msg = [
+                b"Failed to insert module '",
+                &path[..],
+                b"': ",
+                strerror(e).as_bytes(),
+                b"\n",
+            ]
+            .concat();
             self.kmsg(
                 prio::INFO,
                 site("libkmod-module.c", 949, "kmod_module_insert_module"),
@@ -678,7 +789,7 @@ impl<'a> Context<'a> {
     /// `kmod_module_remove_module`: `delete_module` with `O_NONBLOCK`; `nolog` suppresses
     /// libkmod's error message.
     pub fn remove_module(&mut self, id: ModId, force: bool, nolog: bool) -> Result<(), i32> {
-        let name = self.modules[id].name.clone();
+        let name = self.name(id).into_owned();
         match self.kernel.syscalls.delete_module(&name, force) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -699,7 +810,7 @@ impl<'a> Context<'a> {
     /// libkmod's `command_do` for install commands: runs `cmd` with `/bin/sh -c` and
     /// `MODPROBE_MODULE` set; any failure is `-EINVAL`.
     fn run_install_command(&mut self, id: ModId, cmd: &str) -> i32 {
-        let name = self.modules[id].name.clone();
+        let name = self.name(id).into_owned();
         match run_shell(cmd, &name, &self.command_env) {
             Ok(0) => 0,
             Ok(code) => {
@@ -869,11 +980,12 @@ impl<'a> Context<'a> {
     fn print_insmod(&mut self, m: ModId, options: &str, out: &mut dyn Write) {
         match self.path(m) {
             Some(path) => {
-                let _ = writeln!(out, "insmod {path} {options}");
+                let line = [b"insmod ", &path[..], b" ", options.as_bytes(), b"\n"].concat();
+                let _ = out.write_all(&line);
             }
             None => {
                 if self.initstate(m) == Ok(ModuleState::Builtin) {
-                    let _ = writeln!(out, "builtin {}", self.modules[m].name);
+                    let _ = writeln!(out, "builtin {}", self.name(m));
                 }
             }
         }
@@ -885,6 +997,53 @@ impl<'a> Context<'a> {
         let cmd = command.replace("$CMDLINE_OPTS", options);
         self.run_install_command(m, &cmd)
     }
+}
+
+/// Finds `name`'s strings in the contents of `modules.builtin.modinfo`: NUL-terminated
+/// `MODULE.key=value` strings, grouped by module. The first group for `name` gives its
+/// strings without the `MODULE.` prefix. A string without a `.` ends the walk (libkmod logs
+/// it); an unterminated last string is ignored.
+fn builtin_modinfo_of(
+    data: &[u8],
+    name: &[u8],
+    log: &mut dyn FnMut(&[u8]),
+) -> Result<Vec<Vec<u8>>, i32> {
+    let mut strings = Vec::new();
+    let mut rest = data;
+    while let Some(end) = rest.iter().position(|&b| b == 0) {
+        strings.push(rest.get(..end).unwrap_or_default());
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    let mut i = 0;
+    while i < strings.len() {
+        let module_of = |s: &[u8]| {
+            s.iter()
+                .position(|&b| b == b'.')
+                .map(|dot| s[..dot].to_vec())
+        };
+        let Some(module) = module_of(strings[i]) else {
+            log(b"kmod_builtin_iter_next: unexpected string without modname prefix\n");
+            break;
+        };
+        let mut end = i;
+        while end < strings.len() && module_of(strings[end]).as_deref() == Some(&module[..]) {
+            end += 1;
+        }
+        if end < strings.len() && module_of(strings[end]).is_none() {
+            log(b"kmod_builtin_iter_next: unexpected string without modname prefix\n");
+        }
+        if module == name {
+            return Ok(strings[i..end]
+                .iter()
+                .map(|s| s.get(name.len() + 1..).unwrap_or_default().to_vec())
+                .collect());
+        }
+        if end < strings.len() && module_of(strings[end]).is_none() {
+            break;
+        }
+        i = end;
+    }
+    Err(libc::ENOSYS)
 }
 
 /// `module_options_concat`: configured options, a space, the command line's options (kmod keeps
@@ -932,6 +1091,28 @@ mod tests {
         assert_eq!(
             options_concat(Some("a=1"), Some("b=2")).as_deref(),
             Some("a=1 b=2")
+        );
+    }
+
+    #[test]
+    fn builtin_modinfo_groups() {
+        let data = b"a.license=GPL\0a.file=x\0bb.parm=p:d\0a.late=1\0";
+        let mut logged = Vec::new();
+        let mut log = |m: &[u8]| logged.push(m.to_vec());
+        assert_eq!(
+            builtin_modinfo_of(data, b"a", &mut log).unwrap(),
+            [b"license=GPL".to_vec(), b"file=x".to_vec()]
+        );
+        assert_eq!(
+            builtin_modinfo_of(data, b"bb", &mut log).unwrap(),
+            [b"parm=p:d".to_vec()]
+        );
+        assert_eq!(builtin_modinfo_of(data, b"c", &mut log), Err(libc::ENOSYS));
+        let bad = b"a.x=1\0nodot\0b.y=2\0";
+        assert_eq!(builtin_modinfo_of(bad, b"b", &mut log), Err(libc::ENOSYS));
+        assert_eq!(
+            logged,
+            [b"kmod_builtin_iter_next: unexpected string without modname prefix\n".to_vec()]
         );
     }
 }

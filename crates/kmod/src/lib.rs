@@ -5,7 +5,6 @@
 
 pub mod common_modinfo;
 pub mod depmod;
-pub mod fnmatch;
 pub mod indexes;
 pub use kmodlab_getopt as getopt;
 pub mod insmod;

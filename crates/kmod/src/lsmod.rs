@@ -47,7 +47,7 @@ pub fn run_with(
                 err,
                 crate::tool_log::prio::ERR,
                 site("libkmod-module.c", 1725, "kmod_module_new_from_loaded"),
-                &format!("could not open /proc/modules: {}\n", strerror(errno)),
+                format!("could not open /proc/modules: {}\n", strerror(errno)),
             );
             let _ = writeln!(
                 err,
@@ -62,12 +62,12 @@ pub fn run_with(
     for name in names {
         let id = ctx.new_from_name(&name);
         let use_count = ctx.refcnt(id);
-        let size = kernel.size(ctx.name(id));
+        let size = kernel.size(&ctx.name(id));
         text.push_str(&format!("{:<19} {:>8}  {}", ctx.name(id), size, use_count));
         let holders = ctx.holders(id).unwrap_or_default();
         for (i, h) in holders.into_iter().enumerate() {
             text.push(if i == 0 { ' ' } else { ',' });
-            text.push_str(ctx.name(h));
+            text.push_str(&ctx.name(h));
         }
         text.push('\n');
     }

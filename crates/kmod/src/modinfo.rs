@@ -20,10 +20,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use crate::common_modinfo::kmod_elf::modinfo_strings;
-use crate::common_modinfo::lookup::{
-    errno_of, strerror, Context, ModuleRef, EINVAL, ENOENT, PATH_MAX,
-};
 use crate::getopt::{Getopt, HasArg, LongOpt};
+use crate::kernel_state::Kernel;
+use crate::kmod_context::{errno_of, Context, ModId, PATH_MAX};
+use crate::tool_log::{strerror, Log};
+use libc::{EINVAL, ENOENT};
 
 /// What `-V` prints. kmod 30 as Debian builds it, except that gzip is supported here.
 const VERSION: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
@@ -93,7 +94,6 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         field: None,
         separator: b'\n',
         out,
-        err,
     };
     let mut arg_is_modname = false;
     let mut kversion: Option<Vec<u8>> = None;
@@ -103,7 +103,7 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         let opt = match opt {
             Ok(opt) => opt,
             Err(e) => {
-                let _ = tool.err.write_all(e.message());
+                let _ = err.write_all(e.message());
                 return 1;
             }
         };
@@ -128,14 +128,15 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 return 0;
             }
             c => {
-                tool.error(format!("unexpected getopt_long() value '{}'.\n", c as char));
+                let message = format!("unexpected getopt_long() value '{}'.\n", c as char);
+                tool.error(err, message);
                 return 1;
             }
         }
     }
     let operands = getopt.operands();
     if operands.is_empty() {
-        tool.error("missing module or filename.\n");
+        tool.error(err, "missing module or filename.\n");
         return 1;
     }
 
@@ -155,19 +156,21 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     } else {
         [&b"/lib/modules/"[..], &release()].concat()
     };
-    let kmod_log = std::env::var_os("KMOD_LOG");
-    let ctx = Context::new(&dirname, kmod_log.as_ref().map(|v| v.as_bytes()));
+    // A context with no configuration files, as kmod's modinfo makes it.
+    let kernel = Kernel::host();
+    let log = Log::new(&String::from_utf8_lossy(short_name));
+    let mut ctx = Context::new(Some(&dirname), Some(&[]), &kernel, log, err);
 
     let mut failed = false;
     for name in operands {
         let name = name.as_bytes();
         ctx.release_modules();
         let result = if arg_is_modname {
-            tool.name_do(&ctx, name)
+            tool.name_do(&mut ctx, name)
         } else if is_module_filename(name) {
-            tool.path_do(&ctx, name)
+            tool.path_do(&mut ctx, name)
         } else {
-            tool.alias_do(&ctx, name)
+            tool.alias_do(&mut ctx, name)
         };
         failed |= result.is_err();
     }
@@ -183,13 +186,12 @@ fn is_module_filename(name: &[u8]) -> bool {
             .any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
-/// The output settings and the two streams.
+/// The output settings and the output stream (messages go to the context's).
 struct Tool<'a> {
     short_name: &'a [u8],
     field: Option<Vec<u8>>,
     separator: u8,
     out: &'a mut dyn Write,
-    err: &'a mut dyn Write,
 }
 
 /// One `key=value` entry of a module's information.
@@ -232,15 +234,11 @@ impl Tool<'_> {
     }
 
     /// kmod's `ERR()`: `modinfo: ERROR: ...` on stderr.
-    fn error(&mut self, message: impl AsRef<[u8]>) {
+    fn error(&self, err: &mut dyn Write, message: impl AsRef<[u8]>) {
         let mut line = self.short_name.to_vec();
         line.extend_from_slice(b": ERROR: ");
         line.extend_from_slice(message.as_ref());
-        let _ = self.err.write_all(&line);
-    }
-
-    fn error_parts(&mut self, parts: &[&[u8]]) {
-        self.error(parts.concat());
+        let _ = err.write_all(&line);
     }
 
     /// `printf("%-16s%s%c", label, value, separator)`.
@@ -278,40 +276,43 @@ impl Tool<'_> {
         self.print(&text);
     }
 
-    fn path_do(&mut self, ctx: &Context, path: &[u8]) -> Result<(), i32> {
-        match ctx.module_from_path(path) {
-            Ok(module) => self.modinfo_do(ctx, &module),
+    fn path_do(&mut self, ctx: &mut Context, path: &[u8]) -> Result<(), i32> {
+        match ctx.new_from_path(path) {
+            Ok(module) => self.modinfo_do(ctx, module),
             Err(errno) => {
-                self.error_parts(&[b"Module file ", path, b" not found.\n"]);
-                Err(errno)
+                self.error(ctx.err, [b"Module file ", path, b" not found.\n"].concat());
+                Err(-errno)
             }
         }
     }
 
-    fn name_do(&mut self, ctx: &Context, name: &[u8]) -> Result<(), i32> {
-        match ctx.lookup_name(name, self.err) {
-            Some(module) => self.modinfo_do(ctx, &module),
+    fn name_do(&mut self, ctx: &mut Context, name: &[u8]) -> Result<(), i32> {
+        match ctx.lookup_name(name) {
+            Some(module) => self.modinfo_do(ctx, module),
             None => {
-                self.error_parts(&[b"Module name ", name, b" not found.\n"]);
+                self.error(ctx.err, [b"Module name ", name, b" not found.\n"].concat());
                 Err(ENOENT)
             }
         }
     }
 
-    fn alias_do(&mut self, ctx: &Context, alias: &[u8]) -> Result<(), i32> {
-        let modules = match ctx.lookup(alias, self.err) {
+    fn alias_do(&mut self, ctx: &mut Context, alias: &[u8]) -> Result<(), i32> {
+        let modules = match ctx.lookup(alias) {
             Ok(modules) => modules,
             Err(errno) => {
-                self.error_parts(&[b"Module alias ", alias, b" not found.\n"]);
-                return Err(errno);
+                self.error(
+                    ctx.err,
+                    [b"Module alias ", alias, b" not found.\n"].concat(),
+                );
+                return Err(-errno);
             }
         };
         if modules.is_empty() {
-            self.error_parts(&[b"Module ", alias, b" not found.\n"]);
+            self.error(ctx.err, [b"Module ", alias, b" not found.\n"].concat());
             return Err(ENOENT);
         }
         let mut result = Ok(());
-        for module in &modules {
+        for module in modules {
             if let Err(errno) = self.modinfo_do(ctx, module) {
                 result = Err(errno);
             }
@@ -320,9 +321,9 @@ impl Tool<'_> {
     }
 
     /// Prints one module.
-    fn modinfo_do(&mut self, ctx: &Context, module: &ModuleRef) -> Result<(), i32> {
-        let name = module.borrow().name.clone();
-        let path = ctx.module_path(module, self.err);
+    fn modinfo_do(&mut self, ctx: &mut Context, module: ModId) -> Result<(), i32> {
+        let name = ctx.name_bytes(module).to_vec();
+        let path = ctx.path(module);
         let builtin = path.is_none();
         let field = self.field.clone();
         if builtin {
@@ -341,25 +342,26 @@ impl Tool<'_> {
             None => self.labelled(b"filename:", &filename),
             Some(_) => {}
         }
-        let entries = match module_info(ctx, module, self.err) {
+        let entries = match module_info(ctx, module) {
             Ok(entries) => entries,
             // An old kernel with no modules.builtin.modinfo: nothing more to say.
             Err(errno) if builtin && errno == ENOENT => return Ok(()),
             Err(errno) => {
                 let message = strerror(errno);
-                self.error_parts(&[
+                let parts = [
                     b"could not get modinfo from '",
-                    &name,
+                    &name[..],
                     b"': ",
                     message.as_bytes(),
                     b"\n",
-                ]);
+                ];
+                self.error(ctx.err, parts.concat());
                 return Err(errno);
             }
         };
         match field.as_deref() {
             Some(b"parm") => {
-                let params = self.params(&entries);
+                let params = self.params(ctx.err, &entries);
                 self.print_params(&params, false);
             }
             Some(field) => {
@@ -389,7 +391,7 @@ impl Tool<'_> {
                     line.push(self.separator);
                     self.print(&line);
                 }
-                let params = self.params(&entries);
+                let params = self.params(ctx.err, &entries);
                 self.print_params(&params, true);
             }
         }
@@ -398,7 +400,7 @@ impl Tool<'_> {
 
     /// The parameters from the `parm` and `parmtype` entries, in kmod's order: last seen
     /// first. Entries without a `:` are reported and skipped.
-    fn params<'e>(&mut self, entries: &'e [Entry]) -> Vec<Param<'e>> {
+    fn params<'e>(&mut self, err: &mut dyn Write, entries: &'e [Entry]) -> Vec<Param<'e>> {
         let mut params: Vec<Param<'e>> = Vec::new();
         for (key, value) in entries {
             let is_description = key == b"parm";
@@ -407,7 +409,14 @@ impl Tool<'_> {
             }
             let value = c_str(value);
             let Some(colon) = value.iter().position(|&b| b == b':') else {
-                self.error_parts(&[b"Found invalid \"", key, b"=", value, b"\": missing ':'\n"]);
+                let parts = [
+                    b"Found invalid \"",
+                    &key[..],
+                    b"=",
+                    value,
+                    b"\": missing ':'\n",
+                ];
+                self.error(err, parts.concat());
                 continue;
             };
             let (name, text) = (&value[..colon], &value[colon + 1..]);
@@ -469,13 +478,13 @@ impl Tool<'_> {
 
 /// A module's information (`kmod_module_get_info()`): the `.modinfo` entries of its file and
 /// its signature, or a built-in module's entries from `modules.builtin.modinfo`.
-fn module_info(ctx: &Context, module: &ModuleRef, err: &mut dyn Write) -> Result<Vec<Entry>, i32> {
+fn module_info(ctx: &mut Context, module: ModId) -> Result<Vec<Entry>, i32> {
     if ctx.is_builtin(module) {
-        let name = module.borrow().name.clone();
-        let strings = ctx.builtin_modinfo(&name, err)?;
+        let name = ctx.name_bytes(module).to_vec();
+        let strings = ctx.builtin_modinfo(&name)?;
         return Ok(strings.iter().map(|s| split_entry(s)).collect());
     }
-    let path = ctx.module_path(module, err).ok_or(ENOENT)?;
+    let path = ctx.path(module).ok_or(ENOENT)?;
     let image = load_module_file(&path)?;
     let mut entries: Vec<Entry> = modinfo_strings(&image)?
         .into_iter()

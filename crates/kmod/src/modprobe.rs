@@ -200,7 +200,7 @@ impl Modprobe<'_, '_> {
             _ => {
                 let msg = format!(
                     "Module {alias} not found in directory {}\n",
-                    self.ctx.dirname
+                    String::from_utf8_lossy(&self.ctx.dirname)
                 );
                 self.log(&msg)?;
                 return Ok(-libc::ENOENT);
@@ -706,7 +706,13 @@ pub fn run_with(
         None
     };
     let paths = (!config_paths.is_empty()).then_some(config_paths.as_slice());
-    let mut ctx = Context::new(dirname.as_deref(), paths, kernel, log, err);
+    let mut ctx = Context::new(
+        dirname.as_deref().map(str::as_bytes),
+        paths,
+        kernel,
+        log,
+        err,
+    );
     ctx.log.setup_kmod_log(s.verbose);
     if let Some(v) = env_options {
         ctx.command_env.push(("MODPROBE_OPTIONS".into(), v));

@@ -52,7 +52,7 @@ fn check_module_inuse(ctx: &mut Context, id: ModId) -> i32 {
             let mut msg = format!("Module {name} is in use by:");
             for h in holders {
                 msg.push(' ');
-                msg.push_str(ctx.name(h));
+                msg.push_str(&ctx.name(h));
             }
             msg.push('\n');
             ctx.log.print(ctx.err, prio::ERR, &msg);

@@ -93,9 +93,8 @@ impl Log {
     /// A tool log before setup: tool messages up to WARNING, libkmod's own log up to ERR
     /// (or as `KMOD_LOG` says).
     pub fn new(name: &str) -> Log {
-        let libkmod_priority = std::env::var("KMOD_LOG")
-            .ok()
-            .map(|v| parse_log_priority(&v))
+        let libkmod_priority = std::env::var_os("KMOD_LOG")
+            .map(|v| parse_log_priority(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())))
             .unwrap_or(prio::ERR);
         Log {
             name: name.to_string(),
@@ -124,52 +123,50 @@ impl Log {
     }
 
     /// A libkmod message (`ERR(ctx, ...)`, `INFO(ctx, ...)`).
-    pub fn libkmod(&self, err: &mut dyn Write, p: i32, site: Site, msg: &str) {
+    pub fn libkmod(&self, err: &mut dyn Write, p: i32, site: Site, msg: impl AsRef<[u8]>) {
         if p > self.libkmod_priority {
             return;
         }
-        if self.routed {
-            let _ = write!(
-                err,
-                "{}: {}: ../libkmod/{}:{} {}() {}",
+        let prefix = if self.routed {
+            format!(
+                "{}: {}: ../libkmod/{}:{} {}() ",
                 self.name,
                 prio_name(p),
                 site.file,
                 site.line,
-                site.func,
-                msg
-            );
+                site.func
+            )
         } else {
-            let _ = write!(
-                err,
-                "libkmod: {} ../libkmod/{}:{} {}: {}",
+            format!(
+                "libkmod: {} ../libkmod/{}:{} {}: ",
                 libkmod_prio_name(p),
                 site.file,
                 site.line,
-                site.func,
-                msg
-            );
-        }
+                site.func
+            )
+        };
+        let _ = err.write_all(&[prefix.as_bytes(), msg.as_ref()].concat());
     }
 }
 
-/// libkmod's reading of `KMOD_LOG`: a number, or a name starting with err, info or debug.
-fn parse_log_priority(v: &str) -> i32 {
-    let digits: String = v
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '-')
-        .collect();
-    let rest = &v[digits.len()..];
-    if !digits.is_empty() && (rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace())) {
-        if let Ok(n) = digits.parse() {
-            return n;
-        }
+/// libkmod's reading of `KMOD_LOG` (`strtol`, then names): a number followed by nothing or
+/// a space, or a name starting with `err`, `info` or `debug`; anything else is 0.
+fn parse_log_priority(value: &[u8]) -> i32 {
+    let text = String::from_utf8_lossy(value);
+    let trimmed = text.trim_start();
+    let digits_end = trimmed
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+        .map_or(trimmed.len(), |(i, _)| i);
+    let rest = &trimmed[digits_end..];
+    if rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return trimmed[..digits_end].parse().unwrap_or(0);
     }
-    if v.starts_with("err") {
+    if text.starts_with("err") {
         prio::ERR
-    } else if v.starts_with("info") {
+    } else if text.starts_with("info") {
         prio::INFO
-    } else if v.starts_with("debug") {
+    } else if text.starts_with("debug") {
         prio::DEBUG
     } else {
         0
@@ -228,9 +225,13 @@ mod tests {
 
     #[test]
     fn kmod_log_values() {
-        assert_eq!(parse_log_priority("7"), 7);
-        assert_eq!(parse_log_priority("debug"), prio::DEBUG);
-        assert_eq!(parse_log_priority("errors"), prio::ERR);
-        assert_eq!(parse_log_priority("x"), 0);
+        assert_eq!(parse_log_priority(b"7"), 7);
+        assert_eq!(parse_log_priority(b"3"), 3);
+        assert_eq!(parse_log_priority(b"0"), 0);
+        assert_eq!(parse_log_priority(b"debug"), prio::DEBUG);
+        assert_eq!(parse_log_priority(b"info"), prio::INFO);
+        assert_eq!(parse_log_priority(b"errors"), prio::ERR);
+        assert_eq!(parse_log_priority(b"x"), 0);
+        assert_eq!(parse_log_priority(b"nonsense"), 0);
     }
 }

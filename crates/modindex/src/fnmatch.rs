@@ -188,4 +188,45 @@ mod tests {
             );
         }
     }
+
+    fn text_fnmatch(pattern: &str, string: &str) -> bool {
+        fnmatch(pattern.as_bytes(), string.as_bytes())
+    }
+
+    #[test]
+    fn kmod_cases_stars_and_questions() {
+        assert!(text_fnmatch(
+            "pci:v00008086d*sv*",
+            "pci:v00008086d0000100Esv00001234"
+        ));
+        assert!(text_fnmatch("*", ""));
+        assert!(text_fnmatch("a*b*c", "aXXbYYc"));
+        assert!(!text_fnmatch("a*b*c", "aXXbYY"));
+        assert!(text_fnmatch("snd_?ci", "snd_pci"));
+        assert!(!text_fnmatch("snd_?ci", "snd_ci"));
+        assert!(text_fnmatch("*/x", "a/b/x"));
+        assert!(text_fnmatch(".*", ".hidden"));
+        assert!(text_fnmatch("exact", "exact"));
+        assert!(!text_fnmatch("exact", "exactly"));
+    }
+
+    #[test]
+    fn kmod_cases_brackets() {
+        assert!(text_fnmatch("usb:v[0-9]*", "usb:v1"));
+        assert!(!text_fnmatch("usb:v[!0-9]*", "usb:v1"));
+        assert!(text_fnmatch("usb:v[^0-9]*", "usb:vA"));
+        assert!(text_fnmatch("[]]", "]"));
+        assert!(text_fnmatch("[a-]", "-"));
+        assert!(text_fnmatch("[[:digit:]]x", "7x"));
+        assert!(!text_fnmatch("[[:digit:]]x", "ax"));
+        assert!(text_fnmatch("a[b", "a[b"));
+        assert!(text_fnmatch("dmi*:pn[Vv]iewpad*", "dmi:bvnX:pnViewpad10"));
+    }
+
+    #[test]
+    fn kmod_cases_backslash_quotes() {
+        assert!(text_fnmatch("a\\*", "a*"));
+        assert!(!text_fnmatch("a\\*", "ab"));
+        assert!(text_fnmatch("a\\", "a\\"));
+    }
 }
