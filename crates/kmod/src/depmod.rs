@@ -27,6 +27,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kmodlab_modfile::exports::read_module_symbols;
+
+use crate::kernel_state::Kernel;
 use kmodlab_modfile::{decompress, ErrorKind};
 use kmodlab_modindex::config::{DepmodConfig, Search};
 use kmodlab_modindex::depmod::{
@@ -81,7 +83,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let stdout = io::stdout();
     let stderr = io::stderr();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let code = run(args, &mut out, &mut stderr.lock());
+    let code = run(&args, &Kernel::host(), &mut out, &mut stderr.lock());
     if out.flush().is_err() {
         return 1;
     }
@@ -98,7 +100,7 @@ pub const ABORTED: i32 = 134;
 /// Runs `depmod` with `args` (`args[0]` is the name it was invoked as), writing what kmod's
 /// depmod writes on stdout (`-n`, `-v`, `-h`, `-V`) to `out` and its messages to `err`;
 /// returns the exit code. The module directory's files are written as kmod writes them.
-pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let argv0 = args
         .first()
         .map(|a| a.to_string_lossy().into_owned())
@@ -108,12 +110,12 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32
         out,
         log: Log {
             err,
-            program: short_name,
-            priority: LOG_WARNING,
+            log: crate::tool_log::Log::new(&short_name),
         },
         context: false,
+        kernel,
     };
-    let result = tool.depmod(&args);
+    let result = tool.depmod(args);
     // libkmod's farewell when kmod frees its context (shown from -vv on); a fatal error exits
     // without freeing it.
     if tool.context && !matches!(result, Err(Exit { fatal: true, .. })) {
@@ -149,15 +151,13 @@ const FAILED: Exit = Exit {
 
 struct Log<'w> {
     err: &'w mut dyn Write,
-    program: String,
-    priority: u8,
+    log: crate::tool_log::Log,
 }
 
 impl Log<'_> {
     fn print(&mut self, level: Level, message: &str) {
-        if level.priority() <= self.priority {
-            let _ = write!(self.err, "{}: {}: {}", self.program, level.label(), message);
-        }
+        self.log
+            .print(self.err, i32::from(level.priority()), message);
     }
 
     fn diag(&mut self, d: &Diagnostic) {
@@ -178,7 +178,7 @@ impl Log<'_> {
 
     /// kmod's `CRIT`: always printed, then exit status 1.
     fn fatal(&mut self, message: impl AsRef<str>) -> Exit {
-        let _ = write!(self.err, "{}: FATAL: {}", self.program, message.as_ref());
+        let _ = write!(self.err, "{}: FATAL: {}", self.log.name, message.as_ref());
         Exit {
             code: 1,
             fatal: true,
@@ -191,6 +191,8 @@ struct Tool<'w> {
     log: Log<'w>,
     /// kmod has created its libkmod context (and will say so at the end with -vv).
     context: bool,
+    /// The running kernel (its release is the default version).
+    kernel: &'w Kernel,
 }
 
 /// `strerror(errno)` of an I/O error.
@@ -531,13 +533,8 @@ impl Tool<'_> {
                 }
                 (version.clone(), files.to_vec())
             }
-            None => match fs::read("/proc/sys/kernel/osrelease") {
-                Ok(mut release) => {
-                    while release.last() == Some(&b'\n') {
-                        release.pop();
-                    }
-                    (release, Vec::new())
-                }
+            None => match self.kernel.release() {
+                Ok(release) => (release.into_bytes(), Vec::new()),
                 Err(e) => {
                     return Err(self
                         .log
@@ -561,7 +558,7 @@ impl Tool<'_> {
             }
             all = true;
         }
-        self.log.priority = verbose;
+        self.log.log.priority = i32::from(verbose);
         options.verbose = verbose > LOG_WARNING;
         self.context = true;
         self.log.info(format!(
@@ -660,7 +657,7 @@ impl Tool<'_> {
                     self.log.err,
                     "{}: ../tools/depmod.c:1851: depmod_report_cycles_from_root: Assertion \
                      `is < stack_size' failed.",
-                    self.log.program
+                    self.log.log.name
                 );
                 // `main` aborts as kmod does (`run` returns, for callers in the same process).
                 return Err(Exit {
@@ -706,7 +703,7 @@ impl Tool<'_> {
              \t                     current kernel symbols.\n\
              \t-E, --symvers=FILE   Use Module.symvers file to check\n\
              \t                     symbol versions.\n",
-            self.log.program
+            self.log.log.name
         );
     }
 

@@ -11,25 +11,8 @@ use crate::kernel_state::Kernel;
 use crate::kmod_context::Context;
 use crate::tool_log::{site, strerror, Log};
 
-/// Runs `lsmod` with `args` (`args[0]` is the name it was invoked as); returns the exit code.
-pub fn main(args: Vec<OsString>) -> i32 {
-    let kernel = Kernel::host();
-    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
-    run_with(&args, &kernel, &mut stdout.lock(), &mut stderr.lock())
-}
-
-/// Runs `lsmod` on the running kernel, writing to `out` and `err`.
-pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    run_with(&args, &Kernel::host(), out, err)
-}
-
-/// Runs `lsmod` against `kernel` (whose `/proc/modules` and `/sys/module` may be fakes).
-pub fn run_with(
-    args: &[OsString],
-    kernel: &Kernel,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> i32 {
+/// Runs `lsmod` with `args` (`args[0]` is the name it was invoked as) against `kernel` (whose `/proc/modules` and `/sys/module` may be fakes)., writing to `out` and `err`; returns the exit code.
+pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if args.len() != 1 {
         let argv0 = args
             .first()

@@ -74,7 +74,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 fn run_buffered<W: Write>(args: &[OsString], mut out: StdioBuffer<W>) -> i32 {
-    let code = run(args, &mut out, &mut io::stderr().lock());
+    let code = run(args, &Kernel::host(), &mut out, &mut io::stderr().lock());
     let _ = out.flush();
     code
 }
@@ -83,7 +83,7 @@ fn run_buffered<W: Write>(args: &[OsString], mut out: StdioBuffer<W>) -> i32 {
 /// prints to `out` and its messages to `err`; returns the exit code (0, or 1 when an option or
 /// any module failed). Reads the environment variables kmod reads: `POSIXLY_CORRECT`,
 /// `KMOD_LOG` and `PWD`.
-pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let program = args.first().map_or(&b"modinfo"[..], |a| a.as_bytes());
     let short_name = program
         .iter()
@@ -142,11 +142,7 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 
     // The module directory: `/lib/modules/$(uname -r)`, or `DIR/lib/modules/VERSION` with -b
     // or -k (in kmod's fixed-size buffer).
-    let release = || {
-        kmodlab_sys::kernel_release()
-            .map(String::into_bytes)
-            .unwrap_or_default()
-    };
+    let release = || kernel.release().map(String::into_bytes).unwrap_or_default();
     let dirname = if root.is_some() || kversion.is_some() {
         let mut dir = root.unwrap_or_default();
         dir.extend_from_slice(b"/lib/modules/");
@@ -157,9 +153,8 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         [&b"/lib/modules/"[..], &release()].concat()
     };
     // A context with no configuration files, as kmod's modinfo makes it.
-    let kernel = Kernel::host();
     let log = Log::new(&String::from_utf8_lossy(short_name));
-    let mut ctx = Context::new(Some(&dirname), Some(&[]), &kernel, log, err);
+    let mut ctx = Context::new(Some(&dirname), Some(&[]), kernel, log, err);
 
     let mut failed = false;
     for name in operands {

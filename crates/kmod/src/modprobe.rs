@@ -558,25 +558,8 @@ fn options_from_array(args: &[String]) -> Option<String> {
     opts
 }
 
-/// Runs `modprobe` with `args` (`args[0]` is the name it was invoked as); returns the exit code.
-pub fn main(args: Vec<OsString>) -> i32 {
-    let kernel = Kernel::host();
-    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
-    run_with(&args, &kernel, &mut stdout.lock(), &mut stderr.lock())
-}
-
-/// Runs `modprobe` on the running kernel, writing to `out` and `err`.
-pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    run_with(&args, &Kernel::host(), out, err)
-}
-
-/// Runs `modprobe` against `kernel`.
-pub fn run_with(
-    args: &[OsString],
-    kernel: &Kernel,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> i32 {
+/// Runs `modprobe` with `args` (`args[0]` is the name it was invoked as) against `kernel`., writing to `out` and `err`; returns the exit code.
+pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let argv0 = args
         .first()
         .map(|a| a.to_string_lossy().into_owned())

@@ -18,18 +18,6 @@ const LONG: &[LongOpt] = &[
     LongOpt::new("help", HasArg::No, 'h' as u32),
 ];
 
-/// Runs `rmmod` with `args` (`args[0]` is the name it was invoked as); returns the exit code.
-pub fn main(args: Vec<OsString>) -> i32 {
-    let kernel = Kernel::host();
-    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
-    run_with(&args, &kernel, &mut stdout.lock(), &mut stderr.lock())
-}
-
-/// Runs `rmmod` on the running kernel, writing to `out` and `err`.
-pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    run_with(&args, &Kernel::host(), out, err)
-}
-
 /// `check_module_inuse`: refuses (with kmod's message) a module that is built in, not loaded,
 /// held by others or still referenced. Returns a negative errno to skip the module.
 fn check_module_inuse(ctx: &mut Context, id: ModId) -> i32 {
@@ -72,13 +60,8 @@ fn check_module_inuse(ctx: &mut Context, id: ModId) -> i32 {
     refcnt.clamp(i32::MIN as i64, 0) as i32
 }
 
-/// Runs `rmmod` against `kernel`.
-pub fn run_with(
-    args: &[OsString],
-    kernel: &Kernel,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> i32 {
+/// Runs `rmmod` with `args` (`args[0]` is the name it was invoked as) against `kernel`., writing to `out` and `err`; returns the exit code.
+pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let argv0 = args
         .first()
         .map(|a| a.to_string_lossy().into_owned())

@@ -416,7 +416,7 @@ fn compare_with(tree: &Tree, case: &str, args: &[&str], prepare: impl Fn(&Path))
     let mut our_args = vec![OsString::from(KMOD)];
     our_args.extend(expand(&our_base).into_iter().map(OsString::from));
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = kmodlab_kmod::depmod::run(our_args, &mut out, &mut err);
+    let code = kmodlab_kmod::depmod::run(&our_args, &host_kernel(), &mut out, &mut err);
     let ours = outcome(code, &out, &err, &our_base, &tree.moddir(&our_base));
     if ours
         .stderr
@@ -945,7 +945,8 @@ fn cache_sees_changes() {
         let args = ["depmod", "-b", ours.to_str().unwrap(), VERSION];
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = kmodlab_kmod::depmod::run(
-            args.iter().map(OsString::from).collect(),
+            &args.iter().map(OsString::from).collect::<Vec<_>>(),
+            &host_kernel(),
             &mut out,
             &mut err,
         );
@@ -1057,7 +1058,8 @@ fn run_ours(tree: &Tree, base: &Path) -> Outcome {
     let args = ["depmod", "-b", base.to_str().unwrap(), VERSION];
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = kmodlab_kmod::depmod::run(
-        args.iter().map(OsString::from).collect(),
+        &args.iter().map(OsString::from).collect::<Vec<_>>(),
+        &host_kernel(),
         &mut out,
         &mut err,
     );
@@ -1244,4 +1246,8 @@ fn cache_sees_rewrites_that_keep_size_and_mtime() {
         "the cache entry about the old contents was used:\n{}",
         file(&second, "modules.alias")
     );
+}
+
+fn host_kernel() -> kmodlab_kmod::kernel_state::Kernel {
+    kmodlab_kmod::kernel_state::Kernel::host()
 }

@@ -255,7 +255,12 @@ fn ours(args: &[OsString]) -> Vec<u8> {
     let mut argv = vec![OsString::from("modinfo")];
     argv.extend_from_slice(args);
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let code = kmodlab_kmod::modinfo::run(&argv, &mut stdout, &mut stderr);
+    let code = kmodlab_kmod::modinfo::run(
+        &argv,
+        &kmodlab_kmod::kernel_state::Kernel::host(),
+        &mut stdout,
+        &mut stderr,
+    );
     record(&stdout, &stderr, code)
 }
 

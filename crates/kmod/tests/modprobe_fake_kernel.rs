@@ -193,10 +193,10 @@ impl Lab {
         let kernel = self.kernel();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let status = match tool {
-            "insmod" => kmodlab_kmod::insmod::run_with(&argv, &kernel, &mut out, &mut err),
-            "rmmod" => kmodlab_kmod::rmmod::run_with(&argv, &kernel, &mut out, &mut err),
-            "lsmod" => kmodlab_kmod::lsmod::run_with(&argv, &kernel, &mut out, &mut err),
-            "modprobe" => kmodlab_kmod::modprobe::run_with(&argv, &kernel, &mut out, &mut err),
+            "insmod" => kmodlab_kmod::insmod::run(&argv, &kernel, &mut out, &mut err),
+            "rmmod" => kmodlab_kmod::rmmod::run(&argv, &kernel, &mut out, &mut err),
+            "lsmod" => kmodlab_kmod::lsmod::run(&argv, &kernel, &mut out, &mut err),
+            "modprobe" => kmodlab_kmod::modprobe::run(&argv, &kernel, &mut out, &mut err),
             _ => unreachable!(),
         };
         (

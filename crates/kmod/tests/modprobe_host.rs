@@ -106,19 +106,9 @@ fn ours_tool(tool: &str, args: &[&str]) -> Outcome {
     let mut argv: Vec<OsString> = vec![tool.into()];
     argv.extend(args.iter().map(OsString::from));
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let run = match tool {
-        "modprobe" => kmodlab_kmod::modprobe::run,
-        "insmod" => kmodlab_kmod::insmod::run,
-        "rmmod" => kmodlab_kmod::rmmod::run,
-        "lsmod" => kmodlab_kmod::lsmod::run,
-        "modinfo" => {
-            |argv: Vec<OsString>, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write| {
-                kmodlab_kmod::modinfo::run(&argv, out, err)
-            }
-        }
-        _ => unreachable!(),
-    };
-    let status = run(argv, &mut stdout, &mut stderr);
+    let run = kmodlab_kmod::tool(tool).expect("a module tool");
+    let kernel = kmodlab_kmod::kernel_state::Kernel::host();
+    let status = run(&argv, &kernel, &mut stdout, &mut stderr);
     Outcome {
         status,
         stdout,
