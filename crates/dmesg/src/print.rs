@@ -415,7 +415,7 @@ impl<'w> Printer<'w> {
                         None => hex = true,
                     }
                 } else {
-                    hex = !is_print(c) && !is_space(c);
+                    hex = !is_print(c) && !kmodlab_cnum::is_space(c);
                 }
             }
             let (chunk, tail) = rest.split_at(len.min(rest.len()));
@@ -458,10 +458,6 @@ impl<'w> Printer<'w> {
 
 fn is_print(c: u8) -> bool {
     (0x20..0x7f).contains(&c)
-}
-
-fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 // glibc's wide character classes (the libc crate does not declare them; glibc's `wint_t` is an

@@ -15,6 +15,10 @@
 
 use std::path::{Path, PathBuf};
 
+use kmodlab_cnum::is_space;
+use kmodlab_modindex::config::logical_lines;
+use kmodlab_modindex::names::alias_normalize;
+
 use crate::tool_log::{site, Site};
 
 /// `alias NAME MODNAME`: `name` is a shell wildcard matched against what modprobe is asked for.
@@ -158,72 +162,10 @@ pub const DEFAULT_CONFIG_PATHS: [&str; 4] = [
     "/lib/modprobe.d",
 ];
 
-/// libkmod's `underscores()`: dashes become underscores except inside `[...]`; `None` for an
-/// unbalanced `]` or an unterminated `[`.
+/// libkmod's `underscores()` (the same rule as `alias_normalize`): dashes become underscores
+/// except inside `[...]`; `None` for an unbalanced `]` or an unterminated `[`.
 pub fn underscores(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'-' => out.push(b'_'),
-            b']' => return None,
-            b'[' => {
-                let close = b[i..].iter().position(|&c| c == b']')?;
-                out.extend_from_slice(&b[i..=i + close]);
-                i += close;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// C's `isspace` in the C locale.
-fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// Reads logical lines as `freadline_wrapped` does: a backslash-newline joins lines, any other
-/// backslash is dropped and the byte after it kept. Each line comes with the number of the
-/// physical line it ends on.
-fn logical_lines(bytes: &[u8]) -> Vec<(Vec<u8>, u32)> {
-    let mut lines = Vec::new();
-    let mut cur = Vec::new();
-    let mut linenum = 0u32;
-    let mut pending = 0u32;
-    let mut i = 0;
-    loop {
-        let Some(&c) = bytes.get(i) else {
-            if !cur.is_empty() {
-                linenum += pending + 1;
-                lines.push((std::mem::take(&mut cur), linenum));
-            }
-            return lines;
-        };
-        i += 1;
-        match c {
-            b'\n' => {
-                linenum += pending + 1;
-                pending = 0;
-                lines.push((std::mem::take(&mut cur), linenum));
-            }
-            b'\\' => match bytes.get(i) {
-                Some(b'\n') => {
-                    i += 1;
-                    pending += 1;
-                }
-                Some(&next) => {
-                    i += 1;
-                    cur.push(next);
-                }
-                // getc returned EOF: kmod stores it as the byte 0xff.
-                None => cur.push(0xff),
-            },
-            c => cur.push(c),
-        }
-    }
+    alias_normalize(s.as_bytes()).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// `strtok_r(NULL, "\t ", &saveptr)` over `line` from `*pos`.
