@@ -23,7 +23,7 @@ use crate::common_modinfo::kmod_elf::modinfo_strings;
 use crate::getopt::{Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
 use crate::kmod_context::{errno_of, Context, ModId, PATH_MAX};
-use crate::tool_log::{strerror, Log};
+use crate::tool_log::{prio, strerror, Log};
 use libc::{EINVAL, ENOENT};
 
 /// What `-V` prints. kmod 30 as Debian builds it, except that gzip is supported here.
@@ -91,6 +91,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
         .map_or(program, |slash| &program[slash + 1..]);
     let mut tool = Tool {
         short_name,
+        log: Log::new(&String::from_utf8_lossy(short_name)),
         field: None,
         separator: b'\n',
         out,
@@ -153,8 +154,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
         [&b"/lib/modules/"[..], &release()].concat()
     };
     // A context with no configuration files, as kmod's modinfo makes it.
-    let log = Log::new(&String::from_utf8_lossy(short_name));
-    let mut ctx = Context::new(Some(&dirname), Some(&[]), kernel, log, err);
+    let mut ctx = Context::new(Some(&dirname), Some(&[]), kernel, tool.log.clone(), err);
 
     let mut failed = false;
     for name in operands {
@@ -184,6 +184,7 @@ fn is_module_filename(name: &[u8]) -> bool {
 /// The output settings and the output stream (messages go to the context's).
 struct Tool<'a> {
     short_name: &'a [u8],
+    log: Log,
     field: Option<Vec<u8>>,
     separator: u8,
     out: &'a mut dyn Write,
@@ -230,10 +231,7 @@ impl Tool<'_> {
 
     /// kmod's `ERR()`: `modinfo: ERROR: ...` on stderr.
     fn error(&self, err: &mut dyn Write, message: impl AsRef<[u8]>) {
-        let mut line = self.short_name.to_vec();
-        line.extend_from_slice(b": ERROR: ");
-        line.extend_from_slice(message.as_ref());
-        let _ = err.write_all(&line);
+        self.log.print(err, prio::ERR, message);
     }
 
     /// `printf("%-16s%s%c", label, value, separator)`.

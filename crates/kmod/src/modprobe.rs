@@ -617,7 +617,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
                 'w' => match parse_ulong(&arg) {
                     Some(v) => s.wait_msec = v,
                     None => {
-                        log.print(err, prio::ERR, &format!("unexpected wait value '{arg}'.\n"));
+                        log.print(err, prio::ERR, format!("unexpected wait value '{arg}'.\n"));
                         return 1;
                     }
                 },

@@ -77,7 +77,7 @@ pub const fn site(file: &'static str, line: u32, func: &'static str) -> Site {
 
 /// The log of one tool run: its name, the priority threshold and whether the tool's log function
 /// is installed in libkmod yet.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Log {
     /// `program_invocation_short_name`.
     pub name: String,
@@ -114,11 +114,12 @@ impl Log {
 
     /// `log_printf`: prints a tool message if its priority passes. Returns true when the message
     /// was printed at CRIT or worse, which means the tool must exit with status 1 now.
-    pub fn print(&self, err: &mut dyn Write, p: i32, msg: &str) -> bool {
+    pub fn print(&self, err: &mut dyn Write, p: i32, msg: impl AsRef<[u8]>) -> bool {
         if p > self.priority {
             return false;
         }
-        let _ = write!(err, "{}: {}: {}", self.name, prio_name(p), msg);
+        let prefix = format!("{}: {}: ", self.name, prio_name(p));
+        let _ = err.write_all(&[prefix.as_bytes(), msg.as_ref()].concat());
         p <= prio::CRIT
     }
 
