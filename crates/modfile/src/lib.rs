@@ -14,10 +14,13 @@
 //! - [`parse_signature`] reads the signature appended to a module image (`CONFIG_MODULE_SIG`):
 //!   signer, key identifier, digest algorithm and signature bytes, from the PKCS#7 message or
 //!   the older trailer formats, as `kmod`'s `modinfo` shows them (see [`signature`]).
+//! - [`kmod_elf`] is for the module tools that must behave like kmod's: a module's ELF image
+//!   read the way libkmod reads it, leniently, with libkmod's errno values for failures.
 //!
 //! Parsing never panics and never reads out of bounds, whatever the input: section headers,
 //! string tables and symbol tables may point anywhere, and every failure is an [`Error`] with
-//! an [`ErrorKind`], the offset where it happened and one line of detail.
+//! an [`ErrorKind`], the offset where it happened and one line of detail (an errno value in
+//! [`kmod_elf`]).
 //!
 //! ```no_run
 //! let bytes = std::fs::read("/lib/modules/6.12.0/kernel/drivers/char/lp.ko.xz")?;
@@ -30,6 +33,7 @@
 mod compression;
 mod elf;
 mod error;
+pub mod kmod_elf;
 mod modinfo;
 mod module;
 pub mod signature;
