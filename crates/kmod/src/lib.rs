@@ -14,7 +14,6 @@ pub mod lsmod;
 pub mod modinfo;
 pub mod modprobe;
 pub mod modprobe_config;
-pub mod module_elf;
 pub mod module_insert;
 pub mod modules_dir;
 pub mod rmmod;

@@ -56,4 +56,3 @@ pub use signature::{parse_signature, ModuleSignature};
 pub fn parse_module_file(bytes: &[u8]) -> Result<ModuleInfo, Error> {
     parse_module(&decompress(bytes)?)
 }
-pub mod exports;
