@@ -26,10 +26,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kmodlab_modfile::exports::read_module_symbols;
+use kmodlab_modfile::kmod_elf::{Bind, KmodElf};
+use kmodlab_modfile::kmod_file::{read_image, Compressions};
 
 use crate::kernel_state::Kernel;
-use kmodlab_modfile::{decompress, ErrorKind};
 use kmodlab_modindex::config::{DepmodConfig, Search};
 use kmodlab_modindex::depmod::{
     module_order, modules_builtin_alias_bin, modules_builtin_bin, parse_symvers, parse_system_map,
@@ -203,7 +203,7 @@ fn strerror(e: &io::Error) -> String {
     }
 }
 
-use libc::{EEXIST, EINVAL, ENOENT, ENOEXEC, ENOSPC};
+use libc::{EEXIST, ENOENT, ENOSPC};
 
 fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
@@ -288,69 +288,54 @@ fn load_module(path: &[u8]) -> Loaded {
             ),
         )
     };
-    let bytes = match fs::read(os(path)) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let code = e.raw_os_error().unwrap_or(EINVAL);
+    // libkmod's messages about a file it cannot decompress go nowhere: it has no context to
+    // log with at that point.
+    let image = match read_image(os(path).as_ref(), Compressions::DEBIAN) {
+        Ok(image) => image,
+        Err(code) => {
             if code != ENOENT {
                 loaded.messages.push(failed(code));
             }
             return loaded;
         }
     };
-    // libkmod reads 6 bytes of magic first; Debian's kmod knows xz and zstd only.
-    if bytes.len() < 6 {
-        loaded.messages.push(failed(EINVAL));
-        return loaded;
-    }
-    let compressed = bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
-    let image = if compressed {
-        match decompress(&bytes) {
-            Ok(image) => image,
-            // libkmod means to log why, but it has no context to log with at that point.
-            Err(_) => {
-                loaded.messages.push(failed(EINVAL));
-                return loaded;
-            }
-        }
-    } else {
-        std::borrow::Cow::Borrowed(&bytes[..])
-    };
-    match read_module_symbols(&image) {
-        Ok(symbols) => {
-            for (key, value) in symbols.modinfo_entries() {
-                if key == b"alias" || key == b"softdep" {
-                    loaded.modinfo.push((key.to_vec(), value.to_vec()));
-                }
-            }
-            loaded.exports = symbols
-                .exports
-                .into_iter()
-                .map(|e| Symbol {
-                    name: e.name,
-                    crc: e.crc,
-                })
-                .collect();
-            loaded.needs = symbols
-                .dependencies
-                .into_iter()
-                .map(|d| Need {
-                    name: d.name,
-                    crc: d.crc,
-                    weak: d.weak,
-                })
-                .collect();
-        }
-        Err(e) => {
-            let code = if e.kind() == ErrorKind::NotElf {
-                ENOEXEC
-            } else {
-                EINVAL
-            };
+    let elf = match KmodElf::new(&image[..]) {
+        Ok(elf) => elf,
+        Err(code) => {
             loaded.messages.push(failed(code));
+            return loaded;
+        }
+    };
+    // kmod_module_get_symbols: no exports at all (ENOENT) is not an error. The other errors
+    // were the ELF header's, above.
+    loaded.exports = elf
+        .symbols()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| Symbol {
+            name: e.name.to_vec(),
+            crc: e.crc,
+        })
+        .collect();
+    for entry in elf.strings(b".modinfo").unwrap_or_default() {
+        let (key, value) = match entry.iter().position(|&b| b == b'=') {
+            Some(eq) => (&entry[..eq], &entry[eq + 1..]),
+            None => (entry, &b""[..]),
+        };
+        if key == b"alias" || key == b"softdep" {
+            loaded.modinfo.push((key.to_vec(), value.to_vec()));
         }
     }
+    loaded.needs = elf
+        .dependency_symbols()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| Need {
+            name: d.name.to_vec(),
+            crc: d.crc,
+            weak: d.bind == Bind::Weak,
+        })
+        .collect();
     loaded
 }
 

@@ -7,7 +7,6 @@
 //! syscalls) and [`tool_log`] (messages and the version line).
 #![deny(missing_docs)]
 
-pub mod common_modinfo;
 pub mod depmod;
 pub mod indexes;
 pub use kmodlab_getopt as getopt;
@@ -18,7 +17,6 @@ pub mod lsmod;
 pub mod modinfo;
 pub mod modprobe;
 pub mod modprobe_config;
-pub mod module_elf;
 pub mod module_insert;
 pub mod rmmod;
 pub mod tool_log;

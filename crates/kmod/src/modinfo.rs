@@ -13,18 +13,20 @@
 //! them, as here) and `-V` says `+ZLIB`; a module whose section name table index is 0 or out
 //! of range gets `Invalid argument`, where kmod aborts on an assertion.
 
-use std::ffi::OsString;
-use std::io::{self, IsTerminal, Read, Write};
+use std::ffi::{OsStr, OsString};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
-use crate::common_modinfo::kmod_elf::modinfo_strings;
 use crate::getopt::{Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
-use crate::kmod_context::{errno_of, Context, ModId, PATH_MAX};
+use crate::kmod_context::{Context, ModId, PATH_MAX};
 use crate::tool_log::{prio, strerror, Log};
-use libc::{EINVAL, ENOENT};
+use kmodlab_modfile::kmod_elf::KmodElf;
+use kmodlab_modfile::kmod_file::{read_image, Compressions};
+use libc::ENOENT;
 
 /// What `-V` prints. kmod 30 as Debian builds it, except that gzip is supported here.
 const VERSION: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
@@ -174,7 +176,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
 
 /// An existing regular file (symbolic links followed) with a module file name ending.
 fn is_module_filename(name: &[u8]) -> bool {
-    let is_file = std::fs::metadata(std::ffi::OsStr::from_bytes(name)).is_ok_and(|m| m.is_file());
+    let is_file = std::fs::metadata(OsStr::from_bytes(name)).is_ok_and(|m| m.is_file());
     is_file
         && MODULE_EXTENSIONS
             .iter()
@@ -478,8 +480,10 @@ fn module_info(ctx: &mut Context, module: ModId) -> Result<Vec<Entry>, i32> {
         return Ok(strings.iter().map(|s| split_entry(s)).collect());
     }
     let path = ctx.path(module).ok_or(ENOENT)?;
-    let image = load_module_file(&path)?;
-    let mut entries: Vec<Entry> = modinfo_strings(&image)?
+    let image = read_image(Path::new(OsStr::from_bytes(&path)), Compressions::ALL)?;
+    let elf = KmodElf::new(&image[..])?;
+    let mut entries: Vec<Entry> = elf
+        .strings(b".modinfo")?
         .into_iter()
         .map(split_entry)
         .collect();
@@ -502,221 +506,6 @@ fn split_entry(s: &[u8]) -> Entry {
         Some(eq) => (s[..eq].to_vec(), s[eq + 1..].to_vec()),
         None => (s.to_vec(), Vec::new()),
     }
-}
-
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
-const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-
-/// Reads a module file and decompresses it as libkmod does (`kmod_file_open()`): the format by
-/// its magic, a file shorter than the longest magic (6 bytes) refused with `EINVAL`, any
-/// decompression failure `EINVAL`, except that a zstd stream cut short gives what could be
-/// decoded of it.
-fn load_module_file(path: &[u8]) -> Result<Vec<u8>, i32> {
-    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-    let mut file = std::fs::File::open(path).map_err(|e| errno_of(&e))?;
-    let kind = file.metadata().map_err(|e| errno_of(&e))?.file_type();
-    if !kind.is_file() && !kind.is_dir() {
-        // libkmod maps what is not a regular file with its size, 0: that fails.
-        return Err(EINVAL);
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| errno_of(&e))?;
-    if bytes.len() < XZ_MAGIC.len() {
-        return Err(EINVAL);
-    }
-    if bytes.starts_with(ZSTD_MAGIC) {
-        return zstd_like_libzstd(&bytes);
-    }
-    if bytes.starts_with(XZ_MAGIC) {
-        // liblzma with LZMA_CONCATENATED accepts stream padding (zero bytes, a multiple of 4).
-        let mut end = bytes.len();
-        while end >= 4 && bytes[end - 4..end] == [0; 4] {
-            end -= 4;
-        }
-        return match kmodlab_modfile::decompress(&bytes[..end]) {
-            Ok(image) => Ok(image.into_owned()),
-            Err(_) => Err(EINVAL),
-        };
-    }
-    if bytes.starts_with(GZIP_MAGIC) {
-        if kmodlab_modfile::detect_compression(&bytes) != kmodlab_modfile::Compression::Gzip {
-            // zlib refuses a compression method other than deflate.
-            return Err(EINVAL);
-        }
-        return match kmodlab_modfile::decompress(&bytes) {
-            Ok(image) => Ok(image.into_owned()),
-            Err(_) => Err(EINVAL),
-        };
-    }
-    Ok(bytes)
-}
-
-/// Decompresses zstd as libkmod's streaming loop over libzstd does: corrupt data, a frame
-/// whose content is not the size its header declares, and trailing garbage are `EINVAL`, but
-/// a stream that simply ends early yields what its complete blocks decode to.
-fn zstd_like_libzstd(bytes: &[u8]) -> Result<Vec<u8>, i32> {
-    let walk = zstd_frames(bytes).ok_or(EINVAL)?;
-    let mut image = Vec::new();
-    for frame in &walk.frames {
-        let data = bytes.get(frame.range.clone()).ok_or(EINVAL)?;
-        let decoded = kmodlab_modfile::decompress(data).map_err(|_| EINVAL)?;
-        if frame
-            .content_size
-            .is_some_and(|size| size != decoded.len() as u64)
-        {
-            return Err(EINVAL);
-        }
-        image.extend_from_slice(&decoded);
-    }
-    if let Some(cut) = &walk.cut_frame {
-        let decoded = kmodlab_modfile::decompress(cut).map_err(|_| EINVAL)?;
-        image.extend_from_slice(&decoded);
-    }
-    Ok(image)
-}
-
-/// A little-endian number of `len` bytes at `at`.
-fn le_bytes(bytes: &[u8], at: usize, len: usize) -> Option<u64> {
-    let field = bytes.get(at..at.checked_add(len)?)?;
-    Some(field.iter().rev().fold(0, |v, &b| (v << 8) | u64::from(b)))
-}
-
-/// One whole zstd frame of a stream.
-struct ZstdFrame {
-    range: std::ops::Range<usize>,
-    /// The content size its header declares, if it does.
-    content_size: Option<u64>,
-}
-
-/// The frames of a zstd stream, as far as the input goes.
-struct ZstdWalk {
-    /// The whole frames (skippable frames left out).
-    frames: Vec<ZstdFrame>,
-    /// When the input ends inside a frame: that frame's complete blocks made a stream of
-    /// their own (its header rewritten without content size and checksum, an empty last
-    /// block added), which decodes to what libzstd had produced when its input ran out.
-    cut_frame: Option<Vec<u8>>,
-}
-
-/// Walks the frames and blocks of a zstd stream; `None` when a frame or block header is
-/// malformed (not a frame magic where a frame should start, a reserved block type).
-fn zstd_frames(bytes: &[u8]) -> Option<ZstdWalk> {
-    const FRAME_MAGIC: u32 = 0xFD2F_B528;
-    let mut walk = ZstdWalk {
-        frames: Vec::new(),
-        cut_frame: None,
-    };
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let Some(magic) = le_bytes(bytes, pos, 4) else {
-            return Some(walk);
-        };
-        if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
-            // A skippable frame.
-            let Some(size) = le_bytes(bytes, pos + 4, 4) else {
-                return Some(walk);
-            };
-            pos = (pos + 8).checked_add(usize::try_from(size).ok()?)?;
-            continue;
-        }
-        if magic != u64::from(FRAME_MAGIC) {
-            return None;
-        }
-        let Some(&descriptor) = bytes.get(pos + 4) else {
-            return Some(walk);
-        };
-        if descriptor & 0x08 != 0 {
-            // The reserved bit.
-            return None;
-        }
-        let single_segment = descriptor & 0x20 != 0;
-        let has_checksum = descriptor & 0x04 != 0;
-        let dict_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
-        let fcs_len = match descriptor >> 6 {
-            0 => usize::from(single_segment),
-            1 => 2,
-            2 => 4,
-            _ => 8,
-        };
-        let window_at = pos + 5;
-        let dict_at = window_at + usize::from(!single_segment);
-        let fcs_at = dict_at + dict_len;
-        let blocks_start = fcs_at + fcs_len;
-        if blocks_start > bytes.len() {
-            return Some(walk);
-        }
-        let content_size = match fcs_len {
-            0 => None,
-            2 => le_bytes(bytes, fcs_at, 2).map(|size| size + 256),
-            len => le_bytes(bytes, fcs_at, len),
-        };
-        // libzstd refuses windows over 128 MiB, and blocks larger than the window or 128 KiB.
-        let window_size = if single_segment {
-            content_size.unwrap_or(0)
-        } else {
-            let descriptor = u64::from(*bytes.get(window_at)?);
-            let base = 1u64 << ((descriptor >> 3) + 10);
-            base + base / 8 * (descriptor & 7)
-        };
-        if window_size > 1 << 27 {
-            return None;
-        }
-        let block_max = window_size.min(128 << 10);
-        let mut at = blocks_start;
-        let mut read_last_block = false;
-        while let Some(header) = le_bytes(bytes, at, 3) {
-            let size = usize::try_from(header >> 3).ok()?;
-            let (content, rle) = match (header >> 1) & 3 {
-                0 | 2 => (size, false),
-                1 => (1, true),
-                _ => return None,
-            };
-            if !rle && header >> 3 > block_max {
-                return None;
-            }
-            if at + 3 + content > bytes.len() {
-                break;
-            }
-            if rle && header >> 3 > block_max {
-                return None;
-            }
-            at += 3 + content;
-            if header & 1 != 0 {
-                read_last_block = true;
-                break;
-            }
-        }
-        let frame_end = at + if has_checksum { 4 } else { 0 };
-        if read_last_block && frame_end <= bytes.len() {
-            walk.frames.push(ZstdFrame {
-                range: pos..frame_end,
-                content_size,
-            });
-            pos = frame_end;
-            continue;
-        }
-        // The frame ends early: keep its complete blocks and end it there.
-        let window = if single_segment {
-            // The window was the content size: describe one at least as large.
-            let size = content_size.unwrap_or(0);
-            let exponent = (10u8..=41).find(|&e| 1u64 << e >= size).unwrap_or(41) - 10;
-            exponent << 3
-        } else {
-            *bytes.get(window_at)?
-        };
-        let mut cut = FRAME_MAGIC.to_le_bytes().to_vec();
-        cut.push(descriptor & 0x03);
-        cut.push(window);
-        cut.extend_from_slice(bytes.get(dict_at..fcs_at)?);
-        cut.extend_from_slice(bytes.get(blocks_start..at)?);
-        if !read_last_block {
-            cut.extend_from_slice(&[0x01, 0x00, 0x00]);
-        }
-        walk.cut_frame = Some(cut);
-        return Some(walk);
-    }
-    Some(walk)
 }
 
 /// How stdout is buffered.
@@ -820,31 +609,5 @@ mod tests {
         assert_eq!(line.inner, b"one\n");
         line.flush().unwrap();
         assert_eq!(line.inner, b"one\ntw");
-    }
-
-    #[test]
-    fn zstd_cut_between_blocks() {
-        // A frame of three raw blocks ("ab", "cd", "ef"), no checksum, no content size.
-        let mut stream = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00];
-        for (i, block) in [b"ab", b"cd", b"ef"].iter().enumerate() {
-            let last = u32::from(i == 2);
-            let header = last | (2 << 3);
-            stream.extend_from_slice(&header.to_le_bytes()[..3]);
-            stream.extend_from_slice(*block);
-        }
-        assert_eq!(zstd_like_libzstd(&stream).unwrap(), b"abcdef");
-        // Cut inside the third block: the first two decode.
-        let cut = &stream[..stream.len() - 1];
-        assert_eq!(zstd_like_libzstd(cut).unwrap(), b"abcd");
-        // Cut inside the header of the frame: nothing.
-        assert_eq!(zstd_like_libzstd(&stream[..5]).unwrap(), b"");
-        // A reserved block type is corrupt, wherever the input ends.
-        let mut bad = stream.clone();
-        bad[6] |= 0x06;
-        assert_eq!(zstd_like_libzstd(&bad), Err(EINVAL));
-        // Garbage after a whole frame.
-        let mut trailing = stream.clone();
-        trailing.extend_from_slice(b"junk");
-        assert_eq!(zstd_like_libzstd(&trailing), Err(EINVAL));
     }
 }

@@ -11,8 +11,11 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use kmodlab_modfile::kmod_elf::KmodElf;
+use kmodlab_modfile::kmod_file::{read_image, Compressions};
 
 use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
 use crate::indexes::Which;
@@ -441,27 +444,26 @@ impl Modprobe<'_, '_> {
             self.log(&format!("Module {filename} not found.\n"))?;
             return Ok(-libc::ENOENT);
         }
-        let image = std::fs::read(filename)
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
-            .and_then(|bytes| {
-                kmodlab_modfile::decompress(&bytes)
-                    .map(|c| c.into_owned())
-                    .map_err(|_| libc::EINVAL)
-            });
-        let list = image.and_then(|image| {
-            if versions {
-                crate::module_elf::modversions(&image)
+        // kmod_module_get_versions / kmod_module_get_symbols: the file opened as libkmod opens
+        // it, then its ELF image read.
+        let list = read_image(Path::new(filename), Compressions::ALL).and_then(|image| {
+            let elf = KmodElf::new(&image[..])?;
+            let symbols = if versions {
+                elf.modversions()?
             } else {
-                crate::module_elf::exports(&image)
+                elf.symbols()?
+            };
+            let mut text = Vec::new();
+            for symbol in symbols {
+                text.extend_from_slice(format!("0x{:08x}\t", symbol.crc).as_bytes());
+                text.extend_from_slice(symbol.name);
+                text.push(b'\n');
             }
+            Ok(text)
         });
         match list {
-            Ok(list) => {
-                let mut text = String::new();
-                for v in list {
-                    text.push_str(&format!("0x{:08x}\t{}\n", v.crc, v.symbol));
-                }
-                let _ = self.out.write_all(text.as_bytes());
+            Ok(text) => {
+                let _ = self.out.write_all(&text);
                 Ok(0)
             }
             Err(e) => {

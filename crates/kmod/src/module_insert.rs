@@ -6,13 +6,14 @@
 //! `MODULE_INIT_IGNORE_*` for `finit_module`, and for `init_module` the `__versions` section and
 //! the `vermagic=` string are stripped from the image, as libkmod does.
 
-use std::io::Read;
+use std::borrow::Cow;
 use std::path::Path;
 
-use kmodlab_modfile::{decompress, detect_compression, Compression};
+use kmodlab_modfile::kmod_elf::KmodElf;
+use kmodlab_modfile::kmod_file::{Compressions, ModuleFile};
+use kmodlab_modfile::Compression;
 
 use crate::kernel_state::Kernel;
-use crate::module_elf::{strip_section, strip_vermagic};
 
 /// What `-f`, `--force-vermagic` and `--force-modversion` ask for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,10 +47,8 @@ pub fn insert_module_file(
     info: &mut InfoMessages,
 ) -> Result<(), i32> {
     let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-    let mut file = std::fs::File::open(path).map_err(errno)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(errno)?;
-    let compression = detect_compression(&bytes);
+    let file = ModuleFile::open(path, Compressions::ALL)?;
+    let compression = file.compression();
 
     let kernel_compression = kernel.module_compression();
     if compression == Compression::None
@@ -65,29 +64,35 @@ pub fn insert_module_file(
         if force.modversion {
             flags |= kmodlab_sys::MODULE_INIT_IGNORE_MODVERSIONS;
         }
-        match kernel.syscalls.finit_module(&file, options, flags) {
+        match kernel.syscalls.finit_module(file.file(), options, flags) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
             Err(e) => return Err(errno(e)),
         }
     }
 
-    let image = decompress(&bytes).map_err(|_| libc::EINVAL)?;
-    let mut image = image.into_owned();
-    if force.modversion {
-        if let Err(e) = strip_section(&mut image, "__versions") {
-            info.push(format!(
-                "Failed to strip modversion: {}\n",
-                kmodlab_sys::strerror(e)
-            ));
+    let mut image = file.into_image()?;
+    if force.modversion || force.vermagic {
+        // An image that is not ELF libkmod can read is passed on as it is (the kernel refuses
+        // it), each edit reported as failed with the reader's errno.
+        let mut elf = KmodElf::new(&image[..]);
+        let mut strip = |what: &str, edit: &dyn Fn(&mut KmodElf) -> Result<(), i32>| {
+            if let Err(e) = elf.as_mut().map_err(|e| *e).and_then(edit) {
+                info.push(format!(
+                    "Failed to strip {what}: {}\n",
+                    kmodlab_sys::strerror(e)
+                ));
+            }
+        };
+        if force.modversion {
+            strip("modversion", &|elf| elf.strip_section(b"__versions"));
         }
-    }
-    if force.vermagic {
-        if let Err(e) = strip_vermagic(&mut image) {
-            info.push(format!(
-                "Failed to strip vermagic: {}\n",
-                kmodlab_sys::strerror(e)
-            ));
+        if force.vermagic {
+            strip("vermagic", &|elf| elf.strip_vermagic());
+        }
+        // Copied on the first edit, as libkmod does.
+        if let Ok(Cow::Owned(edited)) = elf.map(KmodElf::into_image) {
+            image = edited;
         }
     }
     kernel.syscalls.init_module(&image, options).map_err(errno)

@@ -22,9 +22,10 @@ pub enum Compression {
     Gzip,
 }
 
-const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b, 0x08];
+pub(crate) const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+pub(crate) const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// gzip's magic and the deflate method byte.
+pub(crate) const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b, 0x08];
 
 /// The largest decompressed image accepted: 1 GiB. Real modules, even with full debug
 /// information, are far smaller; the cap keeps a decompression bomb from eating all memory.
@@ -273,6 +274,177 @@ fn decompress_zstd(bytes: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
     Ok(out.out)
 }
 
+/// Decompresses zstd as libkmod's streaming loop over libzstd does (`load_zstd`): corrupt data,
+/// a frame whose content is not the size its header declares, and trailing garbage are
+/// errors, but a stream that simply ends early yields what its complete blocks decode to.
+pub(crate) fn decompress_zstd_like_libzstd(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    let walk = zstd_frames(bytes).ok_or_else(|| decompress_error("zstd", "corrupt frame"))?;
+    let mut image = Vec::new();
+    for frame in &walk.frames {
+        let data = bytes
+            .get(frame.range.clone())
+            .ok_or_else(|| decompress_error("zstd", "stream is truncated"))?;
+        let decoded = decompress_zstd(data, MAX_DECOMPRESSED)?;
+        if frame
+            .content_size
+            .is_some_and(|size| size != decoded.len() as u64)
+        {
+            return Err(decompress_error(
+                "zstd",
+                "frame content is not the size its header declares",
+            ));
+        }
+        image.extend_from_slice(&decoded);
+    }
+    if let Some(cut) = &walk.cut_frame {
+        image.extend_from_slice(&decompress_zstd(cut, MAX_DECOMPRESSED)?);
+    }
+    Ok(image)
+}
+
+/// A little-endian number of `len` bytes at `at`.
+fn le_bytes(bytes: &[u8], at: usize, len: usize) -> Option<u64> {
+    let field = bytes.get(at..at.checked_add(len)?)?;
+    Some(field.iter().rev().fold(0, |v, &b| (v << 8) | u64::from(b)))
+}
+
+/// One whole zstd frame of a stream.
+struct ZstdFrame {
+    range: std::ops::Range<usize>,
+    /// The content size its header declares, if it does.
+    content_size: Option<u64>,
+}
+
+/// The frames of a zstd stream, as far as the input goes.
+struct ZstdWalk {
+    /// The whole frames (skippable frames left out).
+    frames: Vec<ZstdFrame>,
+    /// When the input ends inside a frame: that frame's complete blocks made a stream of
+    /// their own (its header rewritten without content size and checksum, an empty last
+    /// block added), which decodes to what libzstd had produced when its input ran out.
+    cut_frame: Option<Vec<u8>>,
+}
+
+/// Walks the frames and blocks of a zstd stream; `None` when a frame or block header is
+/// malformed (not a frame magic where a frame should start, a reserved block type).
+fn zstd_frames(bytes: &[u8]) -> Option<ZstdWalk> {
+    const FRAME_MAGIC: u32 = 0xFD2F_B528;
+    let mut walk = ZstdWalk {
+        frames: Vec::new(),
+        cut_frame: None,
+    };
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let Some(magic) = le_bytes(bytes, pos, 4) else {
+            return Some(walk);
+        };
+        if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+            // A skippable frame.
+            let Some(size) = le_bytes(bytes, pos + 4, 4) else {
+                return Some(walk);
+            };
+            pos = (pos + 8).checked_add(usize::try_from(size).ok()?)?;
+            continue;
+        }
+        if magic != u64::from(FRAME_MAGIC) {
+            return None;
+        }
+        let Some(&descriptor) = bytes.get(pos + 4) else {
+            return Some(walk);
+        };
+        if descriptor & 0x08 != 0 {
+            // The reserved bit.
+            return None;
+        }
+        let single_segment = descriptor & 0x20 != 0;
+        let has_checksum = descriptor & 0x04 != 0;
+        let dict_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
+        let fcs_len = match descriptor >> 6 {
+            0 => usize::from(single_segment),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let window_at = pos + 5;
+        let dict_at = window_at + usize::from(!single_segment);
+        let fcs_at = dict_at + dict_len;
+        let blocks_start = fcs_at + fcs_len;
+        if blocks_start > bytes.len() {
+            return Some(walk);
+        }
+        let content_size = match fcs_len {
+            0 => None,
+            2 => le_bytes(bytes, fcs_at, 2).map(|size| size + 256),
+            len => le_bytes(bytes, fcs_at, len),
+        };
+        // libzstd refuses windows over 128 MiB, and blocks larger than the window or 128 KiB.
+        let window_size = if single_segment {
+            content_size.unwrap_or(0)
+        } else {
+            let descriptor = u64::from(*bytes.get(window_at)?);
+            let base = 1u64 << ((descriptor >> 3) + 10);
+            base + base / 8 * (descriptor & 7)
+        };
+        if window_size > 1 << 27 {
+            return None;
+        }
+        let block_max = window_size.min(128 << 10);
+        let mut at = blocks_start;
+        let mut read_last_block = false;
+        while let Some(header) = le_bytes(bytes, at, 3) {
+            let size = usize::try_from(header >> 3).ok()?;
+            let (content, rle) = match (header >> 1) & 3 {
+                0 | 2 => (size, false),
+                1 => (1, true),
+                _ => return None,
+            };
+            if !rle && header >> 3 > block_max {
+                return None;
+            }
+            if at + 3 + content > bytes.len() {
+                break;
+            }
+            if rle && header >> 3 > block_max {
+                return None;
+            }
+            at += 3 + content;
+            if header & 1 != 0 {
+                read_last_block = true;
+                break;
+            }
+        }
+        let frame_end = at + if has_checksum { 4 } else { 0 };
+        if read_last_block && frame_end <= bytes.len() {
+            walk.frames.push(ZstdFrame {
+                range: pos..frame_end,
+                content_size,
+            });
+            pos = frame_end;
+            continue;
+        }
+        // The frame ends early: keep its complete blocks and end it there.
+        let window = if single_segment {
+            // The window was the content size: describe one at least as large.
+            let size = content_size.unwrap_or(0);
+            let exponent = (10u8..=41).find(|&e| 1u64 << e >= size).unwrap_or(41) - 10;
+            exponent << 3
+        } else {
+            *bytes.get(window_at)?
+        };
+        let mut cut = FRAME_MAGIC.to_le_bytes().to_vec();
+        cut.push(descriptor & 0x03);
+        cut.push(window);
+        cut.extend_from_slice(bytes.get(dict_at..fcs_at)?);
+        cut.extend_from_slice(bytes.get(blocks_start..at)?);
+        if !read_last_block {
+            cut.extend_from_slice(&[0x01, 0x00, 0x00]);
+        }
+        walk.cut_frame = Some(cut);
+        return Some(walk);
+    }
+    Some(walk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,5 +620,31 @@ mod tests {
         assert_eq!(decompress_gzip(&gzip(&data), data.len()).unwrap(), data);
         assert_eq!(decompress_xz(&xz(&data), data.len()).unwrap(), data);
         assert_eq!(decompress_zstd(&zstd(&data), data.len()).unwrap(), data);
+    }
+    #[test]
+    fn zstd_cut_between_blocks() {
+        let like_libzstd = |bytes: &[u8]| decompress_zstd_like_libzstd(bytes).ok();
+        // A frame of three raw blocks ("ab", "cd", "ef"), no checksum, no content size.
+        let mut stream = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00];
+        for (i, block) in [b"ab", b"cd", b"ef"].iter().enumerate() {
+            let last = u32::from(i == 2);
+            let header = last | (2 << 3);
+            stream.extend_from_slice(&header.to_le_bytes()[..3]);
+            stream.extend_from_slice(*block);
+        }
+        assert_eq!(like_libzstd(&stream).unwrap(), b"abcdef");
+        // Cut inside the third block: the first two decode.
+        let cut = &stream[..stream.len() - 1];
+        assert_eq!(like_libzstd(cut).unwrap(), b"abcd");
+        // Cut inside the header of the frame: nothing.
+        assert_eq!(like_libzstd(&stream[..5]).unwrap(), b"");
+        // A reserved block type is corrupt, wherever the input ends.
+        let mut bad = stream.clone();
+        bad[6] |= 0x06;
+        assert_eq!(like_libzstd(&bad), None);
+        // Garbage after a whole frame.
+        let mut trailing = stream.clone();
+        trailing.extend_from_slice(b"junk");
+        assert_eq!(like_libzstd(&trailing), None);
     }
 }

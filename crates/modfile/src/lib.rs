@@ -1,6 +1,7 @@
 //! Linux kernel module files (`.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`), read from bytes.
 //!
-//! This crate does no I/O: callers read the file and pass its bytes.
+//! Apart from [`kmod_file::ModuleFile::open`], this crate does no I/O: callers read the file
+//! and pass its bytes.
 //!
 //! - [`detect_compression`] tells xz, zstd and gzip apart by their magic bytes (never by file
 //!   name) and [`decompress`] undoes them (xz with liblzma, built from source and linked
@@ -14,10 +15,14 @@
 //! - [`parse_signature`] reads the signature appended to a module image (`CONFIG_MODULE_SIG`):
 //!   signer, key identifier, digest algorithm and signature bytes, from the PKCS#7 message or
 //!   the older trailer formats, as `kmod`'s `modinfo` shows them (see [`signature`]).
+//! - [`kmod_file`] and [`kmod_elf`] are for the module tools that must behave like kmod's: a
+//!   module file opened and decompressed, and its ELF image read, the way libkmod does it,
+//!   leniently, with libkmod's errno values for failures.
 //!
 //! Parsing never panics and never reads out of bounds, whatever the input: section headers,
 //! string tables and symbol tables may point anywhere, and every failure is an [`Error`] with
-//! an [`ErrorKind`], the offset where it happened and one line of detail.
+//! an [`ErrorKind`], the offset where it happened and one line of detail (an errno value in
+//! [`kmod_file`] and [`kmod_elf`]).
 //!
 //! ```no_run
 //! let bytes = std::fs::read("/lib/modules/6.12.0/kernel/drivers/char/lp.ko.xz")?;
@@ -30,6 +35,8 @@
 mod compression;
 mod elf;
 mod error;
+pub mod kmod_elf;
+pub mod kmod_file;
 mod modinfo;
 mod module;
 pub mod signature;
@@ -49,4 +56,3 @@ pub use signature::{parse_signature, ModuleSignature};
 pub fn parse_module_file(bytes: &[u8]) -> Result<ModuleInfo, Error> {
     parse_module(&decompress(bytes)?)
 }
-pub mod exports;

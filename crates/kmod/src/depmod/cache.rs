@@ -72,7 +72,7 @@ use kmodlab_sys::at;
 use super::Loaded;
 
 /// Changes whenever the format or what is stored changes.
-const MAGIC: &[u8; 16] = b"kmodlab-depmod-5";
+const MAGIC: &[u8; 16] = b"kmodlab-depmod-6";
 
 /// The length of the MAC after the magic.
 const MAC_LEN: usize = 32;
