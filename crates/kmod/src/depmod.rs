@@ -290,7 +290,7 @@ fn load_module(path: &[u8]) -> Loaded {
     };
     // libkmod's messages about a file it cannot decompress go nowhere: it has no context to
     // log with at that point.
-    let image = match read_image(os(path).as_ref(), Compressions::DEBIAN) {
+    let image = match read_image(os(path).as_ref(), Compressions::ALL) {
         Ok(image) => image,
         Err(code) => {
             if code != ENOENT {
@@ -495,9 +495,7 @@ impl Tool<'_> {
                     return Ok(());
                 }
                 b'V' => {
-                    let _ = self
-                        .out
-                        .write_all(b"kmod version 30\n+ZSTD +XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL\n");
+                    let _ = self.out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
                     return Ok(());
                 }
                 _ => return Err(FAILED),

@@ -28,12 +28,6 @@ use kmodlab_modfile::kmod_elf::KmodElf;
 use kmodlab_modfile::kmod_file::{read_image, Compressions};
 use libc::ENOENT;
 
-/// What `-V` prints. kmod 30 as Debian builds it, except that gzip is supported here.
-const VERSION: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
-
-/// File name endings that make an existing regular file a module file.
-const MODULE_EXTENSIONS: [&[u8]; 4] = [b".ko", b".ko.gz", b".ko.xz", b".ko.zst"];
-
 const SHORT_OPTIONS: &str = "adlpn0mF:k:b:Vh";
 
 const LONG_OPTIONS: &[LongOpt] = &[
@@ -127,7 +121,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
                 return 0;
             }
             b'V' => {
-                tool.print(VERSION.as_bytes());
+                tool.print(crate::tool_log::VERSION_TEXT.as_bytes());
                 return 0;
             }
             c => {
@@ -177,10 +171,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
 /// An existing regular file (symbolic links followed) with a module file name ending.
 fn is_module_filename(name: &[u8]) -> bool {
     let is_file = std::fs::metadata(OsStr::from_bytes(name)).is_ok_and(|m| m.is_file());
-    is_file
-        && MODULE_EXTENSIONS
-            .iter()
-            .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+    is_file && kmodlab_modindex::names::has_module_extension(name)
 }
 
 /// The output settings and the output stream (messages go to the context's).

@@ -9,10 +9,12 @@
 
 use std::io::Write;
 
-/// What `-V` / `--version` prints: kmod's version and its feature list. The features say what
-/// this implementation does: zstd, xz and gzip modules are decompressed; module signatures are
-/// not checked with a crypto library.
-pub const VERSION_TEXT: &str = "kmod version 30\n+ZSTD +XZ +ZLIB -LIBCRYPTO -EXPERIMENTAL\n";
+/// What `-V` / `--version` prints in every tool: kmod's version and the features of kmod 30 that
+/// behaves as these tools do. `+ZSTD +XZ +ZLIB`: modules compressed with zstd, xz and gzip are
+/// read (Debian's kmod lacks zlib and says `-ZLIB`); `+LIBCRYPTO`: modinfo shows a PKCS#7
+/// signature's signer, key and hash as kmod built with OpenSSL does; no signature is verified
+/// (kmod verifies none either).
+pub const VERSION_TEXT: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
 
 /// syslog priorities, as kmod uses them.
 pub mod prio {

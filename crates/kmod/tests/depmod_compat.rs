@@ -563,8 +563,6 @@ fn features_the_debian_tree_lacks() {
     if let Some(zst) = compress("zstd", &["-c", "-q"], &zst_ko.build()) {
         tree.file("kernel/packed/packed_zst.ko.zst", &zst);
     }
-    // A gzip module is not a module to Debian's kmod (no zlib): ignored.
-    tree.file("kernel/packed/gz.ko.gz", b"\x1f\x8b\x08 not really");
     tree.file(
         "modules.order",
         b"kernel/drivers/top_driver.ko\nkernel/drivers/mid-layer.ko\nkernel/fs/fuse.ko\n\
@@ -841,7 +839,13 @@ fn options() {
         )
         .file("modules.order", b"kernel/two.ko\nkernel/one.ko\n");
     compare(&tree, "help", &["-h"]);
-    compare(&tree, "version", &["-V"]);
+    // The one version line of kmodlab's tools: kmod's, but with zlib (gzip modules are read).
+    let kmod_version = Command::new(KMOD).arg("-V").output().unwrap();
+    let ours = run_ours_with(&tree.base(), &["-V"]);
+    assert_eq!(
+        ours,
+        String::from_utf8_lossy(&kmod_version.stdout).replace("-ZLIB", "+ZLIB")
+    );
     compare(&tree, "bad-version", &["-b", "{BASE}", "6"]);
     compare(&tree, "bad-option", &["-b", "{BASE}", "-x", VERSION]);
     compare(
@@ -1250,4 +1254,61 @@ fn cache_sees_rewrites_that_keep_size_and_mtime() {
 
 fn host_kernel() -> kmodlab_kmod::kernel_state::Kernel {
     kmodlab_kmod::kernel_state::Kernel::host()
+}
+
+/// Runs our depmod with `args` (`{BASE}` replaced by `base`); its standard output. It must
+/// succeed.
+fn run_ours_with(base: &Path, args: &[&str]) -> String {
+    let mut argv = vec![OsString::from("depmod")];
+    argv.extend(
+        args.iter()
+            .map(|a| OsString::from(a.replace("{BASE}", base.to_str().unwrap()))),
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = kmodlab_kmod::depmod::run(&argv, &host_kernel(), &mut out, &mut err);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A gzip-compressed module is a module (kmodlab's tools are kmod with zlib; Debian's kmod has
+/// none): the tree with `.ko.gz` files gives the indexes kmod gives for the same modules
+/// uncompressed, with the paths' `.gz`.
+#[test]
+fn gzip_modules_are_indexed() {
+    if !kmod_available() {
+        return;
+    }
+    let modules = [
+        ("kernel/base.ko", Ko::new("base").exports(&["base_fn"])),
+        (
+            "kernel/user.ko",
+            Ko::new("user").needs(&["base_fn"]).info("alias=user-alias"),
+        ),
+    ];
+    let plain = Tree::new("gzip-plain");
+    for (rel, ko) in &modules {
+        plain.ko(rel, ko);
+    }
+    let theirs = compare(&plain, "gzip-plain", &["-b", "{BASE}", VERSION]);
+    let packed = Tree::new("gzip-packed");
+    for (rel, ko) in &modules {
+        let Some(gz) = compress("gzip", &["-c", "-n"], &ko.build()) else {
+            kmodlab_testkit::skip("gzip");
+            return;
+        };
+        packed.file(&format!("{rel}.gz"), &gz);
+    }
+    let ours_base = packed.aside("ours");
+    copy_tree(&packed.base(), &ours_base);
+    let ours = run_ours(&packed, &ours_base);
+    assert_eq!(ours.code, 0, "{}", ours.stderr);
+    for name in ["modules.dep", "modules.alias", "modules.symbols"] {
+        let expected = file(&theirs, name).replace(".ko", ".ko.gz");
+        assert_eq!(file(&ours, name), expected, "{name}");
+    }
+    let dep = file(&ours, "modules.dep");
+    assert!(
+        dep.contains("kernel/user.ko.gz: kernel/base.ko.gz"),
+        "{dep}"
+    );
 }

@@ -43,14 +43,15 @@ pub struct Compressions {
 }
 
 impl Compressions {
-    /// All three: what modinfo, modprobe and insmod read here.
+    /// All three: what every kmodlab module tool reads (kmod 30 built with zlib).
     pub const ALL: Compressions = Compressions {
         zstd: true,
         xz: true,
         gzip: true,
     };
 
-    /// zstd and xz: kmod 30 as Debian builds it (without zlib), which is what depmod reads.
+    /// zstd and xz: kmod 30 as Debian builds it (without zlib), whose tools take a gzip file
+    /// for an ELF image.
     pub const DEBIAN: Compressions = Compressions {
         zstd: true,
         xz: true,

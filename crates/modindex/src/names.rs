@@ -3,10 +3,10 @@
 /// kmod's `PATH_MAX - 1`: the longest name or alias its fixed buffers hold.
 const NAME_MAX_LEN: usize = 4095;
 
-/// The file name endings kmod 30 on Debian takes for modules (`+ZSTD +XZ -ZLIB`): `.ko`,
-/// `.ko.xz` and `.ko.zst`. Debian's kmod is built without zlib, so `.ko.gz` files are not
-/// modules to it.
-pub const MODULE_EXTENSIONS: [&[u8]; 3] = [b".ko", b".ko.xz", b".ko.zst"];
+/// The file name endings kmod 30 built with zstd, xz and zlib (`+ZSTD +XZ +ZLIB`) takes for
+/// modules: `.ko`, `.ko.gz`, `.ko.xz` and `.ko.zst`, what every kmodlab tool reads. (Debian
+/// builds kmod without zlib: its tools take `.ko.gz` files for unknown names.)
+pub const MODULE_EXTENSIONS: [&[u8]; 4] = [b".ko", b".ko.gz", b".ko.xz", b".ko.zst"];
 
 /// The module name of a file name (or of anything up to its first `.`): `-` becomes `_`
 /// (kmod's `modname_normalize`).
@@ -93,7 +93,7 @@ mod tests {
         assert!(has_module_extension(b"a.ko"));
         assert!(has_module_extension(b"a.ko.xz"));
         assert!(has_module_extension(b"a.ko.zst"));
-        assert!(!has_module_extension(b"a.ko.gz"));
+        assert!(has_module_extension(b"a.ko.gz"));
         assert!(!has_module_extension(b".ko"));
         assert!(has_module_extension(b"x.ko.xz.ko"));
         assert!(!has_module_extension(b"a.o"));
