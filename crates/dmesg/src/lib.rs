@@ -18,7 +18,7 @@ pub mod clock;
 pub mod names;
 pub mod print;
 
-use kmodlab_getopt::{short_name, Getopt, HasArg, LongOpt};
+use kmodlab_getopt::{long, short_name, Getopt, HasArg, LongOpt};
 use kmodlab_kmsg::{parse_record, syslog_records};
 use kmodlab_sys::{KmsgDevice, KmsgStart, SyslogAction};
 use names::{Kind, NameError};
@@ -112,43 +112,39 @@ const OPT_NOESC: u32 = 0x81;
 const OPT_SINCE: u32 = 0x82;
 const OPT_UNTIL: u32 = 0x83;
 
-const fn opt(name: &'static str, has_arg: HasArg, val: u32) -> LongOpt {
-    LongOpt::new(name, has_arg, val)
-}
-
 const LONG: &[LongOpt] = &[
-    opt("buffer-size", HasArg::Required, 's' as u32),
-    opt("clear", HasArg::No, 'C' as u32),
-    opt("color", HasArg::Optional, 'L' as u32),
-    opt("console-level", HasArg::Required, 'n' as u32),
-    opt("console-off", HasArg::No, 'D' as u32),
-    opt("console-on", HasArg::No, 'E' as u32),
-    opt("decode", HasArg::No, 'x' as u32),
-    opt("file", HasArg::Required, 'F' as u32),
-    opt("facility", HasArg::Required, 'f' as u32),
-    opt("follow", HasArg::No, 'w' as u32),
-    opt("follow-new", HasArg::No, 'W' as u32),
-    opt("human", HasArg::No, 'H' as u32),
-    opt("help", HasArg::No, 'h' as u32),
-    opt("json", HasArg::No, 'J' as u32),
-    opt("kernel", HasArg::No, 'k' as u32),
-    opt("kmsg-file", HasArg::Required, 'K' as u32),
-    opt("level", HasArg::Required, 'l' as u32),
-    opt("since", HasArg::Required, OPT_SINCE),
-    opt("syslog", HasArg::No, 'S' as u32),
-    opt("raw", HasArg::No, 'r' as u32),
-    opt("read-clear", HasArg::No, 'c' as u32),
-    opt("reltime", HasArg::No, 'e' as u32),
-    opt("show-delta", HasArg::No, 'd' as u32),
-    opt("ctime", HasArg::No, 'T' as u32),
-    opt("noescape", HasArg::No, OPT_NOESC),
-    opt("notime", HasArg::No, 't' as u32),
-    opt("nopager", HasArg::No, 'P' as u32),
-    opt("until", HasArg::Required, OPT_UNTIL),
-    opt("userspace", HasArg::No, 'u' as u32),
-    opt("version", HasArg::No, 'V' as u32),
-    opt("time-format", HasArg::Required, OPT_TIME_FORMAT),
-    opt("force-prefix", HasArg::No, 'p' as u32),
+    long("buffer-size", HasArg::Required, 's' as u32),
+    long("clear", HasArg::No, 'C' as u32),
+    long("color", HasArg::Optional, 'L' as u32),
+    long("console-level", HasArg::Required, 'n' as u32),
+    long("console-off", HasArg::No, 'D' as u32),
+    long("console-on", HasArg::No, 'E' as u32),
+    long("decode", HasArg::No, 'x' as u32),
+    long("file", HasArg::Required, 'F' as u32),
+    long("facility", HasArg::Required, 'f' as u32),
+    long("follow", HasArg::No, 'w' as u32),
+    long("follow-new", HasArg::No, 'W' as u32),
+    long("human", HasArg::No, 'H' as u32),
+    long("help", HasArg::No, 'h' as u32),
+    long("json", HasArg::No, 'J' as u32),
+    long("kernel", HasArg::No, 'k' as u32),
+    long("kmsg-file", HasArg::Required, 'K' as u32),
+    long("level", HasArg::Required, 'l' as u32),
+    long("since", HasArg::Required, OPT_SINCE),
+    long("syslog", HasArg::No, 'S' as u32),
+    long("raw", HasArg::No, 'r' as u32),
+    long("read-clear", HasArg::No, 'c' as u32),
+    long("reltime", HasArg::No, 'e' as u32),
+    long("show-delta", HasArg::No, 'd' as u32),
+    long("ctime", HasArg::No, 'T' as u32),
+    long("noescape", HasArg::No, OPT_NOESC),
+    long("notime", HasArg::No, 't' as u32),
+    long("nopager", HasArg::No, 'P' as u32),
+    long("until", HasArg::Required, OPT_UNTIL),
+    long("userspace", HasArg::No, 'u' as u32),
+    long("version", HasArg::No, 'V' as u32),
+    long("time-format", HasArg::Required, OPT_TIME_FORMAT),
+    long("force-prefix", HasArg::No, 'p' as u32),
 ];
 
 const SHORT: &str = "CcDdEeF:f:HhJK:kL::l:n:iPprSs:TtuVWwx";

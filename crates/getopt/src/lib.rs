@@ -79,6 +79,12 @@ impl LongOpt {
     }
 }
 
+/// A table entry, [`LongOpt::new`] in short, for the tables every tool writes:
+/// `long("verbose", HasArg::No, 'v' as u32)`.
+pub const fn long(name: &'static str, has_arg: HasArg, val: u32) -> LongOpt {
+    LongOpt::new(name, has_arg, val)
+}
+
 /// An option found on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opt<'a> {

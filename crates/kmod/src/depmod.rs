@@ -38,7 +38,7 @@ use kmodlab_modindex::depmod::{
 use kmodlab_modindex::names::{has_module_extension, path_to_modname};
 use kmodlab_modindex::{Diagnostic, Level, NonAsciiError};
 
-use crate::getopt::{Getopt, HasArg, LongOpt};
+use crate::getopt::{long, Getopt, HasArg, LongOpt};
 
 /// kmod's default log priority (`LOG_WARNING`); each `-v` adds one.
 const LOG_WARNING: u8 = 4;
@@ -46,29 +46,25 @@ const LOG_WARNING: u8 = 4;
 const SHORT_OPTIONS: &str = "aAb:C:E:F:euqrvnP:wmVh";
 
 const LONG_OPTIONS: &[LongOpt] = &[
-    long("all", HasArg::No, b'a'),
-    long("quick", HasArg::No, b'A'),
-    long("basedir", HasArg::Required, b'b'),
-    long("config", HasArg::Required, b'C'),
-    long("symvers", HasArg::Required, b'E'),
-    long("filesyms", HasArg::Required, b'F'),
-    long("errsyms", HasArg::No, b'e'),
-    long("unresolved-error", HasArg::No, b'u'),
-    long("quiet", HasArg::No, b'q'),
-    long("root", HasArg::No, b'r'),
-    long("verbose", HasArg::No, b'v'),
-    long("show", HasArg::No, b'n'),
-    long("dry-run", HasArg::No, b'n'),
-    long("symbol-prefix", HasArg::Required, b'P'),
-    long("warn", HasArg::No, b'w'),
-    long("map", HasArg::No, b'm'),
-    long("version", HasArg::No, b'V'),
-    long("help", HasArg::No, b'h'),
+    long("all", HasArg::No, b'a' as u32),
+    long("quick", HasArg::No, b'A' as u32),
+    long("basedir", HasArg::Required, b'b' as u32),
+    long("config", HasArg::Required, b'C' as u32),
+    long("symvers", HasArg::Required, b'E' as u32),
+    long("filesyms", HasArg::Required, b'F' as u32),
+    long("errsyms", HasArg::No, b'e' as u32),
+    long("unresolved-error", HasArg::No, b'u' as u32),
+    long("quiet", HasArg::No, b'q' as u32),
+    long("root", HasArg::No, b'r' as u32),
+    long("verbose", HasArg::No, b'v' as u32),
+    long("show", HasArg::No, b'n' as u32),
+    long("dry-run", HasArg::No, b'n' as u32),
+    long("symbol-prefix", HasArg::Required, b'P' as u32),
+    long("warn", HasArg::No, b'w' as u32),
+    long("map", HasArg::No, b'm' as u32),
+    long("version", HasArg::No, b'V' as u32),
+    long("help", HasArg::No, b'h' as u32),
 ];
-
-const fn long(name: &'static str, has_arg: HasArg, val: u8) -> LongOpt {
-    LongOpt::new(name, has_arg, val as u32)
-}
 
 /// Where depmod.d files are read from, in order, when `-C` is not given.
 const CONFIG_DIRS: [&str; 4] = [

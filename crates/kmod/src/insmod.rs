@@ -8,15 +8,15 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
+use crate::getopt::{long, short_name, Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
 use crate::kmod_context::Context;
 use crate::module_insert::ForceFlags;
 use crate::tool_log::{prio, strerror, Log};
 
 const LONG: &[LongOpt] = &[
-    LongOpt::new("version", HasArg::No, 'V' as u32),
-    LongOpt::new("help", HasArg::No, 'h' as u32),
+    long("version", HasArg::No, 'V' as u32),
+    long("help", HasArg::No, 'h' as u32),
 ];
 
 /// insmod's wording of a load failure (`mod_strerror`).

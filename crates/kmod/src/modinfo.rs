@@ -20,7 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::getopt::{Getopt, HasArg, LongOpt};
+use crate::getopt::{long, Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
 use crate::kmod_context::{Context, ModId, PATH_MAX};
 use crate::tool_log::{prio, strerror, Log};
@@ -31,23 +31,19 @@ use libc::ENOENT;
 const SHORT_OPTIONS: &str = "adlpn0mF:k:b:Vh";
 
 const LONG_OPTIONS: &[LongOpt] = &[
-    long("author", HasArg::No, b'a'),
-    long("description", HasArg::No, b'd'),
-    long("license", HasArg::No, b'l'),
-    long("parameters", HasArg::No, b'p'),
-    long("filename", HasArg::No, b'n'),
-    long("null", HasArg::No, b'0'),
-    long("modname", HasArg::No, b'm'),
-    long("field", HasArg::Required, b'F'),
-    long("set-version", HasArg::Required, b'k'),
-    long("basedir", HasArg::Required, b'b'),
-    long("version", HasArg::No, b'V'),
-    long("help", HasArg::No, b'h'),
+    long("author", HasArg::No, b'a' as u32),
+    long("description", HasArg::No, b'd' as u32),
+    long("license", HasArg::No, b'l' as u32),
+    long("parameters", HasArg::No, b'p' as u32),
+    long("filename", HasArg::No, b'n' as u32),
+    long("null", HasArg::No, b'0' as u32),
+    long("modname", HasArg::No, b'm' as u32),
+    long("field", HasArg::Required, b'F' as u32),
+    long("set-version", HasArg::Required, b'k' as u32),
+    long("basedir", HasArg::Required, b'b' as u32),
+    long("version", HasArg::No, b'V' as u32),
+    long("help", HasArg::No, b'h' as u32),
 ];
-
-const fn long(name: &'static str, has_arg: HasArg, val: u8) -> LongOpt {
-    LongOpt::new(name, has_arg, val as u32)
-}
 
 /// Runs `modinfo` with `args` (`args[0]` is the name it was invoked as) on the process's
 /// stdout and stderr; returns the exit code.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use kmodlab_modfile::kmod_elf::KmodElf;
 use kmodlab_modfile::kmod_file::{read_image, Compressions};
 
-use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
+use crate::getopt::{long, short_name, Getopt, HasArg, LongOpt};
 use crate::indexes::Which;
 use crate::kernel_state::Kernel;
 use crate::kmod_context::{run_shell, Context, ModId, ModuleState, ProbeFlags};
@@ -31,40 +31,36 @@ const OPT_SHOW_MODVERSIONS: u32 = 4;
 const OPT_REMOVE_HOLDERS: u32 = 5;
 const OPT_SHOW_EXPORTS: u32 = 6;
 
-const fn opt(name: &'static str, has_arg: HasArg, val: u32) -> LongOpt {
-    LongOpt::new(name, has_arg, val)
-}
-
 const LONG: &[LongOpt] = &[
-    opt("all", HasArg::No, 'a' as u32),
-    opt("remove", HasArg::No, 'r' as u32),
-    opt("remove-dependencies", HasArg::No, OPT_REMOVE_HOLDERS),
-    opt("remove-holders", HasArg::No, OPT_REMOVE_HOLDERS),
-    opt("wait", HasArg::Required, 'w' as u32),
-    opt("resolve-alias", HasArg::No, 'R' as u32),
-    opt("first-time", HasArg::No, OPT_FIRST_TIME),
-    opt("ignore-install", HasArg::No, 'i' as u32),
-    opt("ignore-remove", HasArg::No, 'i' as u32),
-    opt("use-blacklist", HasArg::No, 'b' as u32),
-    opt("force", HasArg::No, 'f' as u32),
-    opt("force-modversion", HasArg::No, OPT_FORCE_MODVERSION),
-    opt("force-vermagic", HasArg::No, OPT_FORCE_VERMAGIC),
-    opt("show-depends", HasArg::No, 'D' as u32),
-    opt("showconfig", HasArg::No, 'c' as u32),
-    opt("show-config", HasArg::No, 'c' as u32),
-    opt("show-modversions", HasArg::No, OPT_SHOW_MODVERSIONS),
-    opt("dump-modversions", HasArg::No, OPT_SHOW_MODVERSIONS),
-    opt("show-exports", HasArg::No, OPT_SHOW_EXPORTS),
-    opt("dry-run", HasArg::No, 'n' as u32),
-    opt("show", HasArg::No, 'n' as u32),
-    opt("config", HasArg::Required, 'C' as u32),
-    opt("dirname", HasArg::Required, 'd' as u32),
-    opt("set-version", HasArg::Required, 'S' as u32),
-    opt("syslog", HasArg::No, 's' as u32),
-    opt("quiet", HasArg::No, 'q' as u32),
-    opt("verbose", HasArg::No, 'v' as u32),
-    opt("version", HasArg::No, 'V' as u32),
-    opt("help", HasArg::No, 'h' as u32),
+    long("all", HasArg::No, 'a' as u32),
+    long("remove", HasArg::No, 'r' as u32),
+    long("remove-dependencies", HasArg::No, OPT_REMOVE_HOLDERS),
+    long("remove-holders", HasArg::No, OPT_REMOVE_HOLDERS),
+    long("wait", HasArg::Required, 'w' as u32),
+    long("resolve-alias", HasArg::No, 'R' as u32),
+    long("first-time", HasArg::No, OPT_FIRST_TIME),
+    long("ignore-install", HasArg::No, 'i' as u32),
+    long("ignore-remove", HasArg::No, 'i' as u32),
+    long("use-blacklist", HasArg::No, 'b' as u32),
+    long("force", HasArg::No, 'f' as u32),
+    long("force-modversion", HasArg::No, OPT_FORCE_MODVERSION),
+    long("force-vermagic", HasArg::No, OPT_FORCE_VERMAGIC),
+    long("show-depends", HasArg::No, 'D' as u32),
+    long("showconfig", HasArg::No, 'c' as u32),
+    long("show-config", HasArg::No, 'c' as u32),
+    long("show-modversions", HasArg::No, OPT_SHOW_MODVERSIONS),
+    long("dump-modversions", HasArg::No, OPT_SHOW_MODVERSIONS),
+    long("show-exports", HasArg::No, OPT_SHOW_EXPORTS),
+    long("dry-run", HasArg::No, 'n' as u32),
+    long("show", HasArg::No, 'n' as u32),
+    long("config", HasArg::Required, 'C' as u32),
+    long("dirname", HasArg::Required, 'd' as u32),
+    long("set-version", HasArg::Required, 'S' as u32),
+    long("syslog", HasArg::No, 's' as u32),
+    long("quiet", HasArg::No, 'q' as u32),
+    long("verbose", HasArg::No, 'v' as u32),
+    long("version", HasArg::No, 'V' as u32),
+    long("help", HasArg::No, 'h' as u32),
 ];
 
 const SHORT: &str = "arw:RibfDcnC:d:S:sqvVh";

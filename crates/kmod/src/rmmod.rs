@@ -5,17 +5,17 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use crate::getopt::{short_name, Getopt, HasArg, LongOpt};
+use crate::getopt::{long, short_name, Getopt, HasArg, LongOpt};
 use crate::kernel_state::Kernel;
 use crate::kmod_context::{Context, ModId, ModuleState};
 use crate::tool_log::{prio, strerror, Log};
 
 const LONG: &[LongOpt] = &[
-    LongOpt::new("force", HasArg::No, 'f' as u32),
-    LongOpt::new("syslog", HasArg::No, 's' as u32),
-    LongOpt::new("verbose", HasArg::No, 'v' as u32),
-    LongOpt::new("version", HasArg::No, 'V' as u32),
-    LongOpt::new("help", HasArg::No, 'h' as u32),
+    long("force", HasArg::No, 'f' as u32),
+    long("syslog", HasArg::No, 's' as u32),
+    long("verbose", HasArg::No, 'v' as u32),
+    long("version", HasArg::No, 'V' as u32),
+    long("help", HasArg::No, 'h' as u32),
 ];
 
 /// `check_module_inuse`: refuses (with kmod's message) a module that is built in, not loaded,
