@@ -2,24 +2,22 @@
 //! exit codes. Every tool has the same shape: `TOOL::run(args, kernel, out, err)`, where
 //! `args[0]` is the name it was invoked as, `kernel` the kernel it works on (the host's, or a
 //! fake one in tests), and `out`/`err` its standard output and error; it returns the exit code.
-//! They stand on one libkmod layer: [`kmod_context`] (lookups, dependencies, configuration,
-//! insertion and removal), [`indexes`] (the `.bin` indexes), [`kernel_state`] (sysfs and the
-//! syscalls) and [`tool_log`] (messages and the version line).
+//! They are front ends on one libkmod layer, the `kmodlab-libkmod` crate (re-exported here):
+//! [`kmod_context`] (lookups, dependencies, configuration, insertion and removal), [`indexes`]
+//! (the `.bin` indexes), [`kernel_state`] (sysfs and the syscalls) and [`tool_log`] (messages
+//! and the version line).
 #![deny(missing_docs)]
 
 pub mod depmod;
-pub mod indexes;
 pub use kmodlab_getopt as getopt;
+pub use kmodlab_libkmod::{
+    indexes, kernel_state, kmod_context, modprobe_config, module_insert, tool_log,
+};
 pub mod insmod;
-pub mod kernel_state;
-pub mod kmod_context;
 pub mod lsmod;
 pub mod modinfo;
 pub mod modprobe;
-pub mod modprobe_config;
-pub mod module_insert;
 pub mod rmmod;
-pub mod tool_log;
 
 use std::ffi::OsString;
 use std::io::Write;
