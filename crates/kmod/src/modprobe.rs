@@ -531,6 +531,13 @@ fn options_from_env(env: &[u8]) -> Vec<OsString> {
     out
 }
 
+/// `options_from_env` for the `tool_args` fuzz target: the words modprobe takes from
+/// `MODPROBE_OPTIONS`.
+#[doc(hidden)]
+pub fn fuzz_options_from_env(env: &[u8]) -> Vec<OsString> {
+    options_from_env(env)
+}
+
 /// `options_from_array`: the module's parameters from the command line, joined by spaces; a
 /// value with a space that is not already quoted gets double quotes.
 fn options_from_array(args: &[String]) -> Option<String> {

@@ -173,6 +173,13 @@ fn parse_log_priority(value: &[u8]) -> i32 {
     }
 }
 
+/// `parse_log_priority` for the `tool_args` fuzz target: libkmod's threshold for a
+/// `KMOD_LOG` value.
+#[doc(hidden)]
+pub fn fuzz_log_priority(value: &[u8]) -> i32 {
+    parse_log_priority(value)
+}
+
 /// The C library's text for an errno value, as `strerror` and `%m` give it.
 pub use kmodlab_sys::strerror;
 
