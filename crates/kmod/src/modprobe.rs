@@ -529,6 +529,19 @@ fn options_from_env(env: &[u8]) -> Vec<OsString> {
     out
 }
 
+/// `options_from_env` for the `tool_args` fuzz target: the words modprobe takes from
+/// `MODPROBE_OPTIONS`.
+#[doc(hidden)]
+pub fn fuzz_options_from_env(env: &[u8]) -> Vec<OsString> {
+    options_from_env(env)
+}
+
+/// `parse_ulong` for the `tool_args` fuzz target: modprobe's reading of a `--wait` value.
+#[doc(hidden)]
+pub fn fuzz_wait_value(arg: &str) -> Option<u64> {
+    parse_ulong(arg)
+}
+
 /// `options_from_array`: the module's parameters from the command line, joined by spaces; a
 /// value with a space that is not already quoted gets double quotes.
 fn options_from_array(args: &[String]) -> Option<String> {
@@ -750,20 +763,36 @@ fn out_flush(mp: &mut Modprobe) -> std::io::Result<()> {
     mp.out.flush()
 }
 
-/// `strtoul(s, &end, 0)` that must consume all of a non-empty `s`.
+/// `strtoul(s, &end, 0)` that must consume all of a non-empty `s`: C-locale white space, a
+/// sign, then `0x` and hexadecimal digits, `0` and octal ones, or decimal ones. As in C, a `-`
+/// negates the value modulo 2^64 and a value out of range is `ULONG_MAX`.
 fn parse_ulong(s: &str) -> Option<u64> {
-    let t = s.trim_start();
-    if s.is_empty() {
+    let b = s.as_bytes();
+    let mut i = b.iter().take_while(|&&c| kmodlab_cnum::is_space(c)).count();
+    let negative = b.get(i) == Some(&b'-');
+    if matches!(b.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    let hex = b.get(i) == Some(&b'0')
+        && matches!(b.get(i + 1), Some(b'x' | b'X'))
+        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+    let (radix, digits) = match b.get(i) {
+        _ if hex => (16, &b[i + 2..]),
+        Some(b'0') => (8, &b[i..]),
+        _ => (10, &b[i..]),
+    };
+    if digits.is_empty() || !digits.iter().all(|&c| char::from(c).is_digit(radix)) {
         return None;
     }
-    let t = t.strip_prefix('+').unwrap_or(t);
-    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16).ok()
-    } else if t.len() > 1 && t.starts_with('0') {
-        u64::from_str_radix(&t[1..], 8).ok()
-    } else {
-        t.parse().ok()
-    }
+    let value = digits.iter().try_fold(0u64, |v, &c| {
+        v.checked_mul(u64::from(radix))?
+            .checked_add(u64::from(char::from(c).to_digit(radix)?))
+    });
+    Some(match value {
+        None => u64::MAX,
+        Some(v) if negative => v.wrapping_neg(),
+        Some(v) => v,
+    })
 }
 
 #[cfg(test)]
@@ -803,5 +832,25 @@ mod tests {
         assert_eq!(parse_ulong("010"), Some(8));
         assert_eq!(parse_ulong(""), None);
         assert_eq!(parse_ulong("1s"), None);
+    }
+
+    /// Found by the `tool_args` fuzz target, which checks `--wait` values against the C
+    /// library's `strtoul`: a negative value was refused where kmod takes it modulo 2^64, and
+    /// so was a value out of range, which kmod takes as `ULONG_MAX`. White space before the
+    /// number is C's, not Unicode's.
+    #[test]
+    fn wait_value_negative_or_out_of_range_is_read_as_strtoul_reads_it() {
+        assert_eq!(parse_ulong("-999"), Some(999u64.wrapping_neg()));
+        assert_eq!(parse_ulong("-0x10"), Some(16u64.wrapping_neg()));
+        assert_eq!(parse_ulong("99999999999999999999"), Some(u64::MAX));
+        assert_eq!(parse_ulong("-99999999999999999999"), Some(u64::MAX));
+        assert_eq!(parse_ulong(" \x0b+0X1f"), Some(31));
+        assert_eq!(parse_ulong("\u{a0}5"), None);
+        assert_eq!(parse_ulong("0x"), None);
+        assert_eq!(parse_ulong("09"), None);
+        assert_eq!(parse_ulong("0"), Some(0));
+        assert_eq!(parse_ulong("-"), None);
+        assert_eq!(parse_ulong(" "), None);
+        assert_eq!(parse_ulong("5 "), None);
     }
 }

@@ -111,6 +111,74 @@ fn read_long(bytes: &[u8]) -> Option<i64> {
     digits[..n].parse::<i64>().ok().map(|v| v * sign)
 }
 
+/// The contents of `/sys/module/NAME/initstate` (at most 31 bytes of them are looked at).
+fn read_initstate(bytes: &[u8]) -> Result<InitState, SysfsError> {
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(31)]).into_owned();
+    match s.as_str() {
+        "live\n" => Ok(InitState::Live),
+        "coming\n" => Ok(InitState::Coming),
+        "going\n" => Ok(InitState::Going),
+        _ => Err(SysfsError::Invalid(s)),
+    }
+}
+
+/// The module names of `/proc/modules` (its `text`), in order: each line's first word.
+fn proc_modules_names(text: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|l| l.split([' ', '\t']).find(|w| !w.is_empty()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The size `/proc/modules` (its `text`) gives module `name`: the second word of the first line
+/// whose first word is `name`; `-ENOENT` when there is none or it is not a number.
+fn proc_modules_size(text: &[u8], name: &str) -> i64 {
+    for line in String::from_utf8_lossy(text).lines() {
+        let mut words = line.split([' ', '\t']).filter(|w| !w.is_empty());
+        if words.next() != Some(name) {
+            continue;
+        }
+        return words
+            .next()
+            .and_then(|w| w.parse::<i64>().ok())
+            .unwrap_or(-(libc::ENOENT as i64));
+    }
+    -(libc::ENOENT as i64)
+}
+
+/// What kmod makes of some bytes read from the kernel, for the `sysfs_values` fuzz target.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FuzzKernelValues {
+    /// The bytes as a sysfs number (`refcnt`, `coresize`); `None` is `EINVAL`.
+    pub number: Option<i64>,
+    /// The bytes as `/sys/module/NAME/initstate`.
+    pub initstate: Result<InitState, SysfsError>,
+    /// The bytes as `/proc/modules`: the loaded modules' names.
+    pub names: Vec<String>,
+    /// The size `/proc/modules` gives each of the first 16 names.
+    pub sizes: Vec<i64>,
+}
+
+/// Reads `bytes` as each file kmod reads from `/sys/module` and `/proc/modules`, for the
+/// `sysfs_values` fuzz target.
+#[doc(hidden)]
+pub fn fuzz_kernel_values(bytes: &[u8]) -> FuzzKernelValues {
+    let names = proc_modules_names(bytes);
+    let sizes = names
+        .iter()
+        .take(16)
+        .map(|n| proc_modules_size(bytes, n))
+        .collect();
+    FuzzKernelValues {
+        number: read_long(&bytes[..bytes.len().min(31)]),
+        initstate: read_initstate(bytes),
+        names,
+        sizes,
+    }
+}
+
 impl Kernel {
     /// The running system: `/sys/module`, `/proc/modules`, `/proc/cmdline`, the real syscalls.
     pub fn host() -> Kernel {
@@ -154,15 +222,7 @@ impl Kernel {
     pub fn initstate(&self, name: &str) -> Result<InitState, SysfsError> {
         let path = self.module_dir(name).join("initstate");
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                let s = String::from_utf8_lossy(&bytes[..bytes.len().min(31)]).into_owned();
-                match s.as_str() {
-                    "live\n" => Ok(InitState::Live),
-                    "coming\n" => Ok(InitState::Coming),
-                    "going\n" => Ok(InitState::Going),
-                    _ => Err(SysfsError::Invalid(s)),
-                }
-            }
+            Ok(bytes) => read_initstate(&bytes),
             Err(e) => {
                 if self.module_dir(name).is_dir() {
                     Ok(InitState::Coming)
@@ -210,17 +270,7 @@ impl Kernel {
                 let Ok(text) = std::fs::read(&self.proc_modules) else {
                     return -(libc::ENOENT as i64);
                 };
-                for line in String::from_utf8_lossy(&text).lines() {
-                    let mut words = line.split([' ', '\t']).filter(|w| !w.is_empty());
-                    if words.next() != Some(name) {
-                        continue;
-                    }
-                    return words
-                        .next()
-                        .and_then(|w| w.parse::<i64>().ok())
-                        .unwrap_or(-(libc::ENOENT as i64));
-                }
-                -(libc::ENOENT as i64)
+                proc_modules_size(&text, name)
             }
         }
     }
@@ -228,11 +278,7 @@ impl Kernel {
     /// The names of the loaded modules, in `/proc/modules` order.
     pub fn loaded_modules(&self) -> io::Result<Vec<String>> {
         let text = std::fs::read(&self.proc_modules)?;
-        Ok(String::from_utf8_lossy(&text)
-            .lines()
-            .filter_map(|l| l.split([' ', '\t']).find(|w| !w.is_empty()))
-            .map(str::to_string)
-            .collect())
+        Ok(proc_modules_names(&text))
     }
 
     /// The compression the kernel decompresses modules with (`/sys/module/compression`).

@@ -1046,6 +1046,17 @@ fn builtin_modinfo_of(
     Err(libc::ENOSYS)
 }
 
+/// `builtin_modinfo_of` for the `builtin_modinfo` fuzz target: `name`'s strings in the
+/// contents of a `modules.builtin.modinfo` (or the errno); `log` gets what libkmod would log.
+#[doc(hidden)]
+pub fn fuzz_builtin_modinfo(
+    data: &[u8],
+    name: &[u8],
+    log: &mut dyn FnMut(&[u8]),
+) -> Result<Vec<Vec<u8>>, i32> {
+    builtin_modinfo_of(data, name, log)
+}
+
 /// `module_options_concat`: configured options, a space, the command line's options (kmod keeps
 /// the space even when there are none from the command line).
 fn options_concat(opt: Option<&str>, xopt: Option<&str>) -> Option<String> {

@@ -153,27 +153,39 @@ impl Log {
 }
 
 /// libkmod's reading of `KMOD_LOG` (`strtol`, then names): a number followed by nothing or
-/// a space, or a name starting with `err`, `info` or `debug`; anything else is 0.
+/// a space, or a name starting with `err`, `info` or `debug`; anything else is 0. The number
+/// is read as `strtol` reads it (C-locale white space first; out of range, `LONG_MIN` or
+/// `LONG_MAX`) and kept in an `int`, cut to 32 bits, as libkmod keeps it.
 fn parse_log_priority(value: &[u8]) -> i32 {
-    let text = String::from_utf8_lossy(value);
-    let trimmed = text.trim_start();
-    let digits_end = trimmed
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
-        .map_or(trimmed.len(), |(i, _)| i);
-    let rest = &trimmed[digits_end..];
-    if rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_whitespace()) {
-        return trimmed[..digits_end].parse().unwrap_or(0);
+    let number = kmodlab_cnum::scan(value, 0);
+    if value
+        .get(number.end)
+        .is_none_or(|&c| kmodlab_cnum::is_space(c))
+    {
+        let long = match number.magnitude {
+            Some(m) if number.negative => 0i64.checked_sub_unsigned(m).unwrap_or(i64::MIN),
+            Some(m) => i64::try_from(m).unwrap_or(i64::MAX),
+            None if number.negative => i64::MIN,
+            None => i64::MAX,
+        };
+        return long as i32;
     }
-    if text.starts_with("err") {
+    if value.starts_with(b"err") {
         prio::ERR
-    } else if text.starts_with("info") {
+    } else if value.starts_with(b"info") {
         prio::INFO
-    } else if text.starts_with("debug") {
+    } else if value.starts_with(b"debug") {
         prio::DEBUG
     } else {
         0
     }
+}
+
+/// `parse_log_priority` for the `tool_args` fuzz target: libkmod's threshold for a
+/// `KMOD_LOG` value.
+#[doc(hidden)]
+pub fn fuzz_log_priority(value: &[u8]) -> i32 {
+    parse_log_priority(value)
 }
 
 /// The C library's text for an errno value, as `strerror` and `%m` give it.
@@ -236,5 +248,21 @@ mod tests {
         assert_eq!(parse_log_priority(b"errors"), prio::ERR);
         assert_eq!(parse_log_priority(b"x"), 0);
         assert_eq!(parse_log_priority(b"nonsense"), 0);
+    }
+
+    /// Found by the `tool_args` fuzz target: a `KMOD_LOG` number too large for a `long` read
+    /// as 0, where libkmod's `strtol` gives `LONG_MAX`, which its `int` holds as -1. Also
+    /// white space as C's `isspace` has it: a vertical tab ends a number, a Unicode space
+    /// does not come before one.
+    #[test]
+    fn kmod_log_number_out_of_range_is_strtol_cut_to_int() {
+        assert_eq!(parse_log_priority(&[b'5'; 67]), -1);
+        assert_eq!(parse_log_priority(&[b"-", &[b'9'; 30][..]].concat()), 0);
+        assert_eq!(parse_log_priority(b"2147483648"), i32::MIN);
+        assert_eq!(parse_log_priority(b"4294967303"), 7);
+        assert_eq!(parse_log_priority(b" \x0b+7\x0b"), 7);
+        assert_eq!(parse_log_priority("\u{a0}7".as_bytes()), 0);
+        assert_eq!(parse_log_priority(b" err"), 0);
+        assert_eq!(parse_log_priority(b""), 0);
     }
 }
