@@ -115,6 +115,12 @@ impl Error {
     pub fn message(&self) -> &[u8] {
         &self.message
     }
+
+    /// Prints the message on `err` (a tool's standard error), as the tools do before exiting
+    /// with status 1: `let Ok(opt) = opt.map_err(|e| e.report(err)) else { return 1 };`.
+    pub fn report(&self, err: &mut dyn std::io::Write) {
+        let _ = err.write_all(&self.message);
+    }
 }
 
 /// Walks the options of a command line in order, as repeated calls of `getopt_long` do: each

@@ -93,12 +93,8 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
     let mut root: Option<Vec<u8>> = None;
     let mut getopt = Getopt::new(args, SHORT_OPTIONS, LONG_OPTIONS);
     for opt in getopt.by_ref() {
-        let opt = match opt {
-            Ok(opt) => opt,
-            Err(e) => {
-                let _ = err.write_all(e.message());
-                return 1;
-            }
+        let Ok(opt) = opt.map_err(|e| e.report(err)) else {
+            return 1;
         };
         let arg = opt.arg_bytes().to_vec();
         match u8::try_from(opt.val).unwrap_or(0) {

@@ -603,12 +603,8 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
         });
     };
     for o in getopt.by_ref() {
-        let o = match o {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = err.write_all(e.message());
-                return 1;
-            }
+        let Ok(o) = o.map_err(|e| e.report(err)) else {
+            return 1;
         };
         // The module tools' internals work on text: arguments are converted here.
         let (c, arg) = (o.val, String::from_utf8_lossy(o.arg_bytes()).into_owned());
@@ -659,10 +655,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
                     append_env("-v");
                     s.verbose += 1;
                 }
-                'V' => {
-                    let _ = out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
-                    return 0;
-                }
+                'V' => return crate::tool_log::print_version(out),
                 'h' => {
                     let _ = out.write_all(help(&name).as_bytes());
                     return 0;
@@ -720,34 +713,22 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
         mp.show_config()
     } else if do_show_modversions || do_show_exports {
         mp.show_symbols(&args[0], do_show_modversions)
-    } else if do_remove {
-        let mut e = 0;
-        let mut r = Ok(0);
-        for a in &args {
-            match mp.rmmod(a) {
-                Ok(v) if v < 0 => e = v,
-                Ok(_) => {}
-                Err(f) => {
-                    r = Err(f);
-                    break;
+    } else if do_remove || use_all {
+        // Each name in turn: the result is the last failure; a fatal error stops at once.
+        let mut last = 0;
+        args.iter()
+            .try_for_each(|a| {
+                let v = if do_remove {
+                    mp.rmmod(a)?
+                } else {
+                    mp.insmod(a, None)?
+                };
+                if v < 0 {
+                    last = v;
                 }
-            }
-        }
-        r.map(|_| e)
-    } else if use_all {
-        let mut e = 0;
-        let mut r = Ok(0);
-        for a in &args {
-            match mp.insmod(a, None) {
-                Ok(v) if v < 0 => e = v,
-                Ok(_) => {}
-                Err(f) => {
-                    r = Err(f);
-                    break;
-                }
-            }
-        }
-        r.map(|_| e)
+                Ok(())
+            })
+            .map(|()| last)
     } else {
         let opts = options_from_array(&args);
         mp.insmod(&args[0], opts.as_deref())

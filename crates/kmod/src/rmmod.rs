@@ -71,12 +71,8 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
     let mut force = false;
     let mut verbose = prio::ERR;
     for opt in getopt.by_ref() {
-        let opt = match opt {
-            Ok(opt) => opt,
-            Err(e) => {
-                let _ = err.write_all(e.message());
-                return 1;
-            }
+        let Ok(opt) = opt.map_err(|e| e.report(err)) else {
+            return 1;
         };
         match char::from_u32(opt.val) {
             Some('f') => force = true,
@@ -99,10 +95,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
                 );
                 return 0;
             }
-            Some('V') => {
-                let _ = out.write_all(crate::tool_log::VERSION_TEXT.as_bytes());
-                return 0;
-            }
+            Some('V') => return crate::tool_log::print_version(out),
             _ => return 1,
         }
     }

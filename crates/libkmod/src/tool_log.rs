@@ -16,6 +16,12 @@ use std::io::Write;
 /// (kmod verifies none either).
 pub const VERSION_TEXT: &str = "kmod version 30\n+ZSTD +XZ +ZLIB +LIBCRYPTO -EXPERIMENTAL\n";
 
+/// `-V`: prints [`VERSION_TEXT`] on `out`; the tool's exit status (0).
+pub fn print_version(out: &mut dyn Write) -> i32 {
+    let _ = out.write_all(VERSION_TEXT.as_bytes());
+    0
+}
+
 /// syslog priorities, as kmod uses them.
 pub mod prio {
     /// `LOG_EMERG`.
