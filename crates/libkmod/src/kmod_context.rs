@@ -578,33 +578,39 @@ impl<'a> Context<'a> {
 
     /// `kmod_module_get_install_commands`: the first install command whose pattern matches.
     pub fn install_commands(&mut self, id: ModId) -> Option<String> {
-        if let Some(c) = &self.modules[id].install_commands {
-            return c.clone();
-        }
-        let name = &self.modules[id].name;
-        let cmd = self
-            .config
-            .install_commands
-            .iter()
-            .find(|c| fnmatch(c.modname.as_bytes(), name))
-            .map(|c| c.command.clone());
-        self.modules[id].install_commands = Some(cmd.clone());
-        cmd
+        self.command(id, true)
     }
 
     /// `kmod_module_get_remove_commands`: the first remove command whose pattern matches.
     pub fn remove_commands(&mut self, id: ModId) -> Option<String> {
-        if let Some(c) = &self.modules[id].remove_commands {
+        self.command(id, false)
+    }
+
+    /// The module's install (or remove) command, looked up once.
+    fn command(&mut self, id: ModId, install: bool) -> Option<String> {
+        let m = &self.modules[id];
+        let known = if install {
+            &m.install_commands
+        } else {
+            &m.remove_commands
+        };
+        if let Some(c) = known {
             return c.clone();
         }
-        let name = &self.modules[id].name;
-        let cmd = self
-            .config
-            .remove_commands
+        let commands = if install {
+            &self.config.install_commands
+        } else {
+            &self.config.remove_commands
+        };
+        let cmd = commands
             .iter()
-            .find(|c| fnmatch(c.modname.as_bytes(), name))
+            .find(|c| fnmatch(c.modname.as_bytes(), &m.name))
             .map(|c| c.command.clone());
-        self.modules[id].remove_commands = Some(cmd.clone());
+        let m = &mut self.modules[id];
+        match install {
+            true => m.install_commands = Some(cmd.clone()),
+            false => m.remove_commands = Some(cmd.clone()),
+        }
         cmd
     }
 
