@@ -1,7 +1,6 @@
 //! Command lines (the input split at NUL bytes into arguments): `kmodlab_getopt::Getopt` with the
-//! option tables of modprobe, modinfo, depmod, insmod, rmmod and dmesg (copies of the private
-//! tables in `crates/kmod/src/{modprobe,modinfo,depmod,insmod,rmmod}.rs` and
-//! `crates/dmesg/src/lib.rs`) and a table with `+`, optional arguments and ambiguous
+//! option tables of modprobe, modinfo, depmod, insmod, rmmod and dmesg (each tool's
+//! `SHORT_OPTIONS` and `LONG_OPTIONS`) and a table with `+`, optional arguments and ambiguous
 //! abbreviations, each with `POSIXLY_CORRECT` set and unset. What was parsed is written back as
 //! a canonical command line, which must parse the same. Also modprobe's `MODPROBE_OPTIONS`
 //! splitting (`kmodlab_kmod::modprobe::fuzz_options_from_env`), libkmod's `KMOD_LOG` reading
@@ -12,6 +11,7 @@
 
 use kmodlab_dmesg::names::{parse_list, parse_name, Kind};
 use kmodlab_getopt::{Getopt, HasArg, LongOpt};
+use kmodlab_kmod::{depmod, insmod, modinfo, modprobe, rmmod};
 use libfuzzer_sys::fuzz_target;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -23,128 +23,9 @@ const NO: HasArg = HasArg::No;
 const REQ: HasArg = HasArg::Required;
 const OPT: HasArg = HasArg::Optional;
 
-const MODPROBE_SHORT: &str = "arw:RibfDcnC:d:S:sqvVh";
-const MODPROBE: &[LongOpt] = &[
-    opt("all", NO, 'a' as u32),
-    opt("remove", NO, 'r' as u32),
-    opt("remove-dependencies", NO, 5),
-    opt("remove-holders", NO, 5),
-    opt("wait", REQ, 'w' as u32),
-    opt("resolve-alias", NO, 'R' as u32),
-    opt("first-time", NO, 3),
-    opt("ignore-install", NO, 'i' as u32),
-    opt("ignore-remove", NO, 'i' as u32),
-    opt("use-blacklist", NO, 'b' as u32),
-    opt("force", NO, 'f' as u32),
-    opt("force-modversion", NO, 2),
-    opt("force-vermagic", NO, 1),
-    opt("show-depends", NO, 'D' as u32),
-    opt("showconfig", NO, 'c' as u32),
-    opt("show-config", NO, 'c' as u32),
-    opt("show-modversions", NO, 4),
-    opt("dump-modversions", NO, 4),
-    opt("show-exports", NO, 6),
-    opt("dry-run", NO, 'n' as u32),
-    opt("show", NO, 'n' as u32),
-    opt("config", REQ, 'C' as u32),
-    opt("dirname", REQ, 'd' as u32),
-    opt("set-version", REQ, 'S' as u32),
-    opt("syslog", NO, 's' as u32),
-    opt("quiet", NO, 'q' as u32),
-    opt("verbose", NO, 'v' as u32),
-    opt("version", NO, 'V' as u32),
-    opt("help", NO, 'h' as u32),
-];
-
-const MODINFO_SHORT: &str = "adlpn0mF:k:b:Vh";
-const MODINFO: &[LongOpt] = &[
-    opt("author", NO, 'a' as u32),
-    opt("description", NO, 'd' as u32),
-    opt("license", NO, 'l' as u32),
-    opt("parameters", NO, 'p' as u32),
-    opt("filename", NO, 'n' as u32),
-    opt("null", NO, '0' as u32),
-    opt("modname", NO, 'm' as u32),
-    opt("field", REQ, 'F' as u32),
-    opt("set-version", REQ, 'k' as u32),
-    opt("basedir", REQ, 'b' as u32),
-    opt("version", NO, 'V' as u32),
-    opt("help", NO, 'h' as u32),
-];
-
-const DEPMOD_SHORT: &str = "aAb:C:E:F:euqrvnP:wmVh";
-const DEPMOD: &[LongOpt] = &[
-    opt("all", NO, 'a' as u32),
-    opt("quick", NO, 'A' as u32),
-    opt("basedir", REQ, 'b' as u32),
-    opt("config", REQ, 'C' as u32),
-    opt("symvers", REQ, 'E' as u32),
-    opt("filesyms", REQ, 'F' as u32),
-    opt("errsyms", NO, 'e' as u32),
-    opt("unresolved-error", NO, 'u' as u32),
-    opt("quiet", NO, 'q' as u32),
-    opt("root", NO, 'r' as u32),
-    opt("verbose", NO, 'v' as u32),
-    opt("show", NO, 'n' as u32),
-    opt("dry-run", NO, 'n' as u32),
-    opt("symbol-prefix", REQ, 'P' as u32),
-    opt("warn", NO, 'w' as u32),
-    opt("map", NO, 'm' as u32),
-    opt("version", NO, 'V' as u32),
-    opt("help", NO, 'h' as u32),
-];
-
-const INSMOD_SHORT: &str = "psfVh";
-const INSMOD: &[LongOpt] = &[opt("version", NO, 'V' as u32), opt("help", NO, 'h' as u32)];
-
-const RMMOD_SHORT: &str = "fsvVwh";
-const RMMOD: &[LongOpt] = &[
-    opt("force", NO, 'f' as u32),
-    opt("syslog", NO, 's' as u32),
-    opt("verbose", NO, 'v' as u32),
-    opt("version", NO, 'V' as u32),
-    opt("help", NO, 'h' as u32),
-];
-
-const DMESG_TIME_FORMAT: u32 = 0x80;
-const DMESG_NOESC: u32 = 0x81;
+// dmesg's values for its long-only options `--since` and `--until`.
 const DMESG_SINCE: u32 = 0x82;
 const DMESG_UNTIL: u32 = 0x83;
-const DMESG_SHORT: &str = "CcDdEeF:f:HhJK:kL::l:n:iPprSs:TtuVWwx";
-const DMESG: &[LongOpt] = &[
-    opt("buffer-size", REQ, 's' as u32),
-    opt("clear", NO, 'C' as u32),
-    opt("color", OPT, 'L' as u32),
-    opt("console-level", REQ, 'n' as u32),
-    opt("console-off", NO, 'D' as u32),
-    opt("console-on", NO, 'E' as u32),
-    opt("decode", NO, 'x' as u32),
-    opt("file", REQ, 'F' as u32),
-    opt("facility", REQ, 'f' as u32),
-    opt("follow", NO, 'w' as u32),
-    opt("follow-new", NO, 'W' as u32),
-    opt("human", NO, 'H' as u32),
-    opt("help", NO, 'h' as u32),
-    opt("json", NO, 'J' as u32),
-    opt("kernel", NO, 'k' as u32),
-    opt("kmsg-file", REQ, 'K' as u32),
-    opt("level", REQ, 'l' as u32),
-    opt("since", REQ, DMESG_SINCE),
-    opt("syslog", NO, 'S' as u32),
-    opt("raw", NO, 'r' as u32),
-    opt("read-clear", NO, 'c' as u32),
-    opt("reltime", NO, 'e' as u32),
-    opt("show-delta", NO, 'd' as u32),
-    opt("ctime", NO, 'T' as u32),
-    opt("noescape", NO, DMESG_NOESC),
-    opt("notime", NO, 't' as u32),
-    opt("nopager", NO, 'P' as u32),
-    opt("until", REQ, DMESG_UNTIL),
-    opt("userspace", NO, 'u' as u32),
-    opt("version", NO, 'V' as u32),
-    opt("time-format", REQ, DMESG_TIME_FORMAT),
-    opt("force-prefix", NO, 'p' as u32),
-];
 
 /// Not a tool's: a leading `+`, optional arguments, abbreviations that are ambiguous (`--co`)
 /// or not (`--al` names one value under two names).
@@ -159,12 +40,12 @@ const OTHER: &[LongOpt] = &[
 ];
 
 const TOOLS: [(&str, &str, &[LongOpt]); 7] = [
-    ("modprobe", MODPROBE_SHORT, MODPROBE),
-    ("modinfo", MODINFO_SHORT, MODINFO),
-    ("depmod", DEPMOD_SHORT, DEPMOD),
-    ("insmod", INSMOD_SHORT, INSMOD),
-    ("rmmod", RMMOD_SHORT, RMMOD),
-    ("dmesg", DMESG_SHORT, DMESG),
+    ("modprobe", modprobe::SHORT_OPTIONS, modprobe::LONG_OPTIONS),
+    ("modinfo", modinfo::SHORT_OPTIONS, modinfo::LONG_OPTIONS),
+    ("depmod", depmod::SHORT_OPTIONS, depmod::LONG_OPTIONS),
+    ("insmod", insmod::SHORT_OPTIONS, insmod::LONG_OPTIONS),
+    ("rmmod", rmmod::SHORT_OPTIONS, rmmod::LONG_OPTIONS),
+    ("dmesg", kmodlab_dmesg::SHORT_OPTIONS, kmodlab_dmesg::LONG_OPTIONS),
     ("other", OTHER_SHORT, OTHER),
 ];
 
@@ -460,7 +341,7 @@ fuzz_target!(|data: &[u8]| {
     argv.extend(words);
     argv.extend(args[1..].iter().map(|a| OsString::from_vec(a.to_vec())));
     for posix in [false, true] {
-        check_tool(&argv, MODPROBE_SHORT, MODPROBE, posix);
+        check_tool(&argv, modprobe::SHORT_OPTIONS, modprobe::LONG_OPTIONS, posix);
     }
 
     // Each argument as KMOD_LOG.

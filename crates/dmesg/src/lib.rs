@@ -112,7 +112,8 @@ const OPT_NOESC: u32 = 0x81;
 const OPT_SINCE: u32 = 0x82;
 const OPT_UNTIL: u32 = 0x83;
 
-const LONG: &[LongOpt] = &[
+/// The long options.
+pub const LONG_OPTIONS: &[LongOpt] = &[
     long("buffer-size", HasArg::Required, 's' as u32),
     long("clear", HasArg::No, 'C' as u32),
     long("color", HasArg::Optional, 'L' as u32),
@@ -147,7 +148,8 @@ const LONG: &[LongOpt] = &[
     long("force-prefix", HasArg::No, 'p' as u32),
 ];
 
-const SHORT: &str = "CcDdEeF:f:HhJK:kL::l:n:iPprSs:TtuVWwx";
+/// The short options, as `getopt_long` takes them.
+pub const SHORT_OPTIONS: &str = "CcDdEeF:f:HhJK:kL::l:n:iPprSs:TtuVWwx";
 
 /// Options that cannot be combined, group by group.
 const EXCLUSIVE: &[&[u8]] = &[
@@ -249,7 +251,7 @@ fn argv0_short(argv: &[OsString]) -> String {
 /// Parses the command line and does what it says, printing to `out`.
 fn run(argv: &[OsString], env: &Env, out: &mut dyn Write) -> Result<(), Exit> {
     let prog = argv0_short(argv);
-    let mut getopt = Getopt::new(argv, SHORT, LONG);
+    let mut getopt = Getopt::new(argv, SHORT_OPTIONS, LONG_OPTIONS);
     let mut ctl = Control {
         action: Action::ReadAll,
         method: Method::Kmsg,
@@ -685,7 +687,8 @@ fn exclusive(prog: &str, c: u32, seen: &mut [u32; 10]) -> Result<(), Exit> {
             seen[g] = c;
         } else if seen[g] != c {
             let name = |v: u32| {
-                LONG.iter()
+                LONG_OPTIONS
+                    .iter()
                     .find(|o| o.val == v)
                     .map(|o| format!("--{}", o.name))
                     .unwrap_or_else(|| format!("-{}", char::from_u32(v).unwrap_or('?')))

@@ -43,9 +43,11 @@ use crate::getopt::{long, Getopt, HasArg, LongOpt};
 /// kmod's default log priority (`LOG_WARNING`); each `-v` adds one.
 const LOG_WARNING: u8 = 4;
 
-const SHORT_OPTIONS: &str = "aAb:C:E:F:euqrvnP:wmVh";
+/// The short options, as `getopt_long` takes them.
+pub const SHORT_OPTIONS: &str = "aAb:C:E:F:euqrvnP:wmVh";
 
-const LONG_OPTIONS: &[LongOpt] = &[
+/// The long options.
+pub const LONG_OPTIONS: &[LongOpt] = &[
     long("all", HasArg::No, b'a' as u32),
     long("quick", HasArg::No, b'A' as u32),
     long("basedir", HasArg::Required, b'b' as u32),

@@ -14,7 +14,11 @@ use crate::kmod_context::Context;
 use crate::module_insert::ForceFlags;
 use crate::tool_log::{prio, strerror, Log};
 
-const LONG: &[LongOpt] = &[
+/// The short options, as `getopt_long` takes them.
+pub const SHORT_OPTIONS: &str = "psfVh";
+
+/// The long options.
+pub const LONG_OPTIONS: &[LongOpt] = &[
     long("version", HasArg::No, 'V' as u32),
     long("help", HasArg::No, 'h' as u32),
 ];
@@ -32,7 +36,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
         .unwrap_or_else(|| "insmod".into());
     let name = short_name(&argv0).to_string();
     let log = Log::new(&name);
-    let mut getopt = Getopt::new(args, "psfVh", LONG);
+    let mut getopt = Getopt::new(args, SHORT_OPTIONS, LONG_OPTIONS);
     let mut force = ForceFlags::default();
     for opt in getopt.by_ref() {
         let Ok(opt) = opt.map_err(|e| e.report(err)) else {

@@ -28,9 +28,11 @@ use kmodlab_modfile::kmod_elf::KmodElf;
 use kmodlab_modfile::kmod_file::{read_image, Compressions};
 use libc::ENOENT;
 
-const SHORT_OPTIONS: &str = "adlpn0mF:k:b:Vh";
+/// The short options, as `getopt_long` takes them.
+pub const SHORT_OPTIONS: &str = "adlpn0mF:k:b:Vh";
 
-const LONG_OPTIONS: &[LongOpt] = &[
+/// The long options.
+pub const LONG_OPTIONS: &[LongOpt] = &[
     long("author", HasArg::No, b'a' as u32),
     long("description", HasArg::No, b'd' as u32),
     long("license", HasArg::No, b'l' as u32),

@@ -31,7 +31,8 @@ const OPT_SHOW_MODVERSIONS: u32 = 4;
 const OPT_REMOVE_HOLDERS: u32 = 5;
 const OPT_SHOW_EXPORTS: u32 = 6;
 
-const LONG: &[LongOpt] = &[
+/// The long options.
+pub const LONG_OPTIONS: &[LongOpt] = &[
     long("all", HasArg::No, 'a' as u32),
     long("remove", HasArg::No, 'r' as u32),
     long("remove-dependencies", HasArg::No, OPT_REMOVE_HOLDERS),
@@ -63,7 +64,8 @@ const LONG: &[LongOpt] = &[
     long("help", HasArg::No, 'h' as u32),
 ];
 
-const SHORT: &str = "arw:RibfDcnC:d:S:sqvVh";
+/// The short options, as `getopt_long` takes them.
+pub const SHORT_OPTIONS: &str = "arw:RibfDcnC:d:S:sqvVh";
 
 const DEFAULT_VERBOSE: i32 = prio::WARNING;
 
@@ -584,7 +586,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
     }
     argv.extend(args.iter().skip(1).cloned());
 
-    let mut getopt = Getopt::new(&argv, SHORT, LONG);
+    let mut getopt = Getopt::new(&argv, SHORT_OPTIONS, LONG_OPTIONS);
     let log = Log::new(&name);
     let mut s = Settings {
         verbose: DEFAULT_VERBOSE,

@@ -10,7 +10,11 @@ use crate::kernel_state::Kernel;
 use crate::kmod_context::{Context, ModId, ModuleState};
 use crate::tool_log::{prio, strerror, Log};
 
-const LONG: &[LongOpt] = &[
+/// The short options, as `getopt_long` takes them.
+pub const SHORT_OPTIONS: &str = "fsvVwh";
+
+/// The long options.
+pub const LONG_OPTIONS: &[LongOpt] = &[
     long("force", HasArg::No, 'f' as u32),
     long("syslog", HasArg::No, 's' as u32),
     long("verbose", HasArg::No, 'v' as u32),
@@ -67,7 +71,7 @@ pub fn run(args: &[OsString], kernel: &Kernel, out: &mut dyn Write, err: &mut dy
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_else(|| "rmmod".into());
     let name = short_name(&argv0).to_string();
-    let mut getopt = Getopt::new(args, "fsvVwh", LONG);
+    let mut getopt = Getopt::new(args, SHORT_OPTIONS, LONG_OPTIONS);
     let mut force = false;
     let mut verbose = prio::ERR;
     for opt in getopt.by_ref() {
