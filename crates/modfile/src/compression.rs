@@ -448,6 +448,7 @@ fn zstd_frames(bytes: &[u8]) -> Option<ZstdWalk> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_image::{gzip, xz, zstd};
 
     /// `words` little-endian counters after a short header: compressible but not trivial.
     fn sample_of(words: u32) -> Vec<u8> {
@@ -460,22 +461,6 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         sample_of(20_000)
-    }
-
-    fn xz(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        lzma_rs::xz_compress(&mut &data[..], &mut out).unwrap();
-        out
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    }
-
-    fn zstd(data: &[u8]) -> Vec<u8> {
-        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
     }
 
     #[test]

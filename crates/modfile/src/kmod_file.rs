@@ -188,23 +188,7 @@ pub fn read_image(path: &Path, compressions: Compressions) -> Result<Vec<u8>, i3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn xz(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        lzma_rs::xz_compress(&mut &data[..], &mut out).unwrap();
-        out
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    }
-
-    fn zstd(data: &[u8]) -> Vec<u8> {
-        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
-    }
+    use crate::test_image::{gzip, xz, zstd};
 
     const IMAGE: &[u8] = b"\x7fELF not really, but long enough to compress";
 

@@ -1,4 +1,5 @@
-//! Handmade ELF64 little-endian module images for the unit tests.
+//! Handmade ELF64 little-endian module images for the unit tests, and the three compressors
+//! ([`xz`], [`gzip`], [`zstd`]) that make compressed ones.
 //!
 //! Layout of a built image: the 64-byte ELF header, each section's data (8-byte aligned) in
 //! section order, the section name table, then the section header table at the very end, so
@@ -294,4 +295,24 @@ pub(crate) fn struct_module(name: &str, len: usize) -> Vec<u8> {
     let mut data = vec![0u8; len];
     data[24..24 + name.len()].copy_from_slice(name.as_bytes());
     data
+}
+
+/// `data` compressed with xz.
+pub(crate) fn xz(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    lzma_rs::xz_compress(&mut &data[..], &mut out).unwrap();
+    out
+}
+
+/// `data` compressed with gzip.
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// `data` compressed with zstd.
+pub(crate) fn zstd(data: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
 }
