@@ -34,14 +34,20 @@ pub fn build(dir: PathBuf, k: KernelChoice) -> u8 {
     }
 }
 
-/// Builds the Rust lab kernel (or finds it in the cache); prints its image and tree, or its
-/// record with `json`.
-pub fn kernel_build(source: Option<PathBuf>, jobs: Option<usize>, json: bool) -> u8 {
+/// Builds a lab kernel (or finds it in the cache); prints its image and tree, or its record with
+/// `json`.
+pub fn kernel_build(
+    flavour: kmodlab_kernel::Flavour,
+    source: Option<PathBuf>,
+    jobs: Option<usize>,
+    json: bool,
+) -> u8 {
     if jobs == Some(0) {
         eprintln!("kmodlab: -j 0: at least one job is needed");
         return exit::USAGE;
     }
     let options = kmodlab_kernel::BuildOptions {
+        flavour,
         source,
         jobs,
         ..Default::default()
@@ -53,8 +59,13 @@ pub fn kernel_build(source: Option<PathBuf>, jobs: Option<usize>, json: bool) ->
         progress.event(e)
     }) {
         Ok(k) => {
+            let rust = match &k.without_rust {
+                Some(why) => format!("; without Rust: {why}"),
+                None => String::new(),
+            };
             eprintln!(
-                "kmodlab: kernel: Rust lab kernel {} from {} ({} in {:.0}s)",
+                "kmodlab: kernel: {} {} from {} ({} in {:.0}s{rust})",
+                k.flavour.title(),
                 k.release,
                 k.source,
                 if built_now { "built" } else { "cached, built" },
