@@ -37,6 +37,19 @@ struct KernelArgs {
     /// it was built with CONFIG_RUST=y.
     #[arg(long, value_name = "DIR")]
     kdir: Option<PathBuf>,
+    /// Build for and boot one of kmodlab's lab kernels, whatever the spec or the sources ask
+    /// for: `debug` (KASAN, kmemleak, lockdep, UBSAN, kgdb: finds memory and lock bugs) or
+    /// `rust` (the Rust lab kernel). Built into the cache when missing (see `kmodlab kernel
+    /// build`).
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["kernel", "kdir"])]
+    lab_kernel: Option<LabKernel>,
+}
+
+/// The lab kernels `--lab-kernel` names.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LabKernel {
+    Debug,
+    Rust,
 }
 
 #[derive(clap::Args, Clone, Default)]
@@ -53,6 +66,10 @@ impl From<KernelArgs> for cli::KernelChoice {
         cli::KernelChoice {
             kernel: k.kernel,
             kdir: k.kdir,
+            lab_kernel: k.lab_kernel.map(|l| match l {
+                LabKernel::Debug => kmodlab_lab::KernelKind::Debug,
+                LabKernel::Rust => kmodlab_lab::KernelKind::Rust,
+            }),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub fn build(dir: PathBuf, k: KernelChoice) -> u8 {
     let lab_kernel = match kmodlab_lab::kernel_kind_for(&dir).and_then(|kind| {
         let mut progress = kmodlab_kernel::StderrProgress::new();
-        kmodlab_lab::select_kernel(kind, k.kernel, k.kdir, &mut |e| progress.event(e))
+        kmodlab_lab::select_kernel(k.kind(kind), k.kernel, k.kdir, &mut |e| progress.event(e))
     }) {
         Ok(k) => k,
         Err(e) => return fail(&e),
@@ -20,6 +20,9 @@ pub fn build(dir: PathBuf, k: KernelChoice) -> u8 {
         dir.display(),
         lab_kernel.release
     );
+    if let Err(e) = kmodlab_lab::check_rust_support(&dir, &lab_kernel) {
+        return fail(&e);
+    }
     match kmodlab_kbuild::build(&dir, &lab_kernel, &mut std::io::stderr()) {
         Ok(kos) => {
             let mut out = std::io::stdout().lock();
