@@ -499,3 +499,73 @@ fn completions_and_man_pages_cover_every_command() {
     let out = kmodlab().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 }
+
+/// `--lab-kernel` is on every command that builds or boots, takes `debug` or `rust` only, and
+/// never goes with `--kernel` or `--kdir` (it names kmodlab's own kernel, they name another).
+#[test]
+fn lab_kernel_is_debug_or_rust_on_every_command_that_builds_or_boots() {
+    for command in ["build", "run", "test", "exec", "shell", "watch"] {
+        let out = kmodlab().args([command, "--help"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("--lab-kernel <KIND>") && help.contains("[possible values: debug, rust]"),
+            "{command} --help:\n{help}"
+        );
+    }
+    let out = kmodlab()
+        .args([
+            "run",
+            "--lab-kernel",
+            "gentoo",
+            "labs/kernel_modules/1-2-test-mod",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("invalid value 'gentoo' for '--lab-kernel <KIND>'")
+            && e.contains("[possible values: debug, rust]"),
+        "{e}"
+    );
+    for other in [
+        ["--kdir", "/lib/modules/x/build"],
+        ["--kernel", "/boot/vmlinuz-x"],
+    ] {
+        let out = kmodlab()
+            .args(["build", "--lab-kernel", "debug"])
+            .args(other)
+            .arg("labs/kernel_modules/1-2-test-mod")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+        assert!(
+            stderr(&out).contains("cannot be used with"),
+            "{}",
+            show(&out)
+        );
+    }
+}
+
+/// A spec asks for the debug lab kernel with `kernel = "debug"`; any other name is a spec error
+/// at its line that lists the kernels there are.
+#[test]
+fn a_spec_names_the_debug_kernel_or_is_refused_at_its_line() {
+    let d = scratch("spec-kernel");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &d);
+    std::fs::write(
+        d.join("kmodlab.toml"),
+        "module = \"hello_mod\"\nkernel = \"debgu\"\n",
+    )
+    .unwrap();
+    let out = kmodlab().arg("test").arg(&d).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let e = stderr(&out);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("kmodlab.toml:2: kernel: unknown kernel \"debgu\" (expected \"debian\", \"rust\" or \"debug\")"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -647,6 +647,85 @@ fn vm_rust_labs_and_new_rust_module_pass() {
     assert_no_qemu_left(&runs);
 }
 
+/// The hello lab on the debug lab kernel (built by kmodlab when missing: many minutes on two
+/// cores; cached afterwards): `run --lab-kernel debug` builds the C module against the debug tree
+/// with its own Kbuild file and passes, booted cold and restored warm, and the guest's kernel log
+/// says KASAN, kmemleak and lockdep are live.
+#[test]
+fn vm_hello_lab_passes_on_the_debug_kernel_with_kasan_live() {
+    let _g = lock();
+    let runs = scratch("vm-debug-kernel");
+    let warm_dir = runs.join("warm");
+    let dir = runs.join("1-2-test-mod");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &dir);
+    let run = |cold: bool| -> Value {
+        let mut cmd = kmodlab();
+        cmd.env("KMODLAB_RUNS", &runs)
+            .env("KMODLAB_WARM_DIR", &warm_dir)
+            .args(["run", "--json", "--lab-kernel", "debug"]);
+        if cold {
+            cmd.arg("--cold");
+        }
+        let out = cmd.arg(&dir).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)))
+    };
+    let log = |r: &Value, phase: &str| -> Vec<String> {
+        r[phase]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let cold = run(true);
+    let where_ = format!("run dir {}", cold["run_dir"]);
+    assert_eq!(cold["verdict"], "pass", "{where_}");
+    assert_eq!(cold["start"], "cold", "{where_}");
+    assert!(
+        cold["kernel"].as_str().unwrap().starts_with("7."),
+        "on the debug lab kernel: {where_}"
+    );
+    assert!(
+        log(&cold, "load").contains(&"Hello!".to_string()),
+        "{where_}"
+    );
+    assert!(
+        log(&cold, "unload").contains(&"Goodbye!".to_string()),
+        "{where_}"
+    );
+    // The first run that may start warm boots cold and saves the state; the next restores it.
+    let _saved = run(false);
+    let warm = run(false);
+    let where_ = format!("run dir {}", warm["run_dir"]);
+    assert_eq!(warm["start"], "warm", "{where_}");
+    assert_eq!(warm["verdict"], "pass", "{where_}");
+    assert_eq!(log(&warm, "load"), log(&cold, "load"), "{where_}");
+    assert_eq!(warm["kernel"], cold["kernel"], "{where_}");
+
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .env("KMODLAB_WARM_DIR", &warm_dir)
+        .args(["exec", "--json", "--lab-kernel", "debug", "--", "dmesg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dmesg = r["commands"][0]["stdout"].as_str().unwrap();
+    for live in [
+        "KernelAddressSanitizer initialized (generic)",
+        "kmemleak: Kernel memory leak detector initialized",
+        "Lock dependency validator",
+    ] {
+        assert!(dmesg.contains(live), "{live:?} not in the guest's log: {r}");
+    }
+    assert!(
+        !dmesg.contains("Memory pool empty"),
+        "kmemleak's early pool is large enough: {r}"
+    );
+    assert_no_qemu_left(&runs);
+}
+
 /// dmesg in the guest: `-x` and `--json` on the real boot log of the Debian kernel, and
 /// `--follow-new` delivering a module's messages as the module prints them (the ticker module
 /// prints from one second after its load, while dmesg waits).

@@ -37,6 +37,19 @@ struct KernelArgs {
     /// it was built with CONFIG_RUST=y.
     #[arg(long, value_name = "DIR")]
     kdir: Option<PathBuf>,
+    /// Build for and boot one of kmodlab's lab kernels, whatever the spec or the sources ask
+    /// for: `debug` (KASAN, kmemleak, lockdep, UBSAN, kgdb: finds memory and lock bugs) or
+    /// `rust` (the Rust lab kernel). Built into the cache when missing (see `kmodlab kernel
+    /// build`).
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["kernel", "kdir"])]
+    lab_kernel: Option<LabKernel>,
+}
+
+/// The lab kernels `--lab-kernel` names.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LabKernel {
+    Debug,
+    Rust,
 }
 
 #[derive(clap::Args, Clone, Default)]
@@ -53,6 +66,10 @@ impl From<KernelArgs> for cli::KernelChoice {
         cli::KernelChoice {
             kernel: k.kernel,
             kdir: k.kdir,
+            lab_kernel: k.lab_kernel.map(|l| match l {
+                LabKernel::Debug => kmodlab_lab::KernelKind::Debug,
+                LabKernel::Rust => kmodlab_lab::KernelKind::Rust,
+            }),
         }
     }
 }
@@ -245,7 +262,7 @@ enum Command {
         /// Where the pages go (made when missing).
         dir: PathBuf,
     },
-    /// Build the Rust lab kernel, or list the kernels kmodlab can use.
+    /// Build a lab kernel (Rust or debug), or list the kernels kmodlab can use.
     Kernel {
         #[command(subcommand)]
         command: KernelCommand,
@@ -279,20 +296,28 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KernelCommand {
-    /// Build the Rust lab kernel (CONFIG_RUST=y, for Rust for Linux modules) into the cache, or
-    /// find it there; prints the image and the build tree, one per line.
+    /// Build a lab kernel into the cache, or find it there: the Rust lab kernel (--rust:
+    /// CONFIG_RUST=y, for Rust for Linux modules) or the debug lab kernel (--debug: KASAN,
+    /// kmemleak, lockdep, UBSAN, list and atomic-sleep checks, kgdb/kdb on the serial console,
+    /// DWARF 5 with vmlinux and the gdb scripts kept, and Rust when the toolchain allows it);
+    /// prints the image and the build tree, one per line.
     ///
     /// The source is the newest /usr/src/linux-source-7.*.tar.xz (7.2 or newer), extracted into
     /// the cache, or --source: a kernel tree (built out of tree with O=, so it stays clean; it must
     /// not be configured in place) or a linux-source tarball. Config: tinyconfig plus kmodlab's
-    /// rust-lab fragment. The cache (~/.cache/kmodlab/kernels/rust-VERSION-KEY) is keyed by the
-    /// source, the fragment and the tool versions; a second call returns at once. Exit code 2 for
+    /// rust-lab fragment (and, for --debug, its debug-lab fragment), every option checked in the
+    /// final .config. The cache (~/.cache/kmodlab/kernels/FLAVOUR-VERSION-KEY) is keyed by the
+    /// source, the fragments and the tool versions; a second call returns at once. Exit code 2 for
     /// a bad --source, 3 for a missing tool or a failed build (its log's last lines and path are
     /// shown).
+    #[command(group(clap::ArgGroup::new("flavour").required(true).args(["rust", "debug"])))]
     Build {
-        /// Build the Rust lab kernel (the only kind kmodlab builds; Debian's come from packages).
-        #[arg(long, required = true)]
+        /// Build the Rust lab kernel.
+        #[arg(long)]
         rust: bool,
+        /// Build the debug lab kernel.
+        #[arg(long)]
+        debug: bool,
         /// A kernel source tree or linux-source tarball instead of /usr/src's.
         #[arg(long, value_name = "DIR")]
         source: Option<PathBuf>,
@@ -436,11 +461,19 @@ pub fn main() -> u8 {
             command:
                 KernelCommand::Build {
                     rust: _,
+                    debug,
                     source,
                     jobs,
                     json,
                 },
-        } => cli::kernel_build(source, jobs, json),
+        } => {
+            let flavour = if debug {
+                kmodlab_kernel::Flavour::Debug
+            } else {
+                kmodlab_kernel::Flavour::Rust
+            };
+            cli::kernel_build(flavour, source, jobs, json)
+        }
         Command::Kernel {
             command: KernelCommand::List { json },
         } => cli::kernel_list(json),

@@ -50,8 +50,9 @@ pub fn run(a: RunArgs) -> u8 {
         Ok(n) => n,
         Err(e) => return fail(&e),
     };
+    let kind = a.kernel.kind(needs.kernel);
     let mut kernel_progress = kmodlab_kernel::StderrProgress::new();
-    let mut lab = match Lab::for_kind(needs.kernel, a.kernel.kernel, a.kernel.kdir, &mut |e| {
+    let mut lab = match Lab::for_kind(kind, a.kernel.kernel, a.kernel.kdir, &mut |e| {
         kernel_progress.event(e)
     }) {
         Ok(l) => l,
@@ -133,7 +134,12 @@ pub fn exec(a: ExecArgs) -> u8 {
         eprintln!("kmodlab: exec needs a command");
         return exit::USAGE;
     }
-    let mut lab = match Lab::new(a.kernel.kernel, a.kernel.kdir) {
+    let mut kernel_progress = kmodlab_kernel::StderrProgress::new();
+    let lab = match a.kernel.lab_kernel {
+        Some(kind) => Lab::for_kind(kind, None, None, &mut |e| kernel_progress.event(e)),
+        None => Lab::new(a.kernel.kernel, a.kernel.kdir),
+    };
+    let mut lab = match lab {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
@@ -218,10 +224,13 @@ pub fn test(a: TestArgs) -> u8 {
         );
         return exit::USAGE;
     }
-    let specs = match kmodlab_lab::load_specs(&dirs) {
+    let mut specs = match kmodlab_lab::load_specs(&dirs) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    for s in &mut specs {
+        s.spec.kernel = a.kernel.kind(s.spec.kernel);
+    }
     let mut progress = kmodlab_kernel::StderrProgress::new();
     let mut labs =
         match kmodlab_lab::Labs::for_specs(&specs, a.kernel.kernel, a.kernel.kdir, &mut |e| {
@@ -419,7 +428,7 @@ pub fn shell(a: ShellArgs) -> u8 {
     let link = kmodlab_vm::shell::HostLink::new();
     sh::handle_signals(signals, link.clone());
     let mut items = Vec::new();
-    let mut kind = None;
+    let mut kind: Option<(kmodlab_lab::KernelKind, PathBuf)> = None;
     for p in a.paths {
         if p.is_dir() {
             items.push(Item::Dir(p.clone()));
@@ -432,20 +441,22 @@ pub fn shell(a: ShellArgs) -> u8 {
             )));
         }
         let k = match kmodlab_lab::kernel_kind_for(&p) {
-            Ok(k) => k,
+            Ok(k) => a.kernel.kind(k),
             Err(e) => return fail(&e),
         };
-        if kind.is_some_and(|prev| prev != k) {
+        if let Some((prev, prev_path)) = kind.as_ref().filter(|(prev, _)| *prev != k) {
             return fail(&LabError::Input(format!(
-                "{}: C and Rust modules need different kernels: open one shell for each",
-                p.display()
+                "{}: needs the {k} kernel and {} the {prev} kernel: open one shell for each, or \
+                 name one kernel for both with --lab-kernel",
+                p.display(),
+                prev_path.display()
             )));
         }
-        kind = Some(k);
+        kind = Some((k, p));
     }
     let mut progress = kmodlab_kernel::StderrProgress::new();
     let mut lab = match Lab::for_kind(
-        kind.unwrap_or(kmodlab_lab::KernelKind::Debian),
+        kind.map_or(a.kernel.kind(kmodlab_lab::KernelKind::Debian), |(k, _)| k),
         a.kernel.kernel,
         a.kernel.kdir,
         &mut |e| progress.event(e),

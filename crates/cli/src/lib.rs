@@ -19,13 +19,22 @@ use kmodlab_report::TerminalSafe;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// The kernel a command boots and builds for: `--kernel` and `--kdir`.
+/// The kernel a command boots and builds for: `--kernel`, `--kdir` and `--lab-kernel`.
 #[derive(Clone, Debug, Default)]
 pub struct KernelChoice {
     /// The image (default: see `kmodlab_kbuild::select`).
     pub kernel: Option<PathBuf>,
     /// The build tree.
     pub kdir: Option<PathBuf>,
+    /// A lab kernel for every module, whatever its spec or sources ask for.
+    pub lab_kernel: Option<kmodlab_lab::KernelKind>,
+}
+
+impl KernelChoice {
+    /// The kernel kind for modules that ask for `wanted`: `--lab-kernel` when given.
+    pub fn kind(&self, wanted: kmodlab_lab::KernelKind) -> kmodlab_lab::KernelKind {
+        self.lab_kernel.unwrap_or(wanted)
+    }
 }
 
 /// Says what went wrong and returns its exit code.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub fn build(dir: PathBuf, k: KernelChoice) -> u8 {
     let lab_kernel = match kmodlab_lab::kernel_kind_for(&dir).and_then(|kind| {
         let mut progress = kmodlab_kernel::StderrProgress::new();
-        kmodlab_lab::select_kernel(kind, k.kernel, k.kdir, &mut |e| progress.event(e))
+        kmodlab_lab::select_kernel(k.kind(kind), k.kernel, k.kdir, &mut |e| progress.event(e))
     }) {
         Ok(k) => k,
         Err(e) => return fail(&e),
@@ -20,6 +20,9 @@ pub fn build(dir: PathBuf, k: KernelChoice) -> u8 {
         dir.display(),
         lab_kernel.release
     );
+    if let Err(e) = kmodlab_lab::check_rust_support(&dir, &lab_kernel) {
+        return fail(&e);
+    }
     match kmodlab_kbuild::build(&dir, &lab_kernel, &mut std::io::stderr()) {
         Ok(kos) => {
             let mut out = std::io::stdout().lock();
@@ -34,14 +37,20 @@ pub fn build(dir: PathBuf, k: KernelChoice) -> u8 {
     }
 }
 
-/// Builds the Rust lab kernel (or finds it in the cache); prints its image and tree, or its
-/// record with `json`.
-pub fn kernel_build(source: Option<PathBuf>, jobs: Option<usize>, json: bool) -> u8 {
+/// Builds a lab kernel (or finds it in the cache); prints its image and tree, or its record with
+/// `json`.
+pub fn kernel_build(
+    flavour: kmodlab_kernel::Flavour,
+    source: Option<PathBuf>,
+    jobs: Option<usize>,
+    json: bool,
+) -> u8 {
     if jobs == Some(0) {
         eprintln!("kmodlab: -j 0: at least one job is needed");
         return exit::USAGE;
     }
     let options = kmodlab_kernel::BuildOptions {
+        flavour,
         source,
         jobs,
         ..Default::default()
@@ -53,8 +62,13 @@ pub fn kernel_build(source: Option<PathBuf>, jobs: Option<usize>, json: bool) ->
         progress.event(e)
     }) {
         Ok(k) => {
+            let rust = match &k.without_rust {
+                Some(why) => format!("; without Rust: {why}"),
+                None => String::new(),
+            };
             eprintln!(
-                "kmodlab: kernel: Rust lab kernel {} from {} ({} in {:.0}s)",
+                "kmodlab: kernel: {} {} from {} ({} in {:.0}s{rust})",
+                k.flavour.title(),
                 k.release,
                 k.source,
                 if built_now { "built" } else { "cached, built" },

@@ -1,8 +1,12 @@
-//! The config fragment and the check that it stuck.
+//! The config fragments and the check that they stuck.
 
 /// The Rust lab kernel's config fragment (`crates/kernel/config/rust-lab.config`), merged on top
 /// of `make tinyconfig`.
 pub const FRAGMENT: &str = include_str!("../config/rust-lab.config");
+
+/// The debug lab kernel's config fragment (`crates/kernel/config/debug-lab.config`), merged after
+/// [`FRAGMENT`].
+pub const DEBUG_FRAGMENT: &str = include_str!("../config/debug-lab.config");
 
 /// One option a fragment sets: `CONFIG_X=y` (`value` "y"), `CONFIG_X=n` or
 /// `# CONFIG_X is not set` (`value` "n"), or any other value as written.
@@ -35,24 +39,35 @@ pub fn parse_config(text: &str) -> Vec<ConfigOption> {
         .collect()
 }
 
+/// The options of fragments merged in order, as `merge_config.sh` merges them: a later line for
+/// the same option wins; options keep the place of their first line.
+pub fn effective_options(fragments: &[&str]) -> Vec<ConfigOption> {
+    let mut out: Vec<ConfigOption> = Vec::new();
+    for o in fragments.iter().flat_map(|f| parse_config(f)) {
+        match out.iter_mut().find(|e| e.name == o.name) {
+            Some(e) => e.value = o.value,
+            None => out.push(o),
+        }
+    }
+    out
+}
+
 /// The fragment's options that the final `.config` does not have as asked: every `=y` (and `=m`)
-/// line must be there as written, every `=n` must be unset. Returned as the fragment writes them
-/// (`CONFIG_RUST=y`).
+/// line must be there as written, every `=n` must be unset, any other value (a number, a string)
+/// must be there as written. Returned as the fragment writes them (`CONFIG_RUST=y`).
 pub fn options_not_stuck(fragment: &str, config: &str) -> Vec<String> {
+    not_stuck(&effective_options(&[fragment]), config)
+}
+
+/// [`options_not_stuck`] for options already merged ([`effective_options`]).
+pub fn not_stuck(options: &[ConfigOption], config: &str) -> Vec<String> {
     let have: std::collections::HashMap<String, String> = parse_config(config)
         .into_iter()
         .map(|o| (o.name, o.value))
         .collect();
-    parse_config(fragment)
-        .into_iter()
-        .filter(|o| {
-            let got = have.get(&o.name).map(String::as_str).unwrap_or("n");
-            match o.value.as_str() {
-                "y" | "m" => got != o.value,
-                "n" => got != "n",
-                _ => false,
-            }
-        })
+    options
+        .iter()
+        .filter(|o| have.get(&o.name).map(String::as_str).unwrap_or("n") != o.value)
         .map(|o| format!("{}={}", o.name, o.value))
         .collect()
 }
@@ -89,6 +104,28 @@ mod tests {
         let good = "CONFIG_MODULES=y\nCONFIG_RUST=y\nCONFIG_TMPFS=y\n\
                     # CONFIG_MODVERSIONS is not set\n";
         assert!(options_not_stuck(fragment, good).is_empty());
+    }
+
+    #[test]
+    fn numbers_must_stick_as_written_and_later_fragments_win() {
+        let merged = effective_options(&[
+            "CONFIG_A=y\nCONFIG_POOL=100\nCONFIG_B=y\n",
+            "CONFIG_A=n\nCONFIG_POOL=16000\n",
+        ]);
+        let shown: Vec<String> = merged
+            .iter()
+            .map(|o| format!("{}={}", o.name, o.value))
+            .collect();
+        assert_eq!(shown, vec!["CONFIG_A=n", "CONFIG_POOL=16000", "CONFIG_B=y"]);
+        assert_eq!(
+            not_stuck(&merged, "CONFIG_B=y\nCONFIG_POOL=100\n"),
+            vec!["CONFIG_POOL=16000"]
+        );
+        assert!(not_stuck(
+            &merged,
+            "CONFIG_B=y\nCONFIG_POOL=16000\n# CONFIG_A is not set\n"
+        )
+        .is_empty());
     }
 
     #[test]

@@ -1,15 +1,21 @@
-//! The Rust lab kernel: a small kernel with `CONFIG_RUST=y`, built by kmodlab from Debian's
-//! `linux-source-7.*` tarball (or a kernel tree the user names) and kept in the cache, so that Rust
-//! for Linux modules can be built against it (`make -C TREE M=DIR`) and loaded in a VM.
+//! The lab kernels: small kernels built by kmodlab from Debian's `linux-source-7.*` tarball (or a
+//! kernel tree the user names) and kept in the cache, so that modules can be built against them
+//! (`make -C TREE M=DIR`) and loaded in a VM. Two [`Flavour`]s: the Rust lab kernel
+//! (`CONFIG_RUST=y`, for Rust for Linux modules) and the debug lab kernel (KASAN, kmemleak,
+//! lockdep, UBSAN, kgdb; with Rust when the toolchain allows).
 //!
-//! The recipe: `make tinyconfig`, merge [`FRAGMENT`] with `scripts/kconfig/merge_config.sh -m`,
-//! `make olddefconfig`, check that every option of the fragment stuck, then
-//! `make -jN bzImage modules` (which leaves the tree ready for out-of-tree modules), all with the
-//! [`Toolchain`]'s make variables (`LLVM=-19 RUSTC=/usr/bin/rustc ...`).
+//! The recipe: `make tinyconfig`, merge the flavour's fragments ([`Flavour::fragments`]:
+//! [`FRAGMENT`], then [`DEBUG_FRAGMENT`] for the debug flavour) with
+//! `scripts/kconfig/merge_config.sh -m`, `make olddefconfig`, check that every option of the
+//! fragments stuck, then `make -jN bzImage modules` (which leaves the tree ready for out-of-tree
+//! modules), all with the [`Toolchain`]'s make variables (`LLVM=-19 RUSTC=/usr/bin/rustc ...`).
+//! A flavour that can go without Rust does so, and says why ([`LabKernel::without_rust`]), when
+//! `make rustavailable` refuses the toolchain or `CONFIG_RUST` does not combine with its options
+//! (the failed `depends on` lines of `init/Kconfig` are named).
 //!
-//! The cache: `CACHE/kernels/rust-VERSION-KEY/` where `CACHE` is
-//! [`kmodlab_kbuild::cache_dir`] and `KEY` hashes the source's identity, the fragment and the tool
-//! versions ([`cache_key`]). A tarball is extracted there and built in place; a user's tree is
+//! The cache: `CACHE/kernels/FLAVOUR-VERSION-KEY/` where `CACHE` is
+//! [`kmodlab_kbuild::cache_dir`] and `KEY` hashes the source's identity, the fragments and the
+//! tool versions ([`cache_key`]). A tarball is extracted there and built in place; a user's tree is
 //! built out of tree with `O=` that directory, so the user's tree stays clean (it must be clean
 //! already: Kbuild refuses `O=` for a tree configured in place). The marker [`MARKER`] is written
 //! last and atomically: its presence means the build is complete, and a second build with the same
@@ -19,6 +25,8 @@
 
 mod build;
 mod config;
+mod flavour;
+mod kconfig;
 mod list;
 mod marker;
 mod progress;
@@ -29,8 +37,13 @@ pub use build::{
     build, cached, finished, kernels_dir, plan, BuildOptions, Plan, BUILD_LOG, FRAGMENT_FILE,
     LOG_TAIL, SOURCE_FILE,
 };
-pub use config::{options_not_stuck, parse_config, ConfigOption, FRAGMENT};
-pub use list::{list, write_table, ListedKernel};
+pub use config::{
+    effective_options, not_stuck, options_not_stuck, parse_config, ConfigOption, DEBUG_FRAGMENT,
+    FRAGMENT,
+};
+pub use flavour::{Flavour, Fragment, DEBUG_LAB, NO_RUST, RUST_LAB};
+pub use kconfig::unmet_dependencies;
+pub use list::{disk_usage, human_size, list, write_table, ListedKernel};
 pub use marker::{cache_key, LabKernel, MARKER, RECIPE};
 pub use progress::{is_object_line, BuildEvent, ObjectCounter, StderrProgress};
 pub use source::{
@@ -140,8 +153,16 @@ impl std::error::Error for Error {}
 
 /// Whether a kernel build tree was built with Rust (`CONFIG_RUST=y` in its `.config`).
 pub fn tree_has_rust(tree: &Path) -> bool {
-    std::fs::read_to_string(tree.join(".config"))
-        .is_ok_and(|c| c.lines().any(|l| l.trim() == "CONFIG_RUST=y"))
+    tree_has(tree, "CONFIG_RUST=y")
+}
+
+/// Whether a kernel build tree was built with KASAN (`CONFIG_KASAN=y`): a debug kernel.
+pub fn tree_has_kasan(tree: &Path) -> bool {
+    tree_has(tree, "CONFIG_KASAN=y")
+}
+
+fn tree_has(tree: &Path, line: &str) -> bool {
+    std::fs::read_to_string(tree.join(".config")).is_ok_and(|c| c.lines().any(|l| l.trim() == line))
 }
 
 /// The make variables and environment for out-of-tree modules of the build tree `tree`: those of

@@ -1,6 +1,7 @@
 //! The kernels kmodlab can use: Debian's installed ones and the lab kernels in the cache.
 
 use crate::build::{kernels_dir, SOURCE_FILE};
+use crate::flavour::Flavour;
 use crate::marker::LabKernel;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 /// One kernel of `kmodlab kernel list`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ListedKernel {
-    /// `debian` (installed from packages) or `rust` (a lab kernel in the cache).
+    /// `debian` (installed from packages), or the flavour of a lab kernel in the cache (`rust`,
+    /// `debug`).
     pub kind: &'static str,
     /// The release, when known (an incomplete build may not have one yet).
     pub release: Option<String>,
@@ -21,6 +23,38 @@ pub struct ListedKernel {
     /// What the kernel came from: its image for Debian, the tarball or tree for a lab
     /// kernel.
     pub source: Option<String>,
+    /// The disk space a lab kernel takes in the cache, in bytes (`None` for Debian's).
+    pub size_bytes: Option<u64>,
+    /// Whether the kernel was built with Rust (`CONFIG_RUST=y` in its tree's `.config`).
+    pub rust: bool,
+    /// Why a lab kernel whose flavour would have Rust went without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_rust: Option<String>,
+}
+
+/// The disk space of everything under `path` (allocated blocks; links are not followed).
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let mut total = meta.blocks() * 512;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            total += disk_usage(&e.path());
+        }
+    }
+    total
+}
+
+/// A size for people: `2.4G`, `310M`, `12K`.
+pub fn human_size(bytes: u64) -> String {
+    const K: u64 = 1024;
+    match bytes {
+        b if b >= K * K * K => format!("{:.1}G", b as f64 / (K * K * K) as f64),
+        b if b >= K * K => format!("{}M", b.div_ceil(K * K)),
+        b => format!("{}K", b.div_ceil(K)),
+    }
 }
 
 /// Debian's kernels under `root` (`/boot/vmlinuz-V` with `/lib/modules/V/build`) and the lab
@@ -37,6 +71,9 @@ pub fn list(root: &Path, cache_dir: &Path) -> Vec<ListedKernel> {
                 state: "installed",
                 source: Some(k.image.display().to_string()),
                 image: Some(k.image),
+                size_bytes: None,
+                rust: crate::tree_has_rust(&tree),
+                without_rust: None,
                 tree,
             })
         })
@@ -45,23 +82,30 @@ pub fn list(root: &Path, cache_dir: &Path) -> Vec<ListedKernel> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| {
-            e.file_name().to_string_lossy().starts_with("rust-")
-                && e.file_type().is_ok_and(|t| t.is_dir())
-        })
-        .map(|e| {
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let flavour = Flavour::ALL
+                .into_iter()
+                .find(|f| name.starts_with(&format!("{}-", f.as_str())))?;
             let tree = e.path();
-            match LabKernel::read(&tree).filter(|k| k.image.is_file()) {
+            Some(match LabKernel::read(&tree).filter(|k| k.image.is_file()) {
                 Some(k) => ListedKernel {
-                    kind: "rust",
+                    kind: k.flavour.as_str(),
                     release: Some(k.release),
                     state: "built",
                     image: Some(k.image),
+                    size_bytes: Some(match k.disk_bytes {
+                        0 => disk_usage(&tree),
+                        n => n,
+                    }),
+                    rust: crate::tree_has_rust(&tree),
+                    without_rust: k.without_rust,
                     tree,
                     source: Some(k.source),
                 },
                 None => ListedKernel {
-                    kind: "rust",
+                    kind: flavour.as_str(),
                     release: std::fs::read_to_string(tree.join("include/config/kernel.release"))
                         .ok()
                         .map(|s| s.trim().to_string())
@@ -71,32 +115,36 @@ pub fn list(root: &Path, cache_dir: &Path) -> Vec<ListedKernel> {
                     source: std::fs::read_to_string(tree.join(SOURCE_FILE))
                         .ok()
                         .map(|s| s.trim().to_string()),
+                    size_bytes: Some(disk_usage(&tree)),
+                    rust: crate::tree_has_rust(&tree),
+                    without_rust: None,
                     tree,
                 },
-            }
+            })
         })
         .collect();
-    lab.sort_by(|a, b| (&a.release, &a.tree).cmp(&(&b.release, &b.tree)));
+    lab.sort_by(|a, b| (a.kind, &a.release, &a.tree).cmp(&(b.kind, &b.release, &b.tree)));
     debian.extend(lab);
     debian
 }
 
 /// `kmodlab kernel list`'s table: one row per kernel, columns aligned.
 pub fn write_table(w: &mut dyn std::io::Write, kernels: &[ListedKernel]) -> std::io::Result<()> {
-    let rows: Vec<[String; 5]> = kernels
+    let rows: Vec<[String; 6]> = kernels
         .iter()
         .map(|k| {
             [
                 k.kind.to_string(),
                 k.release.clone().unwrap_or_else(|| "-".into()),
                 k.state.to_string(),
+                k.size_bytes.map_or_else(|| "-".into(), human_size),
                 k.source.clone().unwrap_or_else(|| "-".into()),
                 k.tree.display().to_string(),
             ]
         })
         .collect();
-    let header = ["KIND", "RELEASE", "STATE", "SOURCE", "TREE"].map(String::from);
-    let mut widths = [0usize; 5];
+    let header = ["KIND", "RELEASE", "STATE", "SIZE", "SOURCE", "TREE"].map(String::from);
+    let mut widths = [0usize; 6];
     for r in std::iter::once(&header).chain(&rows) {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
@@ -118,6 +166,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_size(0), "0K");
+        assert_eq!(human_size(1500), "2K");
+        assert_eq!(human_size(310 << 20), "310M");
+        assert_eq!(human_size(2_600_000_000), "2.4G");
+    }
+
+    #[test]
     fn lists_debian_kernels_with_headers_and_lab_kernels_by_state() {
         let d = std::env::temp_dir().join(format!("kmodlab-kernel-list-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -130,7 +186,27 @@ mod tests {
         std::fs::create_dir_all(root.join("lib/modules/6.12.9-amd64/build")).unwrap();
         let built = cache.join("kernels/rust-7.3-aaaaaaaaaaaa");
         let partial = cache.join("kernels/rust-7.3-bbbbbbbbbbbb");
+        let debug = cache.join("kernels/debug-7.3-cccccccccccc");
         std::fs::create_dir_all(built.join("arch/x86/boot")).unwrap();
+        std::fs::create_dir_all(debug.join("arch/x86/boot")).unwrap();
+        std::fs::write(debug.join("arch/x86/boot/bzImage"), "").unwrap();
+        std::fs::write(debug.join(".config"), "CONFIG_KASAN=y\n").unwrap();
+        LabKernel {
+            flavour: Flavour::Debug,
+            without_rust: Some("make rustavailable: no rustc".into()),
+            release: "7.3.4".into(),
+            image: debug.join("arch/x86/boot/bzImage"),
+            tree: debug.clone(),
+            make_args: vec![],
+            make_env: Default::default(),
+            source: "/usr/src/linux-source-7.3.tar.xz".into(),
+            key: "cccccccccccc".into(),
+            build_seconds: 1.0,
+            objects: 1,
+            disk_bytes: 3 << 30,
+        }
+        .write()
+        .unwrap();
         std::fs::create_dir_all(&partial).unwrap();
         std::fs::create_dir_all(cache.join("kernels/dev")).unwrap();
         std::fs::write(built.join("arch/x86/boot/bzImage"), "").unwrap();
@@ -140,6 +216,8 @@ mod tests {
         )
         .unwrap();
         LabKernel {
+            flavour: Flavour::Rust,
+            without_rust: None,
             release: "7.3.4".into(),
             image: built.join("arch/x86/boot/bzImage"),
             tree: built.clone(),
@@ -149,6 +227,7 @@ mod tests {
             key: "aaaaaaaaaaaa".into(),
             build_seconds: 1.0,
             objects: 1,
+            disk_bytes: 0,
         }
         .write()
         .unwrap();
@@ -161,14 +240,37 @@ mod tests {
             summary,
             vec![
                 ("debian", Some("6.12.9-amd64"), "installed"),
+                ("debug", Some("7.3.4"), "built"),
                 ("rust", None, "incomplete"),
                 ("rust", Some("7.3.4"), "built"),
             ]
         );
         assert_eq!(
-            l[1].source.as_deref(),
+            l[2].source.as_deref(),
             Some("/usr/src/linux-source-7.3.tar.xz")
         );
+        assert_eq!(
+            l[0].size_bytes, None,
+            "Debian's kernels are not in the cache"
+        );
+        assert_eq!(l[1].size_bytes, Some(3 << 30), "recorded when built");
+        assert!(l[3].size_bytes.unwrap() > 0, "measured when not recorded");
+        assert_eq!(
+            l[1].without_rust.as_deref(),
+            Some("make rustavailable: no rustc")
+        );
+        let mut table = Vec::new();
+        write_table(&mut table, &l).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        let words = |l: &str| l.split_whitespace().take(5).collect::<Vec<_>>().join(" ");
+        assert_eq!(words(lines[0]), "KIND RELEASE STATE SIZE SOURCE", "{table}");
+        assert_eq!(
+            words(lines[2]),
+            "debug 7.3.4 built 3.0G /usr/src/linux-source-7.3.tar.xz",
+            "{table}"
+        );
+        assert!(lines[2].ends_with(&debug.display().to_string()), "{table}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! The marker of a finished build (`kmodlab-kernel.json`) and the cache key.
 
+use crate::flavour::Flavour;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,9 +8,17 @@ use std::path::{Path, PathBuf};
 /// The marker's file name, in the tree: written last, so its presence means the build is complete.
 pub const MARKER: &str = "kmodlab-kernel.json";
 
-/// A built Rust lab kernel, as its marker file records it.
+/// A built lab kernel, as its marker file records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LabKernel {
+    /// Which lab kernel (`rust` for markers written before there were flavours).
+    #[serde(default)]
+    pub flavour: Flavour,
+    /// Why this kernel has no Rust although its flavour would have it (a toolchain `make
+    /// rustavailable` refuses, a Kconfig dependency the flavour's options break); `None` when it
+    /// has Rust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_rust: Option<String>,
     /// Kernel release (`include/config/kernel.release`, `7.3.4`).
     pub release: String,
     /// The bootable image (`TREE/arch/x86/boot/bzImage`).
@@ -29,6 +38,9 @@ pub struct LabKernel {
     /// Objects compiled (make's `CC`, `RUSTC`, `AR`, `LD` lines).
     #[serde(default)]
     pub objects: usize,
+    /// The disk space of the tree when the build finished, in bytes (0: not recorded).
+    #[serde(default)]
+    pub disk_bytes: u64,
 }
 
 impl LabKernel {
@@ -88,8 +100,8 @@ fn fnv1a(parts: &[&str]) -> u64 {
 /// How the build itself is done; bump it when a change to the recipe must invalidate old trees.
 pub const RECIPE: &str = "1";
 
-/// The cache key: 12 hex digits of a hash of the source's identity, the config fragment, the tool
-/// versions and the make variables.
+/// The cache key: 12 hex digits of a hash of the source's identity, the config fragment (for a
+/// flavour, [`Flavour::key_text`]), the tool versions and the make variables.
 pub fn cache_key(
     source_identity: &str,
     fragment: &str,
@@ -171,6 +183,8 @@ mod tests {
         std::fs::create_dir_all(&tree).unwrap();
         assert_eq!(LabKernel::read(&tree), None);
         let k = LabKernel {
+            flavour: Flavour::Debug,
+            without_rust: Some("make rustavailable: no".into()),
             release: "7.3.4".into(),
             image: tree.join("arch/x86/boot/bzImage"),
             tree: tree.clone(),
@@ -185,6 +199,7 @@ mod tests {
             key: "0123456789ab".into(),
             build_seconds: 242.5,
             objects: 1234,
+            disk_bytes: 1 << 30,
         };
         k.write().unwrap();
         assert_eq!(LabKernel::read(&tree).as_ref(), Some(&k));
@@ -203,6 +218,17 @@ mod tests {
                 "LIBCLANG_PATH".to_string(),
                 "/usr/lib/llvm-19/lib".to_string()
             )]
+        );
+        // A marker from before flavours reads as the Rust lab kernel's.
+        let mut old: serde_json::Value = serde_json::from_str(&k.to_json()).unwrap();
+        for f in ["flavour", "without_rust", "disk_bytes"] {
+            old.as_object_mut().unwrap().remove(f);
+        }
+        std::fs::write(tree.join(MARKER), old.to_string()).unwrap();
+        let read = LabKernel::read(&tree).unwrap();
+        assert_eq!(
+            (read.flavour, read.without_rust, read.disk_bytes),
+            (Flavour::Rust, None, 0)
         );
         std::fs::write(tree.join(MARKER), "{ truncated").unwrap();
         assert_eq!(LabKernel::read(&tree), None);

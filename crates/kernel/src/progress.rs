@@ -16,6 +16,9 @@ pub enum BuildEvent {
     Stage(String),
     /// While compiling: the number of objects compiled so far.
     Compiled(usize),
+    /// Something the user should know that does not stop the build (`building without Rust:
+    /// ...`).
+    Note(String),
     /// The build finished (successfully or not).
     Finished,
 }
@@ -93,6 +96,10 @@ impl StderrProgress {
                 close(self, out);
                 self.started = Instant::now();
                 self.last = (!self.tty).then_some(self.started);
+                let _ = writeln!(out, "kmodlab: kernel: {s}");
+            }
+            BuildEvent::Note(s) => {
+                close(self, out);
                 let _ = writeln!(out, "kmodlab: kernel: {s}");
             }
             BuildEvent::Compiled(n) => {
@@ -195,6 +202,10 @@ make[2]: *** [scripts/Makefile.build:229: init/main.o] Error 1
         let mut out = Vec::new();
         p.render(&BuildEvent::Compiled(1), &mut out);
         p.render(&BuildEvent::Compiled(2), &mut out);
+        p.render(
+            &BuildEvent::Note("building without Rust: x".into()),
+            &mut out,
+        );
         p.render(&BuildEvent::Stage("done".into()), &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(
@@ -203,7 +214,9 @@ make[2]: *** [scripts/Makefile.build:229: init/main.o] Error 1
         );
         assert!(!text.contains("2 objects"), "throttled: {text:?}");
         assert!(
-            text.ends_with("\r\x1b[2Kkmodlab: kernel: done\n"),
+            text.ends_with(
+                "\r\x1b[2Kkmodlab: kernel: building without Rust: x\nkmodlab: kernel: done\n"
+            ),
             "{text:?}"
         );
     }

@@ -287,7 +287,7 @@ fn version_output(tc: &Toolchain, tool: &Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -320,7 +320,7 @@ mod tests {
         assert!(Version(1, 96, 0) > MIN_RUSTC);
     }
 
-    fn fake_tool(dir: &Path, name: &str, version: &str) -> PathBuf {
+    pub(crate) fn fake_tool(dir: &Path, name: &str, version: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let p = dir.join(name);
         std::fs::write(&p, format!("#!/bin/sh\necho '{version}'\n")).unwrap();
@@ -329,7 +329,7 @@ mod tests {
     }
 
     /// A toolchain made of shell scripts in a scratch directory.
-    fn fake_toolchain(name: &str) -> (PathBuf, Toolchain) {
+    pub(crate) fn fake_toolchain(name: &str) -> (PathBuf, Toolchain) {
         let dir =
             std::env::temp_dir().join(format!("kmodlab-kernel-tc-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

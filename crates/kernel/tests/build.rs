@@ -1,9 +1,9 @@
-//! Builds the Rust lab kernel for real, through the library: minutes the first time on two cores,
-//! then cached in `~/.cache/kmodlab/kernels/` (CI keeps that directory between runs), so later
-//! runs take a second. Needs what `scripts/setup` installs: `/usr/src/linux-source-7.*.tar.xz`,
+//! Builds the lab kernels (Rust, debug) for real, through the library: many minutes the first
+//! time on two cores, then cached in `~/.cache/kmodlab/kernels/` (CI keeps that directory between
+//! runs), so later runs take a second. Needs what `scripts/setup` installs: `/usr/src/linux-source-7.*.tar.xz`,
 //! rustc-web, LLVM 19, bindgen-cli.
 
-use kmodlab_kernel::{build, BuildEvent, BuildOptions, StderrProgress};
+use kmodlab_kernel::{build, BuildEvent, BuildOptions, Flavour, StderrProgress};
 use std::time::{Duration, Instant};
 
 /// A Rust module with an integer parameter: the smallest thing the lab kernel exists for.
@@ -96,6 +96,95 @@ fn the_rust_lab_kernel_builds_once_and_is_cached_then_builds_rust_modules() {
     assert!(
         vermagic.starts_with(&format!("{} ", first.release)),
         "vermagic {vermagic:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The debug lab kernel for real (many minutes the first time; cached afterwards, as the Rust lab
+/// kernel is): every detector of its fragment in the final `.config`, Rust with KASAN (clang
+/// allows it), the vmlinux kept with DWARF 5 and the gdb helpers beside it, and a C module built
+/// against the tree with an ordinary Kbuild file.
+#[test]
+fn the_debug_lab_kernel_builds_once_and_is_cached_with_its_detectors_and_vmlinux() {
+    let options = BuildOptions {
+        flavour: Flavour::Debug,
+        ..BuildOptions::default()
+    };
+    let mut progress = StderrProgress::new();
+    let first =
+        build(&options, &mut |e| progress.event(e)).unwrap_or_else(|e| panic!("{}", e.report()));
+    assert_eq!(first.flavour, Flavour::Debug);
+    assert!(first
+        .tree
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("debug-"));
+    let config = std::fs::read_to_string(first.tree.join(".config")).unwrap();
+    let missing = kmodlab_kernel::not_stuck(&Flavour::Debug.options(true), &config);
+    assert!(
+        missing.is_empty(),
+        "{missing:?} not in {}/.config (without Rust: {:?})",
+        first.tree.display(),
+        first.without_rust
+    );
+    assert_eq!(first.without_rust, None, "clang builds Rust with KASAN");
+    assert!(kmodlab_kernel::tree_has_kasan(&first.tree));
+
+    let vmlinux = first.tree.join("vmlinux");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "readelf --debug-dump=info '{}' 2>/dev/null | head -n 8",
+            vmlinux.display()
+        ))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        head.lines().any(|l| l.trim() == "Version:       5"),
+        "DWARF 5 in {}: {head}",
+        vmlinux.display()
+    );
+    assert!(
+        first.tree.join("vmlinux-gdb.py").exists(),
+        "the gdb helpers beside vmlinux"
+    );
+
+    let started = Instant::now();
+    let second = build(&options, &mut |e: &BuildEvent| {
+        panic!("a cached kernel reported {e:?}")
+    })
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the cached call took {took:?}"
+    );
+    assert_eq!(second, first);
+
+    let dir = std::env::temp_dir().join(format!("kmodlab-kernel-debug-c-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("hello_c.c"),
+        "#include <linux/module.h>\nstatic int which;\nmodule_param(which, int, 0);\n\
+         static int table[4];\nstatic int __init hello_init(void) { return table[which]; }\n\
+         module_init(hello_init);\nMODULE_LICENSE(\"GPL\");\nMODULE_DESCRIPTION(\"t\");\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("Kbuild"), "obj-m := hello_c.o\n").unwrap();
+    let mut log = Vec::new();
+    let kos = kmodlab_kbuild::build(&dir, &first.kernel(), &mut log)
+        .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&log)));
+    let raw = std::fs::read(&kos[0]).unwrap();
+    let info = kmodlab_modfile::parse_module_file(&raw).unwrap();
+    assert!(
+        info.undefined_symbols
+            .iter()
+            .any(|s| s.starts_with("__asan_") || s.starts_with("__kasan")),
+        "the module is KASAN-instrumented: {:?}",
+        info.undefined_symbols
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -129,39 +129,85 @@ fn select_debian(image: Option<PathBuf>, kdir: Option<PathBuf>) -> Result<Kernel
     Ok(kernel)
 }
 
+/// The lab kernel flavour of a kernel kind (`None` for Debian's).
+pub fn lab_flavour(kind: KernelKind) -> Option<kmodlab_kernel::Flavour> {
+    match kind {
+        KernelKind::Debian => None,
+        KernelKind::Rust => Some(kmodlab_kernel::Flavour::Rust),
+        KernelKind::Debug => Some(kmodlab_kernel::Flavour::Debug),
+    }
+}
+
 /// The kernel for modules of `kind`.
 ///
 /// Debian: `image`/`kdir`, then `KMODLAB_KERNEL`/`KMODLAB_KDIR`, then the newest installed one.
-/// Rust: `image`/`kdir` when `kdir` is a tree built with `CONFIG_RUST=y` (the image defaults to
-/// the tree's `arch/x86/boot/bzImage`); otherwise the Rust lab kernel from the cache, built first when it is missing (minutes; `progress` sees the stages).
+/// A lab kernel (Rust, debug): `image`/`kdir` when `kdir` is a tree of that kind (built with
+/// `CONFIG_RUST=y` for Rust, `CONFIG_KASAN=y` for debug; the image defaults to the tree's
+/// `arch/x86/boot/bzImage`); otherwise the lab kernel from the cache, built first when it is
+/// missing (minutes; `progress` sees the stages).
 pub fn select_kernel(
     kind: KernelKind,
     image: Option<PathBuf>,
     kdir: Option<PathBuf>,
     progress: &mut dyn FnMut(&BuildEvent),
 ) -> Result<Kernel, LabError> {
-    match kind {
-        KernelKind::Debian => select_debian(image, kdir),
-        KernelKind::Rust => {
-            if let Some(tree) = kdir.as_deref().filter(|t| kmodlab_kernel::tree_has_rust(t)) {
-                // The tree's own image when no other is named.
-                let image = image
-                    .or_else(|| Some(tree.join("arch/x86/boot/bzImage")).filter(|i| i.is_file()));
-                return select_debian(image, kdir);
-            }
-            let options = kmodlab_kernel::BuildOptions::default();
-            kmodlab_kernel::build(&options, progress)
-                .map(|k| k.kernel())
-                .map_err(|e| {
-                    let what = format!("the Rust lab kernel: {}", e.report());
-                    if e.exit_code() == i32::from(kmodlab_events::exit::USAGE) {
-                        LabError::Input(what)
-                    } else {
-                        LabError::Infra(what)
-                    }
-                })
-        }
+    let Some(flavour) = lab_flavour(kind) else {
+        return select_debian(image, kdir);
+    };
+    let fits = match flavour {
+        kmodlab_kernel::Flavour::Rust => kmodlab_kernel::tree_has_rust,
+        kmodlab_kernel::Flavour::Debug => kmodlab_kernel::tree_has_kasan,
+    };
+    if let Some(tree) = kdir.as_deref().filter(|t| fits(t)) {
+        // The tree's own image when no other is named.
+        let image =
+            image.or_else(|| Some(tree.join("arch/x86/boot/bzImage")).filter(|i| i.is_file()));
+        return select_debian(image, kdir);
     }
+    let options = kmodlab_kernel::BuildOptions {
+        flavour,
+        ..Default::default()
+    };
+    kmodlab_kernel::build(&options, progress)
+        .map(|k| k.kernel())
+        .map_err(|e| {
+            let what = format!("the {}: {}", flavour.title(), e.report());
+            if e.exit_code() == i32::from(kmodlab_events::exit::USAGE) {
+                LabError::Input(what)
+            } else {
+                LabError::Infra(what)
+            }
+        })
+}
+
+/// Whether a module directory holds Rust sources (`.rs` files).
+pub fn has_rust_sources(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "rs") && e.path().is_file())
+    })
+}
+
+/// Refuses, before make runs, a Rust module directory for a kernel built without Rust, saying
+/// why that kernel has none when kmodlab built it (the debug lab kernel goes without Rust when
+/// the toolchain or its options rule Rust out).
+pub fn check_rust_support(dir: &Path, kernel: &Kernel) -> Result<(), LabError> {
+    if !dir.is_dir() || !has_rust_sources(dir) || kmodlab_kernel::tree_has_rust(&kernel.kdir) {
+        return Ok(());
+    }
+    let why = match kmodlab_kernel::LabKernel::read(&kernel.kdir) {
+        Some(k) => match k.without_rust {
+            Some(why) => format!(": the {} was built without Rust: {why}", k.flavour.title()),
+            None => String::new(),
+        },
+        None => String::new(),
+    };
+    Err(LabError::Input(format!(
+        "{}: a Rust module needs a kernel built with CONFIG_RUST=y, and {} ({}) has none{why}",
+        dir.display(),
+        kernel.release,
+        kernel.kdir.display()
+    )))
 }
 
 /// What a module path needs from the guest: the kernel kind and extra kernel arguments.
@@ -189,12 +235,8 @@ pub fn needs_of(path: &Path) -> Result<Needs, LabError> {
             kernel_args: spec.kernel_args,
         });
     }
-    let has_rust = std::fs::read_dir(path).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.path().extension().is_some_and(|x| x == "rs") && e.path().is_file())
-    });
     Ok(Needs {
-        kernel: if has_rust {
+        kernel: if has_rust_sources(path) {
             KernelKind::Rust
         } else {
             KernelKind::Debian
@@ -210,24 +252,23 @@ pub fn kernel_kind_for(path: &Path) -> Result<KernelKind, LabError> {
 
 /// The labs of one `kmodlab test` run: one per kernel kind its specs need.
 pub struct Labs {
-    debian: Option<Result<Lab, String>>,
-    rust: Option<Result<Lab, String>>,
+    labs: Vec<(KernelKind, Result<Lab, String>)>,
+    /// One lab serves every spec, whatever kernel it asks for ([`Labs::single`]).
+    single: bool,
 }
 
 impl Labs {
     /// Boot every guest of these labs cold (`--cold`).
     pub fn boot_cold(&mut self) {
-        for lab in [&mut self.debian, &mut self.rust]
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            lab.cold = true;
+        for (_, lab) in &mut self.labs {
+            if let Ok(lab) = lab {
+                lab.cold = true;
+            }
         }
     }
 
-    /// A lab for each kernel kind `specs` need (see [`select_kernel`]); building the Rust lab
-    /// kernel first when a spec needs it and it is not in the cache. Fails only when no lab at all
+    /// A lab for each kernel kind `specs` need (see [`select_kernel`]); building a lab kernel
+    /// first when a spec needs it and it is not in the cache. Fails only when no lab at all
     /// could be made; a kind whose lab failed ends its specs as infrastructure errors.
     pub fn for_specs(
         specs: &[SpecDir],
@@ -235,18 +276,23 @@ impl Labs {
         kdir: Option<PathBuf>,
         progress: &mut dyn FnMut(&BuildEvent),
     ) -> Result<Labs, LabError> {
-        let needs = |k: KernelKind| specs.iter().any(|s| s.spec.kernel == k);
         let mut first_error = None;
-        let mut make = |kind: KernelKind, progress: &mut dyn FnMut(&BuildEvent)| {
-            Lab::for_kind(kind, image.clone(), kdir.clone(), progress).map_err(|e| {
+        let mut labs = Vec::new();
+        for kind in KernelKind::ALL {
+            if !specs.iter().any(|s| s.spec.kernel == kind) {
+                continue;
+            }
+            let lab = Lab::for_kind(kind, image.clone(), kdir.clone(), progress).map_err(|e| {
                 let text = e.to_string();
                 first_error.get_or_insert(e);
                 text
-            })
+            });
+            labs.push((kind, lab));
+        }
+        let labs = Labs {
+            labs,
+            single: false,
         };
-        let debian = needs(KernelKind::Debian).then(|| make(KernelKind::Debian, progress));
-        let rust = needs(KernelKind::Rust).then(|| make(KernelKind::Rust, progress));
-        let labs = Labs { debian, rust };
         match first_error {
             Some(e) if labs.ready().is_empty() => Err(e),
             _ => Ok(labs),
@@ -256,33 +302,31 @@ impl Labs {
     /// One lab for every spec, whatever kernel it asks for.
     pub fn single(lab: Lab) -> Labs {
         Labs {
-            debian: Some(Ok(lab)),
-            rust: None,
+            labs: vec![(KernelKind::Debian, Ok(lab))],
+            single: true,
         }
     }
 
     /// The lab for `kind`, or why there is none.
     pub fn get(&self, kind: KernelKind) -> Result<&Lab, String> {
-        let slot = match kind {
-            KernelKind::Rust if self.rust.is_some() => &self.rust,
-            KernelKind::Debian | KernelKind::Rust => &self.debian,
+        let slot = if self.single {
+            self.labs.first()
+        } else {
+            self.labs.iter().find(|(k, _)| *k == kind)
         };
         match slot {
-            Some(Ok(lab)) => Ok(lab),
-            Some(Err(e)) => Err(e.clone()),
+            Some((_, Ok(lab))) => Ok(lab),
+            Some((_, Err(e))) => Err(e.clone()),
             None => Err(format!("no lab for the {} kernel", kind.as_str())),
         }
     }
 
     /// The labs that could be made, with their kernel kinds.
     pub fn ready(&self) -> Vec<(KernelKind, &Lab)> {
-        [
-            (KernelKind::Debian, &self.debian),
-            (KernelKind::Rust, &self.rust),
-        ]
-        .into_iter()
-        .filter_map(|(k, l)| Some((k, l.as_ref()?.as_ref().ok()?)))
-        .collect()
+        self.labs
+            .iter()
+            .filter_map(|(k, l)| Some((*k, l.as_ref().ok()?)))
+            .collect()
     }
 }
 
@@ -426,7 +470,7 @@ impl Lab {
         Lab::with_kernel(select_debian(image, kdir)?)
     }
 
-    /// A lab for modules of `kind`: the Debian kernel as [`Lab::new`] selects it, or the Rust lab
+    /// A lab for modules of `kind`: the Debian kernel as [`Lab::new`] selects it, or a lab
     /// kernel (see [`select_kernel`]), built first when it is not in the cache; `progress` sees
     /// that build.
     pub fn for_kind(
@@ -496,6 +540,7 @@ impl Lab {
         build_log: &mut dyn Write,
     ) -> Result<Module, LabError> {
         let ko = if path.is_dir() {
+            check_rust_support(path, &self.kernel)?;
             let kos =
                 kmodlab_kbuild::build(path, &self.kernel, build_log).map_err(|e| match e {
                     kmodlab_kbuild::BuildError::Make(s) => LabError::Infra(s),
@@ -999,8 +1044,84 @@ mod kernel_kind_tests {
         std::fs::write(d.join(kmodlab_spec::SPEC_FILE), "kernel = \"rust\"\n").unwrap();
         assert_eq!(kind(&d), KernelKind::Rust);
         assert_eq!(kind(&d.join("hello.rs")), KernelKind::Debian, "a file");
+        std::fs::write(d.join(kmodlab_spec::SPEC_FILE), "kernel = \"debug\"\n").unwrap();
+        assert_eq!(kind(&d), KernelKind::Debug);
         std::fs::write(d.join(kmodlab_spec::SPEC_FILE), "kernel = \"plan9\"\n").unwrap();
         assert!(matches!(kernel_kind_for(&d), Err(LabError::Input(_))));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn each_lab_kind_has_its_flavour() {
+        assert_eq!(lab_flavour(KernelKind::Debian), None);
+        assert_eq!(
+            lab_flavour(KernelKind::Rust),
+            Some(kmodlab_kernel::Flavour::Rust)
+        );
+        assert_eq!(
+            lab_flavour(KernelKind::Debug),
+            Some(kmodlab_kernel::Flavour::Debug)
+        );
+    }
+
+    #[test]
+    fn a_rust_module_for_a_kernel_without_rust_is_refused_saying_why() {
+        let d = std::env::temp_dir().join(format!("kmodlab-lab-norust-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let (module, tree) = (d.join("m"), d.join("tree"));
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::create_dir_all(tree.join("arch/x86/boot")).unwrap();
+        std::fs::write(tree.join("arch/x86/boot/bzImage"), "").unwrap();
+        std::fs::write(tree.join(".config"), "CONFIG_KASAN=y\n").unwrap();
+        let kernel = Kernel {
+            release: "7.3.4".into(),
+            image: tree.join("arch/x86/boot/bzImage"),
+            kdir: tree.clone(),
+            modules_dir: None,
+            make_args: Vec::new(),
+            make_env: Vec::new(),
+        };
+        std::fs::write(module.join("m.c"), "").unwrap();
+        assert!(
+            check_rust_support(&module, &kernel).is_ok(),
+            "C builds anywhere"
+        );
+        std::fs::write(module.join("m.rs"), "").unwrap();
+        let e = check_rust_support(&module, &kernel).unwrap_err();
+        assert!(matches!(e, LabError::Input(_)), "{e}");
+        assert!(
+            e.to_string().ends_with(&format!(
+                "needs a kernel built with CONFIG_RUST=y, and 7.3.4 ({}) has none",
+                tree.display()
+            )),
+            "{e}"
+        );
+        kmodlab_kernel::LabKernel {
+            flavour: kmodlab_kernel::Flavour::Debug,
+            without_rust: Some("make rustavailable: no rustc".into()),
+            release: "7.3.4".into(),
+            image: kernel.image.clone(),
+            tree: tree.clone(),
+            make_args: Vec::new(),
+            make_env: Default::default(),
+            source: "linux-source-7.3.tar.xz".into(),
+            key: "k".into(),
+            build_seconds: 0.0,
+            objects: 0,
+            disk_bytes: 0,
+        }
+        .write()
+        .unwrap();
+        let e = check_rust_support(&module, &kernel).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "has none: the debug lab kernel was built without Rust: make rustavailable: \
+                 no rustc"
+            ),
+            "{e}"
+        );
+        std::fs::write(tree.join(".config"), "CONFIG_KASAN=y\nCONFIG_RUST=y\n").unwrap();
+        assert!(check_rust_support(&module, &kernel).is_ok());
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -276,6 +276,7 @@ fn prepare(lab: &Lab, items: &[Item]) -> Result<(), LabError> {
                     dir.display(),
                     lab.kernel.release
                 );
+                crate::check_rust_support(dir, &lab.kernel)?;
                 kmodlab_kbuild::build(dir, &lab.kernel, &mut std::io::stderr()).map_err(
                     |e| match e {
                         kmodlab_kbuild::BuildError::Make(s) => LabError::Infra(s),

@@ -8,7 +8,8 @@
 //! # The format
 //!
 //! ```toml
-//! # Which kernel the spec needs: "debian" (default: the distro kernel) or "rust" (the Rust lab kernel).
+//! # Which kernel the spec needs: "debian" (default: the distro kernel), "rust" (the Rust lab
+//! # kernel) or "debug" (the debug lab kernel: KASAN, kmemleak, lockdep, UBSAN, kgdb).
 //! kernel = "debian"
 //! # The module to load, as the kernel names it; default: the only .ko the directory builds.
 //! module = "hello_mod"
@@ -117,22 +118,32 @@ pub enum KernelKind {
     Debian,
     /// The Rust lab kernel built by kmodlab, for Rust for Linux modules.
     Rust,
+    /// The debug lab kernel built by kmodlab (KASAN, kmemleak, lockdep, UBSAN, kgdb), for C
+    /// modules and, when it was built with Rust, Rust ones.
+    Debug,
 }
 
 impl KernelKind {
+    /// Every kind, in the order specs name them.
+    pub const ALL: [KernelKind; 3] = [KernelKind::Debian, KernelKind::Rust, KernelKind::Debug];
+
+    /// Whether kmodlab builds this kernel itself (a lab kernel) rather than using an installed one.
+    pub fn is_lab(self) -> bool {
+        self != KernelKind::Debian
+    }
+
     /// The kernel kind's name as written in a spec.
     pub fn as_str(self) -> &'static str {
         match self {
             KernelKind::Debian => "debian",
             KernelKind::Rust => "rust",
+            KernelKind::Debug => "debug",
         }
     }
 
     /// Parses a name as [`KernelKind::as_str`] writes it.
     pub fn from_name(s: &str) -> Option<KernelKind> {
-        [KernelKind::Debian, KernelKind::Rust]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        KernelKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -594,7 +605,7 @@ pub fn parse(file_label: &str, text: &str) -> Result<Spec, SpecError> {
             cx.err(
                 k.span(),
                 format!(
-                    "kernel: unknown kernel {:?} (expected \"debian\" or \"rust\")",
+                    "kernel: unknown kernel {:?} (expected \"debian\", \"rust\" or \"debug\")",
                     k.get_ref()
                 ),
             )

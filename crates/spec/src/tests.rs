@@ -110,6 +110,20 @@ fn full_spec_parses() {
 }
 
 #[test]
+fn every_kernel_kind_is_named_as_written() {
+    for (text, kind) in [
+        ("kernel = \"debian\"\n", KernelKind::Debian),
+        ("kernel = \"rust\"\n", KernelKind::Rust),
+        ("kernel = \"debug\"\n", KernelKind::Debug),
+    ] {
+        let spec = parse("kmodlab.toml", text).unwrap();
+        assert_eq!(spec.kernel, kind, "{text}");
+        assert_eq!(KernelKind::from_name(kind.as_str()), Some(kind));
+        assert_eq!(kind.is_lab(), kind != KernelKind::Debian);
+    }
+}
+
+#[test]
 fn empty_spec_has_the_implicit_case() {
     for text in ["", "# nothing\n", "module = \"m\"\n"] {
         let spec = parse("kmodlab.toml", text).unwrap();
@@ -323,7 +337,12 @@ fn bad_regexes() {
 
 #[test]
 fn unknown_names() {
-    assert_err("kernel = \"gentoo\"\n", 1, "unknown kernel \"gentoo\"");
+    assert_err(
+        "kernel = \"gentoo\"\n",
+        1,
+        "unknown kernel \"gentoo\" (expected \"debian\", \"rust\" or \"debug\")",
+    );
+    assert_err("\nkernel = \"Debug\"\n", 2, "unknown kernel \"Debug\"");
     assert_err(
         "[[case]]\nname = \"a\"\nverdict = \"ok\"\n",
         3,

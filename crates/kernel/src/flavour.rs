@@ -1,0 +1,213 @@
+//! The lab kernels kmodlab builds: the same source and machinery, different config fragments.
+
+use crate::config::{effective_options, ConfigOption, DEBUG_FRAGMENT, FRAGMENT};
+use serde::{Deserialize, Serialize};
+
+/// A lab kernel flavour.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    /// The Rust lab kernel: `CONFIG_RUST=y`, for Rust for Linux modules.
+    #[default]
+    Rust,
+    /// The debug lab kernel: KASAN, kmemleak, lockdep, UBSAN, kgdb and the rest of
+    /// `debug-lab.config`, with Rust when the toolchain allows it.
+    Debug,
+}
+
+/// One config fragment: the file name it is written under in the tree, and its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// The file name in the tree (`kmodlab-rust-lab.config`).
+    pub file: &'static str,
+    /// The fragment.
+    pub text: &'static str,
+}
+
+/// The Rust lab fragment (`crates/kernel/config/rust-lab.config`).
+pub const RUST_LAB: Fragment = Fragment {
+    file: "kmodlab-rust-lab.config",
+    text: FRAGMENT,
+};
+
+/// The debug lab fragment (`crates/kernel/config/debug-lab.config`), merged after [`RUST_LAB`].
+pub const DEBUG_LAB: Fragment = Fragment {
+    file: "kmodlab-debug-lab.config",
+    text: DEBUG_FRAGMENT,
+};
+
+/// The fragment merged last when a flavour that may go without Rust cannot have it.
+pub const NO_RUST: Fragment = Fragment {
+    file: "kmodlab-no-rust.config",
+    text: "# CONFIG_RUST is not set\n",
+};
+
+impl Flavour {
+    /// Every flavour.
+    pub const ALL: [Flavour; 2] = [Flavour::Rust, Flavour::Debug];
+
+    /// The name on the command line, in the cache and in `kernel list` (`rust`, `debug`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Rust => "rust",
+            Flavour::Debug => "debug",
+        }
+    }
+
+    /// Parses [`Flavour::as_str`].
+    pub fn from_name(s: &str) -> Option<Flavour> {
+        Flavour::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// What people call it (`the Rust lab kernel`).
+    pub fn title(self) -> &'static str {
+        match self {
+            Flavour::Rust => "Rust lab kernel",
+            Flavour::Debug => "debug lab kernel",
+        }
+    }
+
+    /// The fragments merged on top of `make tinyconfig`, in order (a later one wins).
+    pub fn fragments(self) -> &'static [Fragment] {
+        match self {
+            Flavour::Rust => &[RUST_LAB],
+            Flavour::Debug => &[RUST_LAB, DEBUG_LAB],
+        }
+    }
+
+    /// Whether the flavour exists for Rust: without Rust the build fails. A flavour that does
+    /// not need it builds without Rust when Rust is impossible, and says why.
+    pub fn needs_rust(self) -> bool {
+        self == Flavour::Rust
+    }
+
+    /// The make targets of the build, after `bzImage modules`: the debug flavour also makes
+    /// the gdb helpers (`vmlinux-gdb.py` beside vmlinux; `make bzImage` alone does not).
+    pub fn extra_targets(self) -> &'static [&'static str] {
+        match self {
+            Flavour::Rust => &[],
+            Flavour::Debug => &["scripts_gdb"],
+        }
+    }
+
+    /// What the cache key covers of the flavour: the Rust lab's fragment alone for the Rust
+    /// flavour (so that its key stays what it was before there were flavours), the flavour's
+    /// name, fragments and extra targets otherwise.
+    pub fn key_text(self) -> String {
+        match self {
+            Flavour::Rust => FRAGMENT.to_string(),
+            _ => {
+                let mut s = format!("flavour {}\n", self.as_str());
+                for f in self.fragments() {
+                    s.push_str(f.text);
+                    s.push('\n');
+                }
+                s.push_str(&self.extra_targets().join(" "));
+                s
+            }
+        }
+    }
+
+    /// The options the final `.config` must have: those of every fragment, a later fragment
+    /// winning, and `CONFIG_RUST` unset when `with_rust` is false.
+    pub fn options(self, with_rust: bool) -> Vec<ConfigOption> {
+        let mut texts: Vec<&str> = self.fragments().iter().map(|f| f.text).collect();
+        if !with_rust {
+            texts.push(NO_RUST.text);
+        }
+        effective_options(&texts)
+    }
+}
+
+impl std::fmt::Display for Flavour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(opts: &[ConfigOption], name: &str) -> Option<String> {
+        opts.iter()
+            .find(|o| o.name == name)
+            .map(|o| o.value.clone())
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for f in Flavour::ALL {
+            assert_eq!(Flavour::from_name(f.as_str()), Some(f));
+        }
+        assert_eq!(Flavour::from_name("debian"), None);
+        assert_eq!(Flavour::default(), Flavour::Rust);
+        assert_eq!(serde_json::to_string(&Flavour::Debug).unwrap(), "\"debug\"");
+    }
+
+    #[test]
+    fn the_debug_flavour_asks_for_every_detector_of_issue_15() {
+        let opts = Flavour::Debug.options(true);
+        for name in [
+            "CONFIG_KASAN",
+            "CONFIG_KASAN_GENERIC",
+            "CONFIG_KASAN_INLINE",
+            "CONFIG_DEBUG_KMEMLEAK",
+            "CONFIG_PROVE_LOCKING",
+            "CONFIG_DEBUG_ATOMIC_SLEEP",
+            "CONFIG_UBSAN",
+            "CONFIG_DEBUG_LIST",
+            "CONFIG_DYNAMIC_DEBUG",
+            "CONFIG_KGDB",
+            "CONFIG_KGDB_KDB",
+            "CONFIG_KGDB_SERIAL_CONSOLE",
+            "CONFIG_GDB_SCRIPTS",
+            "CONFIG_MAGIC_SYSRQ",
+            "CONFIG_DEBUG_INFO_DWARF5",
+            // What the guest needs, from the Rust lab's fragment.
+            "CONFIG_VIRTIO_CONSOLE",
+            "CONFIG_SERIAL_8250_CONSOLE",
+            "CONFIG_DEVTMPFS",
+            "CONFIG_UNIX98_PTYS",
+            "CONFIG_DEBUG_FS",
+            "CONFIG_MODULE_UNLOAD",
+            "CONFIG_RUST",
+        ] {
+            assert_eq!(value(&opts, name).as_deref(), Some("y"), "{name}");
+        }
+        // The debug fragment wins over the Rust lab's where both set an option.
+        assert_eq!(
+            value(&opts, "CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT").as_deref(),
+            Some("n")
+        );
+        assert_eq!(value(&opts, "CONFIG_SLUB_TINY").as_deref(), Some("n"));
+        assert_eq!(
+            value(&opts, "CONFIG_DEBUG_KMEMLEAK_AUTO_SCAN").as_deref(),
+            Some("n"),
+            "kmodlab scans itself"
+        );
+        assert_eq!(
+            value(&opts, "CONFIG_DEBUG_KMEMLEAK_MEM_POOL_SIZE").as_deref(),
+            Some("16000")
+        );
+        let without = Flavour::Debug.options(false);
+        assert_eq!(value(&without, "CONFIG_RUST").as_deref(), Some("n"));
+        assert_eq!(without.len(), opts.len());
+        assert!(Flavour::Debug.extra_targets().contains(&"scripts_gdb"));
+    }
+
+    #[test]
+    fn the_rust_flavour_is_its_fragment_alone() {
+        assert_eq!(Flavour::Rust.fragments(), &[RUST_LAB]);
+        assert_eq!(
+            Flavour::Rust.key_text(),
+            FRAGMENT,
+            "the Rust lab's key is unchanged"
+        );
+        assert!(Flavour::Rust.needs_rust());
+        assert!(!Flavour::Debug.needs_rust());
+        let debug = Flavour::Debug.key_text();
+        assert!(debug.starts_with("flavour debug\n"));
+        assert!(debug.contains(DEBUG_FRAGMENT) && debug.contains(FRAGMENT));
+    }
+}
