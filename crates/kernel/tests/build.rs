@@ -3,7 +3,7 @@
 //! runs), so later runs take a second. Needs what `scripts/setup` installs: `/usr/src/linux-source-7.*.tar.xz`,
 //! rustc-web, LLVM 19, bindgen-cli.
 
-use kmodlab_kernel::{build, BuildEvent, BuildOptions, Flavour, StderrProgress};
+use kmodlab_kernel::{build, BuildEvent, BuildOptions, Flavour, LabKernel, StderrProgress};
 use std::time::{Duration, Instant};
 
 /// A Rust module with an integer parameter: the smallest thing the lab kernel exists for.
@@ -68,17 +68,7 @@ fn the_rust_lab_kernel_builds_once_and_is_cached_then_builds_rust_modules() {
     );
 
     // Cached: the same paths at once, and no stage reported.
-    let started = Instant::now();
-    let second = build(&options, &mut |e: &BuildEvent| {
-        panic!("a cached kernel reported {e:?}")
-    })
-    .unwrap();
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "the cached call took {took:?}"
-    );
-    assert_eq!(second, first);
+    assert_cached(&options, &first);
 
     // An out-of-tree Rust module builds against it with the kernel's make variables.
     let dir = std::env::temp_dir().join(format!("kmodlab-kernel-hello-{}", std::process::id()));
@@ -151,17 +141,7 @@ fn the_debug_lab_kernel_builds_once_and_is_cached_with_its_detectors_and_vmlinux
         "the gdb helpers beside vmlinux"
     );
 
-    let started = Instant::now();
-    let second = build(&options, &mut |e: &BuildEvent| {
-        panic!("a cached kernel reported {e:?}")
-    })
-    .unwrap();
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "the cached call took {took:?}"
-    );
-    assert_eq!(second, first);
+    assert_cached(&options, &first);
 
     let dir = std::env::temp_dir().join(format!("kmodlab-kernel-debug-c-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -187,4 +167,19 @@ fn the_debug_lab_kernel_builds_once_and_is_cached_with_its_detectors_and_vmlinux
         info.undefined_symbols
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A second build of a built kernel: the same paths at once, and no stage reported.
+fn assert_cached(options: &BuildOptions, first: &LabKernel) {
+    let started = Instant::now();
+    let second = build(options, &mut |e: &BuildEvent| {
+        panic!("a cached kernel reported {e:?}")
+    })
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the cached call took {took:?}"
+    );
+    assert_eq!(&second, first);
 }
