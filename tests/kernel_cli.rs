@@ -6,25 +6,21 @@ use util::*;
 
 #[test]
 fn kernel_build_with_a_nonexistent_source_is_one_line_and_exit_2() {
-    let out = kmodlab()
-        .args([
-            "kernel",
-            "build",
-            "--rust",
-            "--source",
-            "/nonexistent/linux",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{}", show(&out));
-    assert!(
-        err.starts_with("kmodlab: --source /nonexistent/linux: "),
-        "{}",
-        show(&out)
-    );
-    assert!(out.stdout.is_empty(), "{}", show(&out));
+    for flavour in ["--rust", "--debug"] {
+        let out = kmodlab()
+            .args(["kernel", "build", flavour, "--source", "/nonexistent/linux"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flavour}: {}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{flavour}: {}", show(&out));
+        assert!(
+            err.starts_with("kmodlab: --source /nonexistent/linux: "),
+            "{flavour}: {}",
+            show(&out)
+        );
+        assert!(out.stdout.is_empty(), "{flavour}: {}", show(&out));
+    }
 }
 
 #[test]
@@ -60,24 +56,6 @@ fn kernel_build_needs_one_flavour() {
         "{}",
         show(&out)
     );
-}
-
-#[test]
-fn kernel_build_debug_with_a_nonexistent_source_is_one_line_and_exit_2() {
-    let out = kmodlab()
-        .args([
-            "kernel",
-            "build",
-            "--debug",
-            "--source",
-            "/nonexistent/linux",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{}", show(&out));
-    assert!(out.stdout.is_empty(), "{}", show(&out));
 }
 
 #[test]
