@@ -231,9 +231,30 @@ fn build_locked(
         }
     }
 
+    let flavour = plan.flavour;
+    let mut source_edits = Vec::new();
+    if let Source::Tarball { .. } = &plan.source {
+        for edit in flavour.source_edits() {
+            let path = tree.join(edit.file);
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            let edited = edit.apply(&text).ok_or_else(|| {
+                Error::build(format!(
+                    "{}: no single line starting `{}` to edit ({}): is this a kernel source \
+                     kmodlab knows?",
+                    path.display(),
+                    edit.line_start,
+                    edit.name
+                ))
+            })?;
+            if edited != text {
+                std::fs::write(&path, edited).map_err(|e| io(&path, e))?;
+            }
+            source_edits.push(edit.name.to_string());
+        }
+    }
+
     let make =
         |targets: &[&str]| make_command(plan, options, &src, out_of_tree.as_deref(), targets);
-    let flavour = plan.flavour;
     let fragment_names: Vec<&str> = flavour
         .fragments()
         .iter()
@@ -376,6 +397,7 @@ fn build_locked(
         make_env: plan.make_env.iter().cloned().collect(),
         source: plan.source.path().display().to_string(),
         key: plan.key.clone(),
+        source_edits,
         build_seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         objects: counter.objects,
         disk_bytes: crate::list::disk_usage(tree),

@@ -36,6 +36,51 @@ pub const DEBUG_LAB: Fragment = Fragment {
     text: DEBUG_FRAGMENT,
 };
 
+/// A change kmodlab makes to the kernel's source before building a flavour: one line, found by
+/// its start, replaced whole. Only a tree kmodlab extracted itself is edited; a user's tree
+/// (`--source DIR`) never is, and its kernel goes without the change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceEdit {
+    /// A short name, recorded in the built kernel's marker.
+    pub name: &'static str,
+    /// The file, relative to the source tree.
+    pub file: &'static str,
+    /// How the line to replace starts (once in the file).
+    pub line_start: &'static str,
+    /// The line that replaces it.
+    pub line: &'static str,
+}
+
+/// kmemleak reports an unreferenced object only when it is at least `MSECS_MIN_AGE` old (5 s
+/// upstream), but a lab run loads, unloads and scans in well under a second: the debug lab
+/// kernel reports objects of any age. kmodlab only counts objects its module allocated, so the
+/// transient pointers the age guards against elsewhere in the kernel do not matter.
+pub const KMEMLEAK_ANY_AGE: SourceEdit = SourceEdit {
+    name: "kmemleak-any-age",
+    file: "mm/kmemleak.c",
+    line_start: "#define MSECS_MIN_AGE",
+    line: "#define MSECS_MIN_AGE\t\t0\t/* kmodlab: report objects of any age */",
+};
+
+impl SourceEdit {
+    /// `text` with the edit made (unchanged when it is made already); `None` when the line is
+    /// not there exactly once.
+    pub fn apply(&self, text: &str) -> Option<String> {
+        let mut found = 0;
+        let mut out = String::with_capacity(text.len() + self.line.len());
+        for l in text.split_inclusive('\n') {
+            if l.starts_with(self.line_start) {
+                found += 1;
+                out.push_str(self.line);
+                out.push_str(&l[l.trim_end_matches('\n').len()..]);
+            } else {
+                out.push_str(l);
+            }
+        }
+        (found == 1).then_some(out)
+    }
+}
+
 /// The fragment merged last when a flavour that may go without Rust cannot have it.
 pub const NO_RUST: Fragment = Fragment {
     file: "kmodlab-no-rust.config",
@@ -75,6 +120,14 @@ impl Flavour {
         }
     }
 
+    /// The edits made to an extracted source before the build.
+    pub fn source_edits(self) -> &'static [SourceEdit] {
+        match self {
+            Flavour::Rust => &[],
+            Flavour::Debug => &[KMEMLEAK_ANY_AGE],
+        }
+    }
+
     /// Whether the flavour exists for Rust: without Rust the build fails. A flavour that does
     /// not need it builds without Rust when Rust is impossible, and says why.
     pub fn needs_rust(self) -> bool {
@@ -103,6 +156,9 @@ impl Flavour {
                     s.push('\n');
                 }
                 s.push_str(&self.extra_targets().join(" "));
+                for e in self.source_edits() {
+                    s.push_str(&format!("\nedit {}: {}", e.file, e.line));
+                }
                 s
             }
         }
@@ -209,5 +265,24 @@ mod tests {
         let debug = Flavour::Debug.key_text();
         assert!(debug.starts_with("flavour debug\n"));
         assert!(debug.contains(DEBUG_FRAGMENT) && debug.contains(FRAGMENT));
+        assert!(debug.contains("edit mm/kmemleak.c: #define MSECS_MIN_AGE"));
+        assert!(Flavour::Rust.source_edits().is_empty());
+    }
+
+    #[test]
+    fn a_source_edit_replaces_its_one_line() {
+        let text = "a\n#define MSECS_MIN_AGE\t\t5000\t/* minimum object age for reporting */\nb\n";
+        let edited = KMEMLEAK_ANY_AGE.apply(text).unwrap();
+        assert_eq!(
+            edited,
+            "a\n#define MSECS_MIN_AGE\t\t0\t/* kmodlab: report objects of any age */\nb\n"
+        );
+        assert_eq!(
+            KMEMLEAK_ANY_AGE.apply(&edited).as_deref(),
+            Some(edited.as_str())
+        );
+        assert_eq!(KMEMLEAK_ANY_AGE.apply("a\nb\n"), None);
+        let twice = format!("{text}{text}");
+        assert_eq!(KMEMLEAK_ANY_AGE.apply(&twice), None);
     }
 }

@@ -33,6 +33,9 @@ pub struct LabKernel {
     pub source: String,
     /// The cache key (a hash of the source's identity, the config fragment and the tool versions).
     pub key: String,
+    /// The source edits made before the build ([`crate::SourceEdit::name`]); none in a user's tree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_edits: Vec<String>,
     /// How long the build took, in seconds.
     pub build_seconds: f64,
     /// Objects compiled (make's `CC`, `RUSTC`, `AR`, `LD` lines).
@@ -197,6 +200,7 @@ mod tests {
             .collect(),
             source: "/usr/src/linux-source-7.3.tar.xz".into(),
             key: "0123456789ab".into(),
+            source_edits: Vec::new(),
             build_seconds: 242.5,
             objects: 1234,
             disk_bytes: 1 << 30,

@@ -1106,6 +1106,7 @@ mod kernel_kind_tests {
             make_env: Default::default(),
             source: "linux-source-7.3.tar.xz".into(),
             key: "k".into(),
+            source_edits: Vec::new(),
             build_seconds: 0.0,
             objects: 0,
             disk_bytes: 0,
