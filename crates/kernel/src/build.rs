@@ -249,7 +249,9 @@ fn build_locked(
             if edited != text {
                 std::fs::write(&path, edited).map_err(|e| io(&path, e))?;
             }
-            source_edits.push(edit.name.to_string());
+            if !source_edits.iter().any(|n| n == edit.name) {
+                source_edits.push(edit.name.to_string());
+            }
         }
     }
 

@@ -62,10 +62,62 @@ pub const KMEMLEAK_ANY_AGE: SourceEdit = SourceEdit {
     line: "#define MSECS_MIN_AGE\t\t0\t/* kmodlab: report objects of any age */",
 };
 
+/// SLUB's per-CPU sheaves (7.x) are arrays of pointers to free objects, kmalloc()ed and so
+/// scanned by kmemleak; but a slot keeps its pointer after the object leaves the sheaf (handed
+/// out, or flushed back to its slab), so a leaked object is found "referenced" from a stale slot
+/// and never reported. The objects in a sheaf are free, not tracked by kmemleak, so the debug lab
+/// kernel has kmemleak not scan sheaves at all.
+pub const SHEAVES_NOT_SCANNED: SourceEdit = SourceEdit {
+    name: "sheaves-not-scanned",
+    file: "mm/slub.c",
+    line_start: "\tsheaf = kmalloc_flags(sheaf_size, gfp | __GFP_ZERO, alloc_flags, NUMA_NO_NODE);",
+    line: "\tsheaf = kmalloc_flags(sheaf_size, gfp | __GFP_ZERO, alloc_flags, NUMA_NO_NODE); \
+           kmemleak_no_scan(sheaf); /* kmodlab: stale slots hide leaks */",
+};
+
+/// kmemleak reports an unreferenced object only when its contents did not change since the
+/// previous scan: a new object is never reported by the first scan that sees it, and a leak
+/// check after an unload would need two scans (each seconds long under TCG). The debug lab
+/// kernel counts an object's first checksum (from its initial ~0) as unchanged, so that one scan reports it; an
+/// object that changes between two scans is still held back.
+pub const KMEMLEAK_ONE_SCAN: SourceEdit = SourceEdit {
+    name: "kmemleak-one-scan",
+    file: "mm/kmemleak.c",
+    line_start: "\treturn object->checksum != old_csum;",
+    line: "\treturn old_csum != (u32)~0 && object->checksum != old_csum; /* kmodlab: one scan reports */",
+};
+
+/// A dead task's kernel stack stays allocated in a per-CPU cache (and is cleared only when a new
+/// task takes it); kmemleak scans it as any vmalloc area, so a pointer left in a frame of the
+/// `insmod` that loaded a module keeps the module's leak "referenced". The debug lab kernel has
+/// kmemleak not scan stacks as memory areas; the stacks of live tasks are still scanned by
+/// kmemleak's task walk, unless `stack=off` (which kmodlab's leak check sets).
+pub const STACKS_NOT_SCANNED: [SourceEdit; 2] = [
+    SourceEdit {
+        name: "stacks-not-scanned",
+        file: "kernel/fork.c",
+        line_start: "#include <linux/vmalloc.h>",
+        line: "#include <linux/vmalloc.h>\n#include <linux/kmemleak.h> /* kmodlab */",
+    },
+    SourceEdit {
+        name: "stacks-not-scanned",
+        file: "kernel/fork.c",
+        line_start: "\tvm_area = find_vm_area(stack);",
+        line: "\tvm_area = find_vm_area(stack); kmemleak_no_scan(stack); /* kmodlab: stale frames hide leaks */",
+    },
+];
+
 impl SourceEdit {
     /// `text` with the edit made (unchanged when it is made already); `None` when the line is
-    /// not there exactly once.
+    /// not there exactly once. The new text may be several lines.
     pub fn apply(&self, text: &str) -> Option<String> {
+        if text
+            .split_inclusive('\n')
+            .any(|l| l.starts_with(self.line_start))
+            && text.contains(&format!("{}\n", self.line))
+        {
+            return Some(text.to_string());
+        }
         let mut found = 0;
         let mut out = String::with_capacity(text.len() + self.line.len());
         for l in text.split_inclusive('\n') {
@@ -124,7 +176,13 @@ impl Flavour {
     pub fn source_edits(self) -> &'static [SourceEdit] {
         match self {
             Flavour::Rust => &[],
-            Flavour::Debug => &[KMEMLEAK_ANY_AGE],
+            Flavour::Debug => &[
+                KMEMLEAK_ANY_AGE,
+                KMEMLEAK_ONE_SCAN,
+                SHEAVES_NOT_SCANNED,
+                STACKS_NOT_SCANNED[0],
+                STACKS_NOT_SCANNED[1],
+            ],
         }
     }
 
@@ -282,6 +340,19 @@ mod tests {
             Some(edited.as_str())
         );
         assert_eq!(KMEMLEAK_ANY_AGE.apply("a\nb\n"), None);
+        let include = STACKS_NOT_SCANNED[0];
+        let fork = "#include <linux/sched.h>\n#include <linux/vmalloc.h>\nint x;\n";
+        let once = include.apply(fork).unwrap();
+        assert_eq!(
+            once,
+            "#include <linux/sched.h>\n#include <linux/vmalloc.h>\n#include <linux/kmemleak.h> \
+             /* kmodlab */\nint x;\n"
+        );
+        assert_eq!(
+            include.apply(&once).as_deref(),
+            Some(once.as_str()),
+            "idempotent"
+        );
         let twice = format!("{text}{text}");
         assert_eq!(KMEMLEAK_ANY_AGE.apply(&twice), None);
     }

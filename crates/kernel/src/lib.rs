@@ -41,7 +41,10 @@ pub use config::{
     effective_options, not_stuck, options_not_stuck, parse_config, ConfigOption, DEBUG_FRAGMENT,
     FRAGMENT,
 };
-pub use flavour::{Flavour, Fragment, SourceEdit, DEBUG_LAB, KMEMLEAK_ANY_AGE, NO_RUST, RUST_LAB};
+pub use flavour::{
+    Flavour, Fragment, SourceEdit, DEBUG_LAB, KMEMLEAK_ANY_AGE, KMEMLEAK_ONE_SCAN, NO_RUST,
+    RUST_LAB, SHEAVES_NOT_SCANNED, STACKS_NOT_SCANNED,
+};
 pub use kconfig::unmet_dependencies;
 pub use list::{disk_usage, human_size, list, write_table, ListedKernel};
 pub use marker::{cache_key, LabKernel, MARKER, RECIPE};
