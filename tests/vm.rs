@@ -115,6 +115,13 @@ fn vm_labs_and_failure_modes_pass_their_specs() {
         ("tests/modules/hung-task", "crashed"),
         ("tests/modules/rcu-stall", "crashed"),
         ("tests/modules/kfence-oob", "crashed"),
+        ("tests/modules/leak-init", "leaked"),
+        ("tests/modules/leak-exit", "leaked"),
+        ("tests/modules/slab-uaf", "crashed"),
+        ("tests/modules/slab-oob", "crashed"),
+        ("tests/modules/double-lock", "warned"),
+        ("tests/modules/sleep-atomic", "warned"),
+        ("tests/modules/clean-debug", "pass"),
     ] {
         let got = verdict_of(spec);
         assert!(
@@ -1054,6 +1061,101 @@ fn vm_warm_runs_match_cold_runs_and_a_crash_never_leaks() {
         .find(|f| f["path"] == "/sys/module/hello_mod/taint")
         .map(|f| f["contents"].as_str().unwrap_or("").trim().to_string());
     assert_eq!(taint.as_deref(), Some("OE"), "{where_}");
+    assert_no_qemu_left(&runs);
+}
+
+/// The modules that prove the debug lab kernel's findings.
+const DEBUG_KERNEL_MODULES: [&str; 7] = [
+    "tests/modules/leak-init",
+    "tests/modules/leak-exit",
+    "tests/modules/slab-uaf",
+    "tests/modules/slab-oob",
+    "tests/modules/double-lock",
+    "tests/modules/sleep-atomic",
+    "tests/modules/clean-debug",
+];
+
+/// The debug lab kernel's findings (two leaks after the unload, KASAN use-after-free and
+/// out-of-bounds, lockdep, sleeping in atomic context, and a clean module's pass) are the same
+/// booted cold and restored warm: each case passes its spec, with the same verdict and the same
+/// reports (kind, title, function, source line).
+#[test]
+fn vm_debug_kernel_findings_are_the_same_warm_and_cold() {
+    let _g = lock();
+    let runs = scratch("vm-debug-findings");
+    let warm_dir = runs.join("warm");
+    let test = |cold: bool| -> BTreeMap<String, Value> {
+        let mut cmd = kmodlab();
+        cmd.env("KMODLAB_RUNS", &runs)
+            .env("KMODLAB_WARM_DIR", &warm_dir)
+            .args(["test", "-j", "2", "--format", "json"]);
+        if cold {
+            cmd.arg("--cold");
+        }
+        let out = cmd
+            .args(DEBUG_KERNEL_MODULES.map(|d| repo().join(d)))
+            .output()
+            .unwrap();
+        let json: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+        let cases: BTreeMap<String, Value> = json["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert_eq!(
+                    c["passed"],
+                    Value::Bool(true),
+                    "{}: {}\n  run dir: {}\n  console tail: {}",
+                    c["spec"],
+                    c["failures"],
+                    c["result"]["run_dir"],
+                    c["console_tail"]
+                );
+                (c["spec"].as_str().unwrap().to_string(), c["result"].clone())
+            })
+            .collect();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        cases
+    };
+    let findings = |r: &Value| -> (Value, Vec<Value>) {
+        let reports = r["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| serde_json::json!([x["kind"], x["title"], x["function"], x["source"]]))
+            .collect();
+        (r["verdict"].clone(), reports)
+    };
+    let cold = test(true);
+    let _saved = test(false);
+    let warm = test(false);
+    assert_eq!(cold.len(), DEBUG_KERNEL_MODULES.len(), "{:?}", cold.keys());
+    for (spec, c) in &cold {
+        let w = &warm[spec];
+        assert_eq!((&c["start"], &w["start"]), (&"cold".into(), &"warm".into()));
+        assert_eq!(
+            findings(c),
+            findings(w),
+            "{spec}: cold run {} vs warm run {}",
+            c["run_dir"],
+            w["run_dir"]
+        );
+    }
+    let leak = &cold
+        .iter()
+        .find(|(k, _)| k.ends_with("leak-exit"))
+        .unwrap()
+        .1;
+    assert_eq!(leak["verdict"], "leaked");
+    let kmemleak = std::fs::read_to_string(
+        std::path::Path::new(leak["run_dir"].as_str().unwrap()).join("kmemleak.txt"),
+    )
+    .unwrap();
+    assert!(
+        kmemleak.contains("leak_exit_init+0x") && kmemleak.contains("[leak_exit]"),
+        "the module's frame named from the .ko: {kmemleak}"
+    );
     assert_no_qemu_left(&runs);
 }
 

@@ -30,6 +30,7 @@ mod ext;
 mod frame;
 mod guilty;
 mod header;
+pub mod kmemleak;
 mod report;
 mod scanner;
 mod stack;

@@ -40,6 +40,9 @@ pub enum Phase {
     Check,
     /// Unloading the module (delete_module until it returns).
     Unload,
+    /// After a successful unload on a kernel with kmemleak: one scan for objects the module
+    /// allocated and nothing references any more.
+    LeakCheck,
     /// From the power-off request until QEMU exits.
     Shutdown,
 }
@@ -52,6 +55,7 @@ impl Phase {
             Phase::Load => "load",
             Phase::Check => "check",
             Phase::Unload => "unload",
+            Phase::LeakCheck => "leak-check",
             Phase::Shutdown => "shutdown",
         }
     }
@@ -81,6 +85,9 @@ pub enum Verdict {
     Timeout,
     /// The module loaded but could not be unloaded.
     UnloadFailed,
+    /// Loaded and unloaded, and then kmemleak found objects the module allocated that nothing
+    /// references (a kernel with kmemleak: the debug lab kernel).
+    Leaked,
 }
 
 impl Verdict {
@@ -94,11 +101,12 @@ impl Verdict {
             Verdict::Panicked => "panicked",
             Verdict::Timeout => "timeout",
             Verdict::UnloadFailed => "unload-failed",
+            Verdict::Leaked => "leaked",
         }
     }
 
     /// Every verdict, for parsers and help texts.
-    pub const ALL: [Verdict; 7] = [
+    pub const ALL: [Verdict; 8] = [
         Verdict::Pass,
         Verdict::LoadFailed,
         Verdict::Crashed,
@@ -106,6 +114,7 @@ impl Verdict {
         Verdict::Panicked,
         Verdict::Timeout,
         Verdict::UnloadFailed,
+        Verdict::Leaked,
     ];
 
     /// Parses a verdict name as [`Verdict::as_str`] writes it.

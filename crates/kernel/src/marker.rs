@@ -64,6 +64,24 @@ impl LabKernel {
         }
     }
 
+    /// Whether one kmemleak scan right after an unload finds the module's leaks on this kernel:
+    /// kmemleak built in, and the source edits that make a new object reportable at once and
+    /// keep stale stack and sheaf slots from hiding it (a debug lab kernel built from the
+    /// tarball; not one built from a user's tree, which kmodlab does not edit).
+    pub fn leak_check(&self) -> bool {
+        let edits = [
+            crate::KMEMLEAK_ANY_AGE,
+            crate::KMEMLEAK_ONE_SCAN,
+            crate::SHEAVES_NOT_SCANNED,
+            crate::STACKS_NOT_SCANNED[0],
+        ];
+        let config = std::fs::read_to_string(self.tree.join(".config")).unwrap_or_default();
+        edits
+            .iter()
+            .all(|e| self.source_edits.iter().any(|n| n == e.name))
+            && config.lines().any(|l| l == "CONFIG_DEBUG_KMEMLEAK=y")
+    }
+
     /// The marker as JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"

@@ -83,6 +83,8 @@ pub struct Lab {
     _agent_lock: Option<std::fs::File>,
     /// Boot every guest cold instead of restoring a saved state.
     pub cold: bool,
+    /// Runs end with a kmemleak scan for the module's leaks (the debug lab kernel).
+    pub leak_check: bool,
 }
 
 /// The static busybox that gives the guest its shell and everyday commands: `KMODLAB_BUSYBOX`,
@@ -504,7 +506,10 @@ impl Lab {
             prune(&runs_dir, RUNS_KEPT);
         }
         let kernel_vermagic = kmodlab_kbuild::kernel_vermagic(&kernel);
+        let leak_check =
+            kmodlab_kernel::LabKernel::read(&kernel.kdir).is_some_and(|k| k.leak_check());
         Ok(Lab {
+            leak_check,
             kernel,
             qemu,
             accel,
@@ -633,6 +638,7 @@ impl Lab {
             warm_dir: self.warm_dir(),
             memory_mb: GUEST_MEMORY_MB,
             kernel_args: kernel_args.to_vec(),
+            leak_check: self.leak_check,
         };
         let mut result = kmodlab_vm::run(&plan, sink)?;
         if !result.reports.is_empty() {

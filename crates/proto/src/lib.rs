@@ -103,6 +103,10 @@ pub enum Request {
         /// The session.
         session: u32,
     },
+    /// Have kmemleak scan now and send what it reports ([`Reply::Leaks`]): debugfs is mounted
+    /// when it is not, and live tasks' stacks are left out of the scan (their stale frames hold
+    /// pointers from the load and the unload).
+    LeakScan,
     /// Sync and power off.
     PowerOff,
 }
@@ -210,6 +214,17 @@ pub enum Reply {
     Kmsg {
         /// The records, in order.
         lines: Vec<String>,
+    },
+    /// What a [`Request::LeakScan`] found.
+    Leaks {
+        /// The contents of `/sys/kernel/debug/kmemleak` after the scan (every unreferenced
+        /// object, the guest's own included); `None` when the kernel has no kmemleak.
+        kmemleak: Option<String>,
+        /// Why the scan failed (kmemleak turned itself off, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Kernel log lines printed during the scan.
+        log: Vec<String>,
     },
     /// The request could not be handled.
     Error {

@@ -21,7 +21,7 @@
 //! [[case]]
 //! name = "prints hello and goodbye"      # required, unique within the spec
 //! params = ["str=tired", "label=two words"]   # optional; each element one name=value (value may contain spaces)
-//! verdict = "pass"          # optional: pass | load-failed | crashed | warned | panicked | timeout | unload-failed
+//! verdict = "pass"          # optional: pass | load-failed | crashed | warned | panicked | timeout | unload-failed | leaked
 //! timeout = 5               # optional per-phase deadline override in seconds (float allowed)
 //!
 //! [case.load]               # expectations about the load phase
@@ -56,7 +56,8 @@
 //! ## The expected verdict
 //!
 //! An explicit `verdict` wins. Otherwise a `[case.crash]` table implies `warned` for kind
-//! `warning`, `panicked` for kind `panic` and `crashed` for any other kind (or none); else
+//! `warning`, `panicked` for kind `panic`, `leaked` for kind `memory-leak` and `crashed` for any
+//! other kind (or none); else
 //! `load.error` implies `load-failed`; else `unload.error` implies `unload-failed`; else `pass`.
 //!
 //! A spec with no `[[case]]` at all has one implicit case, [`IMPLICIT_CASE`], which loads the
@@ -766,6 +767,7 @@ fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
         Some(c) => match c.kind {
             Some(ReportKind::Warning) => Verdict::Warned,
             Some(ReportKind::Panic) => Verdict::Panicked,
+            Some(ReportKind::MemoryLeak) => Verdict::Leaked,
             _ => Verdict::Crashed,
         },
         None if load.error.is_some() => Verdict::LoadFailed,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use gimli::{EndianReader, LittleEndian};
 
-use crate::elf::{demangle, Image, Symbol};
+use crate::elf::{demangle, Image, Region, Symbol};
 use crate::Error;
 
 /// Short file name, line, full path.
@@ -314,6 +314,37 @@ impl DebugFile {
     /// Whether the file has DWARF debug information.
     pub fn has_debug_info(&self) -> bool {
         self.dwarf.is_some()
+    }
+
+    /// The size of the allocated section `name` (`.init.text`), as the module loader maps it.
+    pub fn section_size(&self, name: &str) -> Option<u64> {
+        self.image
+            .sections
+            .iter()
+            .find(|s| s.name == name && s.region != Region::None)
+            .map(|s| s.size)
+    }
+
+    /// What kallsyms prints for the address `offset` bytes into the loaded module's section
+    /// `section`: the function's name as in the file, the offset into it and its printed size
+    /// (`leak_init+0x46/0x80`); `None` outside every function. The alias the module's
+    /// `module_init()`/`module_exit()` make (`init_module`, `cleanup_module`) gives way to the
+    /// function's own name.
+    pub fn symbol_at(&self, section: &str, offset: u64) -> Option<(String, u64, u64)> {
+        let index = self
+            .image
+            .sections
+            .iter()
+            .position(|s| s.name == section && s.region != Region::None)?;
+        let addr = self.image.sections[index].addr.checked_add(offset)?;
+        let alias = |name: &str| name == "init_module" || name == "cleanup_module";
+        self.image
+            .symbols
+            .iter()
+            .filter(|s| s.section == Some(index) && s.addr <= addr)
+            .filter(|s| addr - s.addr < self.printed_size(s).max(1))
+            .min_by_key(|s| (addr - s.addr, !s.func, alias(&s.name)))
+            .map(|s| (s.name.clone(), addr - s.addr, self.printed_size(s)))
     }
 
     /// The size of a function as kallsyms would print it for this file (`f+off/SIZE`): the

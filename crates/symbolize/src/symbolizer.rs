@@ -59,6 +59,9 @@ fn is_module_file(name: &str) -> bool {
         .any(|ext| name.len() > ext.len() && name.ends_with(ext))
 }
 
+/// The names `module_init()` and `module_exit()` give a module's init and exit functions.
+const ALIASES: [&str; 2] = ["init_module", "cleanup_module"];
+
 impl Symbolizer {
     /// An empty symbolizer.
     pub fn new() -> Self {
@@ -248,6 +251,7 @@ impl Symbolizer {
         }
         // The module's own line of each frame, for the report's source.
         let mut own: Vec<Option<String>> = vec![None; report.frames.len()];
+        let mut renamed: Vec<(String, String)> = Vec::new();
         for (k, frame) in report.frames.iter_mut().enumerate() {
             let Some(file) = self.file(frame.module.as_deref()) else {
                 continue;
@@ -262,6 +266,20 @@ impl Symbolizer {
                 });
             match self.locate_frame(frame, exact) {
                 Ok(Some(loc)) => {
+                    // module_init()/module_exit() make the aliases `init_module` and
+                    // `cleanup_module`, and the compiler may keep only the alias in the symbol
+                    // table: the debug information has the function's own name.
+                    if frame.module.is_some() && ALIASES.contains(&frame.function.as_str()) {
+                        let outer = loc
+                            .inlined_by
+                            .last()
+                            .and_then(|c| c.split_once(" at ").map(|(f, _)| f))
+                            .unwrap_or(&loc.function);
+                        if !outer.is_empty() && outer != frame.function {
+                            renamed.push((frame.function.clone(), outer.to_string()));
+                            frame.function = outer.to_string();
+                        }
+                    }
                     frame.source = Some(loc.source());
                     own[k] = loc.module_source.clone();
                     frame.inlined_by = loc.inlined_by;
@@ -287,6 +305,15 @@ impl Symbolizer {
                 Some(Err(e)) => note(format!("{module}: {e}"), &mut notes),
                 _ => {}
             }
+        }
+        if let Some((alias, name)) = renamed
+            .iter()
+            .find(|(alias, _)| report.function.as_deref() == Some(alias.as_str()))
+        {
+            if let Some(head) = report.title.strip_suffix(alias.as_str()) {
+                report.title = format!("{head}{name}");
+            }
+            report.function = Some(name.clone());
         }
         // Rust symbols as people read them (`rust_oops::init`), once looked up.
         for frame in &mut report.frames {

@@ -4,7 +4,7 @@
 use crate::guest::{BootKernel, BootSpec, Guest, InfraError, Step};
 use crate::initramfs::GuestModule;
 use crate::qemu::Accel;
-use kmodlab_crash::{CrashReport, Severity};
+use kmodlab_crash::{CrashReport, ReportKind, Severity};
 use kmodlab_events::{Event, FileRead, Phase, PhaseResult, RunResult, Verdict};
 use kmodlab_proto::{CallStatus, Reply, Request};
 use std::path::PathBuf;
@@ -64,7 +64,14 @@ pub struct RunPlan {
     pub kernel_args: Vec<String>,
     /// Where saved VM states live (start warm); `None` boots cold.
     pub warm_dir: Option<PathBuf>,
+    /// After a successful unload, have kmemleak scan and report the module's leaks (a kernel
+    /// with kmemleak).
+    pub leak_check: bool,
 }
+
+/// The longest a kmemleak scan may take: it depends on the kernel and the guest, not on the
+/// module, so a spec's short step deadline does not apply.
+const LEAK_SCAN_DEADLINE: Duration = Duration::from_secs(60);
 
 fn phase_result(status: &CallStatus, log: Vec<String>, unload: bool) -> PhaseResult {
     match *status {
@@ -123,6 +130,9 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     let mut load = PhaseResult::default();
     let mut unload = None;
     let mut files = Vec::new();
+    // Where the module's sections were while it was loaded (for the leak check).
+    let mut sections: Vec<(String, u64)> = Vec::new();
+    let mut leaks: Vec<CrashReport> = Vec::new();
     // The phase during which QEMU went away, and its exit status.
     let mut gone: Option<(Phase, String)> = None;
 
@@ -161,32 +171,48 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         guest.emit(&Event::StepStarted(Phase::Check));
         let sys = format!("/sys/module/{}", plan.module_name);
         let params_dir = format!("{sys}/parameters");
+        let sections_dir = format!("{sys}/sections");
         let mut paths = vec![
             format!("{sys}/initstate"),
             format!("{sys}/refcnt"),
             format!("{sys}/taint"),
             params_dir.clone(),
         ];
+        if plan.leak_check {
+            paths.push(sections_dir.clone());
+        }
         for p in &plan.read_paths {
             if !paths.contains(p) {
                 paths.push(p.clone());
             }
         }
         let mut ok = false;
+        let mut section_files: Vec<String> = Vec::new();
         let mut step = guest.request(&Request::Read { paths }, plan.deadlines.step);
         if let Step::Reply(Reply::Files { files: got }) = step {
             files = got.into_iter().map(file_read).collect();
             // Parameter values: the parameters directory lists their names.
-            let names: Vec<String> = files
-                .iter()
-                .find(|f| f.path == params_dir)
-                .and_then(|f| f.contents.clone())
-                .map(|c| c.lines().map(|n| format!("{params_dir}/{n}")).collect())
-                .unwrap_or_default();
-            // The listing itself is only kept when the spec asked for it.
-            if !plan.read_paths.contains(&params_dir) {
-                files.retain(|f| f.path != params_dir);
-            }
+            let listed = |files: &[FileRead], dir: &str| -> Vec<String> {
+                files
+                    .iter()
+                    .find(|f| f.path == dir)
+                    .and_then(|f| f.contents.clone())
+                    .map(|c| {
+                        c.lines()
+                            .filter(|n| *n != "." && *n != "..")
+                            .map(|n| format!("{dir}/{n}"))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let mut names = listed(&files, &params_dir);
+            section_files = listed(&files, &sections_dir);
+            names.extend(section_files.iter().cloned());
+            // The listings themselves are only kept when the spec asked for them.
+            files.retain(|f| {
+                (f.path != params_dir && f.path != sections_dir)
+                    || plan.read_paths.contains(&f.path)
+            });
             let names: Vec<String> = names
                 .into_iter()
                 .filter(|p| !files.iter().any(|f| &f.path == p))
@@ -200,7 +226,21 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         match step {
             Step::Reply(Reply::Files { files: more }) => {
                 ok = true;
-                files.extend(more.into_iter().map(file_read));
+                for f in more {
+                    if section_files.contains(&f.path) {
+                        let name = f.path.rsplit('/').next().unwrap_or_default();
+                        let addr = f.contents.as_deref().and_then(|c| {
+                            u64::from_str_radix(c.trim().trim_start_matches("0x"), 16).ok()
+                        });
+                        if let Some(addr) = addr {
+                            sections.push((name.to_string(), addr));
+                        }
+                        if !plan.read_paths.contains(&f.path) {
+                            continue;
+                        }
+                    }
+                    files.push(file_read(f));
+                }
             }
             Step::Reply(other) => return Err(guest.abort(unexpected("read", &other))),
             Step::Timeout => {
@@ -245,7 +285,44 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
                 phase: Phase::Unload,
                 ok: result.ok,
             });
+            let unloaded = result.ok && verdict.is_none() && gone.is_none();
             unload = Some(result);
+            if unloaded && plan.leak_check {
+                guest.emit(&Event::StepStarted(Phase::LeakCheck));
+                let mut ok = false;
+                match guest.request(&Request::LeakScan, LEAK_SCAN_DEADLINE) {
+                    Step::Reply(Reply::Leaks {
+                        kmemleak, error, ..
+                    }) => {
+                        ok = error.is_none();
+                        if let Some(text) = kmemleak {
+                            leaks = module_leaks(plan, &sections, &text);
+                        }
+                        if let Some(e) = error {
+                            if let Some(u) = unload.as_mut() {
+                                u.log.push(format!("[kmodlab: no leak check: {e}]"));
+                            }
+                        }
+                    }
+                    Step::Reply(other) => return Err(guest.abort(unexpected("leak scan", &other))),
+                    Step::Timeout => {
+                        timeout_phase = Some(Phase::LeakCheck);
+                        verdict = Some(Verdict::Timeout);
+                    }
+                    Step::Gone(why) => gone = Some((Phase::LeakCheck, why)),
+                    Step::Broken(why) => return Err(guest.abort(why)),
+                }
+                for r in &leaks {
+                    guest.emit(&Event::ReportFound {
+                        kind: r.kind.name().to_string(),
+                        title: r.title.clone(),
+                    });
+                }
+                guest.emit(&Event::StepFinished {
+                    phase: Phase::LeakCheck,
+                    ok,
+                });
+            }
         }
     }
 
@@ -259,7 +336,8 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     let infra = gone
         .as_ref()
         .map(|(phase, _)| guest.infra(qemu_died(&format!("the {phase} phase"), exit.as_deref())));
-    let (reports, console) = guest.finish();
+    let (mut reports, console) = guest.finish();
+    reports.append(&mut leaks);
     if let Some((phase, from)) = unanswered {
         let log = phase_log_from_console(&console, from);
         match phase {
@@ -337,6 +415,31 @@ pub(crate) fn qemu_died(during: &str, exit: Option<&str>) -> String {
     }
 }
 
+/// The module's leaks in kmemleak's report `text`: objects with an allocation frame in one of
+/// the module's `sections` (name, address while loaded), named from the module's image.
+fn module_leaks(plan: &RunPlan, sections: &[(String, u64)], text: &str) -> Vec<CrashReport> {
+    let path = plan.run_dir.join(format!("{}.ko", plan.module_name));
+    let Ok(ko) = kmodlab_symbolize::DebugFile::from_bytes(&path, plan.module_image.clone()) else {
+        return Vec::new();
+    };
+    let resolve = |addr: u64| -> Option<String> {
+        sections.iter().find_map(|(name, base)| {
+            let size = ko.section_size(name)?;
+            let offset = addr.checked_sub(*base).filter(|o| *o < size)?;
+            let (function, off, fsize) = ko.symbol_at(name, offset)?;
+            Some(format!(
+                "{function}+{off:#x}/{fsize:#x} [{}]",
+                plan.module_name
+            ))
+        })
+    };
+    let reports = kmodlab_crash::kmemleak::module_leaks(text, &resolve);
+    if !reports.is_empty() {
+        let _ = std::fs::write(plan.run_dir.join("kmemleak.txt"), &reports);
+    }
+    kmodlab_crash::parse_reports(&reports)
+}
+
 fn unexpected(what: &str, reply: &Reply) -> String {
     let text = format!("{reply:?}");
     let cut: String = text.chars().take(200).collect();
@@ -376,7 +479,8 @@ fn file_read(f: kmodlab_proto::GuestFile) -> FileRead {
     }
 }
 
-/// The verdict, strongest first: panicked, crashed, load-failed, unload-failed, warned, pass.
+/// The verdict, strongest first: panicked, crashed, load-failed, unload-failed, leaked, warned,
+/// pass.
 pub fn decide(
     reports: &[CrashReport],
     vm_gone: bool,
@@ -394,6 +498,8 @@ pub fn decide(
         Verdict::LoadFailed
     } else if unload.is_some_and(|u| !u.ok) {
         Verdict::UnloadFailed
+    } else if reports.iter().any(|r| r.kind == ReportKind::MemoryLeak) {
+        Verdict::Leaked
     } else if has(Severity::Warning) {
         Verdict::Warned
     } else {
@@ -445,5 +551,15 @@ mod tests {
         );
         assert_eq!(decide(&[], false, &killed, None), Verdict::Crashed);
         assert_eq!(decide(&[], true, &killed, None), Verdict::Panicked);
+        let leak = kmodlab_crash::parse_reports(
+            "BUG: memory leak\nunreferenced object 0xff1 (size 8):\n  backtrace (crc 1):\n    \
+             __kmalloc_cache_noprof+0x23b/0x3a0\n    f+0x46/0x80 [m]\n",
+        );
+        assert_eq!(leak.len(), 1);
+        assert_eq!(decide(&leak, false, &ok, Some(&ok)), Verdict::Leaked);
+        assert_eq!(
+            decide(&leak, false, &ok, Some(&failed)),
+            Verdict::UnloadFailed
+        );
     }
 }
