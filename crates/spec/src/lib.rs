@@ -17,12 +17,16 @@
 //! timeout = 30
 //! # Words appended to the guest kernel's command line for every case (optional).
 //! kernel_args = ["watchdog_thresh=1", "sysctl.kernel.hung_task_timeout_secs=2"]
+//! # What the directory is about, one line (a lab exercise's title; optional).
+//! title = "Kernel module: load, list and unload hello"
 //!
 //! [[case]]
 //! name = "prints hello and goodbye"      # required, unique within the spec
 //! params = ["str=tired", "label=two words"]   # optional; each element one name=value (value may contain spaces)
 //! verdict = "pass"          # optional: pass | load-failed | crashed | warned | panicked | timeout | unload-failed | leaked
 //! timeout = 5               # optional per-phase deadline override in seconds (float allowed)
+//! todo = [1, 2]             # optional: the lab TODOs this case checks (`kmodlab lab check` grades by them)
+//! hint = "print the greeting with pr_info()"   # optional: shown to a student when the case fails
 //!
 //! [case.load]               # expectations about the load phase
 //! log = ["^Hello!$"]        # regexes, each must match at least one line of the load-phase kernel log
@@ -167,6 +171,8 @@ pub struct Spec {
     pub kernel_args: Vec<String>,
     /// The cases, in spec order; never empty (see [`IMPLICIT_CASE`]).
     pub cases: Vec<Case>,
+    /// What the directory is about, in one line (a lab exercise's title); `None`: not given.
+    pub title: Option<String>,
 }
 
 impl Spec {
@@ -195,6 +201,10 @@ pub struct Case {
     pub loaded: LoadedExpect,
     /// The expected crash report, if any.
     pub crash: Option<CrashExpect>,
+    /// The lab TODOs this case checks, by number (empty: none named).
+    pub todo: Vec<u32>,
+    /// What a student should look at when the case fails; `None`: not given.
+    pub hint: Option<String>,
 }
 
 /// Expectations about the kernel log and the result of the load or unload phase.
@@ -386,6 +396,7 @@ struct RawSpec {
     kernel_args: Vec<Spanned<String>>,
     #[serde(default)]
     case: Vec<Spanned<RawCase>>,
+    title: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +414,9 @@ struct RawCase {
     #[serde(default)]
     unload: RawUnload,
     crash: Option<Spanned<RawCrash>>,
+    #[serde(default)]
+    todo: Vec<Spanned<i64>>,
+    hint: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -664,14 +678,24 @@ pub fn parse(file_label: &str, text: &str) -> Result<Spec, SpecError> {
             unload: UnloadExpect::default(),
             loaded: LoadedExpect::default(),
             crash: None,
+            todo: Vec::new(),
+            hint: None,
         });
     }
+    let title = match &raw.title {
+        None => None,
+        Some(t) if t.get_ref().trim().is_empty() || t.get_ref().contains('\n') => {
+            return Err(cx.err(t.span(), "title: must be one line, not empty"))
+        }
+        Some(t) => Some(t.get_ref().clone()),
+    };
     Ok(Spec {
         kernel,
         module,
         timeout,
         kernel_args,
         cases,
+        title,
     })
 }
 
@@ -775,6 +799,20 @@ fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
         None => Verdict::Pass,
     });
 
+    let mut todo = Vec::new();
+    for t in &r.todo {
+        match u32::try_from(*t.get_ref()) {
+            Ok(n) if n > 0 => todo.push(n),
+            _ => {
+                return Err(cx.err(
+                    t.span(),
+                    format!("todo: {} is not a TODO number (1, 2, ...)", t.get_ref()),
+                ))
+            }
+        }
+    }
+    let hint = r.hint.as_ref().map(|h| h.get_ref().clone());
+
     Ok(Case {
         name,
         params,
@@ -784,6 +822,8 @@ fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
         unload,
         loaded,
         crash,
+        todo,
+        hint,
     })
 }
 

@@ -811,3 +811,25 @@ fn evaluate_crash_source() {
         )]
     );
 }
+
+#[test]
+fn lab_fields_parse_and_are_checked() {
+    let spec = parse(
+        "kmodlab.toml",
+        "title = \"Module parameters\"\n[[case]]\nname = \"a\"\ntodo = [1, 3]\nhint = \"set str\"\n",
+    )
+    .unwrap();
+    assert_eq!(spec.title.as_deref(), Some("Module parameters"));
+    assert_eq!(spec.cases[0].todo, vec![1, 3]);
+    assert_eq!(spec.cases[0].hint.as_deref(), Some("set str"));
+    let e = parse("kmodlab.toml", "[[case]]\nname = \"a\"\ntodo = [0]\n").unwrap_err();
+    assert_eq!(e.line(), 3);
+    assert!(e.message().contains("not a TODO number"), "{e}");
+    let e = parse("kmodlab.toml", "title = \"\"\n").unwrap_err();
+    assert!(e.message().starts_with("title:"), "{e}");
+    assert!(parse("kmodlab.toml", "[[case]]\nname = \"a\"\n")
+        .unwrap()
+        .cases[0]
+        .todo
+        .is_empty());
+}
