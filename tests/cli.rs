@@ -569,3 +569,97 @@ fn a_spec_names_the_debug_kernel_or_is_refused_at_its_line() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn lab_start_writes_skeletons_once_and_never_overwrites() {
+    let d = scratch("lab-start").join("km");
+    let out = kmodlab()
+        .args(["lab", "start", "kernel_modules"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.join(".kmodlab-lab")).unwrap(),
+        "kernel_modules\n"
+    );
+    for f in [
+        "README.md",
+        "6-cmd-mod/Kbuild",
+        "6-cmd-mod/kmodlab.toml",
+        "6-cmd-mod/cmd_mod.c",
+    ] {
+        assert!(d.join(f).is_file(), "{f}: {}", show(&out));
+    }
+    // Every TODO marker of the solution is in the skeleton; no line after a marker that the
+    // marker removes is.
+    let solution =
+        std::fs::read_to_string(repo().join("labs/kernel_modules/6-cmd-mod/cmd_mod.c")).unwrap();
+    let skeleton = std::fs::read_to_string(d.join("6-cmd-mod/cmd_mod.c")).unwrap();
+    for l in solution.lines().filter(|l| l.contains("/* TODO ")) {
+        assert!(skeleton.contains(l), "{l}");
+    }
+    // A student's edit survives a second start.
+    std::fs::write(d.join("6-cmd-mod/cmd_mod.c"), "mine\n").unwrap();
+    let out = kmodlab()
+        .args(["lab", "start", "kernel_modules"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("cmd_mod.c: exists, kept as it is"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("6-cmd-mod/cmd_mod.c")).unwrap(),
+        "mine\n"
+    );
+}
+
+#[test]
+fn lab_list_and_bad_lab_arguments() {
+    let out = kmodlab().args(["lab", "list"]).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("kernel_modules") && text.contains("rust"),
+        "{text}"
+    );
+    assert!(text.contains("6-cmd-mod"), "{text}");
+    let out = kmodlab().args(["lab", "list", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("no lab called \"nope\""),
+        "{}",
+        show(&out)
+    );
+    let out = kmodlab()
+        .args(["lab", "check", "labs/kernel_modules", "99"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("no exercise \"99\""),
+        "{}",
+        show(&out)
+    );
+    let empty = scratch("lab-empty");
+    let out = kmodlab()
+        .args(["lab", "check"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("no exercise of a built-in lab here"),
+        "{}",
+        show(&out)
+    );
+    let out = kmodlab()
+        .args(["lab", "check", "--partition", "3/2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+}

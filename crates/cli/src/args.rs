@@ -262,6 +262,24 @@ enum Command {
         /// Where the pages go (made when missing).
         dir: PathBuf,
     },
+    /// The labs built into kmodlab: list them, start your own copy from the skeletons, and
+    /// check (grade) your work.
+    ///
+    /// A lab is a set of exercises, one directory each (module sources, Kbuild, Makefile and a
+    /// kmodlab.toml spec). Its sources hold `TODO n/k:` comments: `lab start` writes each
+    /// exercise with the solution lines after every marker removed, and `lab check` builds
+    /// and runs every exercise in throwaway VMs against the lab's own checks, saying per TODO
+    /// what passed and, for what failed, what was expected and what the kernel printed.
+    #[command(after_help = "Examples:\n  \
+        kmodlab lab list kernel_modules\n  \
+        kmodlab lab start kernel_modules ~/km && cd ~/km\n  \
+        kmodlab lab check . 6                      (exercise 6 only)\n  \
+        kmodlab lab check class/* --table grades   (a class: grades.csv, grades.json)\n  \
+        kmodlab lab check class/* --partition 2/4  (the second of four CI jobs)")]
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
     /// Build a lab kernel (Rust or debug), or list the kernels kmodlab can use.
     Kernel {
         #[command(subcommand)]
@@ -334,6 +352,65 @@ enum KernelCommand {
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// List the labs, or one lab's exercises and their TODOs.
+    List {
+        /// The lab whose exercises and TODOs to show.
+        lab: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a lab's skeletons into DIR (default: ./LAB): each exercise's files with the
+    /// solution after every TODO marker removed, the marker kept as your instructions, with
+    /// Kbuild, Makefile and the exercise's checks (kmodlab.toml). Never overwrites a file.
+    Start {
+        /// The lab (`kmodlab lab list` shows them).
+        lab: String,
+        /// Where to write it.
+        dir: Option<PathBuf>,
+        /// Only this exercise (its directory name or number); repeatable.
+        #[arg(short, long = "exercise", value_name = "EXERCISE")]
+        exercises: Vec<String>,
+    },
+    /// Build and run each exercise of each student directory in throwaway VMs, with the lab's
+    /// own checks, and grade it per TODO: `passed [xx/NN]`.
+    ///
+    /// Arguments are student directories (made by `lab start`, or any directory with the
+    /// lab's exercise directories) and exercises (a directory name or number, `6` or
+    /// `6-cmd-mod`), in any order; without a directory, the current one. An exercise's own
+    /// directory names its student and itself. Each exercise runs on its own VM: a crash or a
+    /// hang costs only that exercise. Exit code 0 when every student has full marks, 1 when
+    /// not, 3 when a check could not run (no kernel, no QEMU).
+    Check {
+        /// Output format: the grades per student (human, json) or one test per TODO (ktap,
+        /// junit).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// VMs to run at once.
+        #[arg(short = 'j', long, default_value_t = 2)]
+        jobs: usize,
+        /// The lab, when it cannot be told from the directories.
+        #[arg(long)]
+        lab: Option<String>,
+        /// Also write the class table: PREFIX.csv (a row per student, a column per exercise)
+        /// and PREFIX.json (every TODO and check).
+        #[arg(long, value_name = "PREFIX")]
+        table: Option<PathBuf>,
+        /// Grade only the K-th of N shares of the students (sorted, dealt round-robin): one
+        /// CI job each.
+        #[arg(long, value_name = "K/N")]
+        partition: Option<kmodlab_course::Partition>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        start: StartArgs,
+        /// Student directories and exercises.
+        args: Vec<String>,
     },
 }
 
@@ -477,6 +554,33 @@ pub fn main() -> u8 {
         Command::Kernel {
             command: KernelCommand::List { json },
         } => cli::kernel_list(json),
+        Command::Lab { command } => match command {
+            LabCommand::List { lab, json } => cli::lab_list(lab, json),
+            LabCommand::Start {
+                lab,
+                dir,
+                exercises,
+            } => cli::lab_start(lab, dir, exercises),
+            LabCommand::Check {
+                format,
+                jobs,
+                lab,
+                table,
+                partition,
+                kernel,
+                start,
+                args,
+            } => cli::lab_check(cli::LabCheckArgs {
+                format: format.into(),
+                jobs,
+                kernel: kernel.into(),
+                cold: start.cold,
+                lab,
+                table,
+                partition,
+                args,
+            }),
+        },
     }
 }
 

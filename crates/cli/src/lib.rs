@@ -5,9 +5,11 @@
 #![deny(missing_docs)]
 
 pub mod args;
+mod course_commands;
 mod lab_commands;
 mod tools;
 
+pub use course_commands::{lab_check, lab_list, lab_start, LabCheckArgs};
 pub use kmodlab_events::exit;
 pub use lab_commands::{
     exec, run, shell, test, watch, ExecArgs, Format, RunArgs, ShellArgs, TestArgs, WatchArgs,
