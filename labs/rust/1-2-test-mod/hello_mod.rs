@@ -21,6 +21,7 @@ struct HelloMod;
 
 impl kernel::Module for HelloMod {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // TODO 1/1: print "Hello!" with pr_debug! (Kbuild turns it on)
         pr_debug!("Hello!\n");
         Ok(HelloMod)
     }
@@ -28,6 +29,7 @@ impl kernel::Module for HelloMod {
 
 impl Drop for HelloMod {
     fn drop(&mut self) {
+        // TODO 2/1: print "Goodbye!" with pr_debug!
         pr_debug!("Goodbye!\n");
     }
 }

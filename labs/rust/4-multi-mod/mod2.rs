@@ -8,9 +8,11 @@
 use kernel::prelude::*;
 
 pub(crate) fn print_hello() {
+    // TODO 1/1: print "Hello from mod2"
     pr_info!("Hello from mod2\n");
 }
 
 pub(crate) fn print_goodbye() {
+    // TODO 2/1: print "Goodbye from mod2"
     pr_info!("Goodbye from mod2\n");
 }

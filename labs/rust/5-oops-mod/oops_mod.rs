@@ -22,7 +22,7 @@ fn my_oops_init() {
     let p: *mut u8 = core::ptr::null_mut();
 
     pr_info!("before init\n");
-
+    // TODO 1/3: write a byte through p, the NULL pointer (a volatile write, in unsafe)
     // SAFETY: none: `p` is NULL, and this write is the bug the exercise shows.
     // A volatile write is one the compiler must emit as it is.
     unsafe { p.write_volatile(b'a') };

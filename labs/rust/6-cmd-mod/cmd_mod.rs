@@ -83,6 +83,7 @@ struct CmdMod;
 
 impl kernel::Module for CmdMod {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // TODO 1/1: print "Early bird gets " and the value of str
         pr_info!("Early bird gets {}\n", STR.value());
         Ok(CmdMod)
     }

@@ -74,6 +74,7 @@ impl<'a> Iterator for Processes<'a> {
 }
 
 fn print_processes() {
+    // TODO 1/6: print the pid and comm of the current process
     let current = current!();
     pr_info!(
         "Current process: pid = {}; comm = {}\n",
@@ -81,6 +82,7 @@ fn print_processes() {
         Comm::of(current).as_cstr()
     );
 
+    // TODO 2/8: under the RCU read lock, print the pid and comm of every process
     let rcu = rcu::read_lock();
     for task in Processes::new(&rcu) {
         pr_info!(
