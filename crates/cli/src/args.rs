@@ -405,6 +405,9 @@ enum LabCommand {
         /// CI job each.
         #[arg(long, value_name = "K/N")]
         partition: Option<kmodlab_course::Partition>,
+        /// Also show each check's verdict and first kernel messages when it passed.
+        #[arg(short, long)]
+        verbose: bool,
         #[command(flatten)]
         kernel: KernelArgs,
         #[command(flatten)]
@@ -567,10 +570,12 @@ pub fn main() -> u8 {
                 lab,
                 table,
                 partition,
+                verbose,
                 kernel,
                 start,
                 args,
             } => cli::lab_check(cli::LabCheckArgs {
+                verbose,
                 format: format.into(),
                 jobs,
                 kernel: kernel.into(),

@@ -176,6 +176,8 @@ pub struct LabCheckArgs {
     pub table: Option<PathBuf>,
     /// Grade only this share of the students.
     pub partition: Option<Partition>,
+    /// Show every check's verdict and kernel messages, passed ones too (human format).
+    pub verbose: bool,
     /// Student directories and exercise names, mixed.
     pub args: Vec<String>,
 }
@@ -401,7 +403,7 @@ pub fn lab_check(a: LabCheckArgs) -> u8 {
     };
     let mut out = std::io::stdout().lock();
     let result = match a.format {
-        Format::Human => write_human(&mut TerminalSafe::new(&mut out), &grades),
+        Format::Human => write_human(&mut TerminalSafe::new(&mut out), &grades, a.verbose),
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "students": grades }))
                 .map_err(std::io::Error::from)
@@ -444,7 +446,7 @@ fn write_table(prefix: &Path, grades: &[StudentGrade]) -> Result<(), String> {
     Ok(())
 }
 
-fn write_human(out: &mut dyn Write, grades: &[StudentGrade]) -> std::io::Result<()> {
+fn write_human(out: &mut dyn Write, grades: &[StudentGrade], verbose: bool) -> std::io::Result<()> {
     for g in grades {
         writeln!(out, "{} ({})", g.student, g.lab)?;
         for e in &g.exercises {
@@ -464,15 +466,20 @@ fn write_human(out: &mut dyn Write, grades: &[StudentGrade]) -> std::io::Result<
                     "    {}  {what}",
                     if t.passed { "passed" } else { "failed" }
                 )?;
-                for c in t.checks.iter().filter(|c| !c.passed) {
-                    writeln!(out, "            check {:?}:", c.case)?;
+                for c in t.checks.iter().filter(|c| verbose || !c.passed) {
+                    writeln!(
+                        out,
+                        "            check {:?}: {}",
+                        c.case,
+                        c.verdict.as_deref().unwrap_or("no run")
+                    )?;
                     for p in &c.problems {
                         for (i, line) in p.lines().enumerate() {
                             let lead = if i == 0 { "- " } else { "  " };
                             writeln!(out, "              {lead}{line}")?;
                         }
                     }
-                    if let Some(h) = &c.hint {
+                    if let (Some(h), false) = (&c.hint, c.passed) {
                         writeln!(out, "              hint: {h}")?;
                     }
                     if !c.kernel_printed.is_empty() {

@@ -22,6 +22,9 @@ pub struct CheckGrade {
     pub case: String,
     /// Whether the case passed.
     pub passed: bool,
+    /// The run's verdict (`pass`, `crashed`, ...), when there was a run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
     /// What was expected and not seen (the spec's failures, or why the case could not run).
     pub problems: Vec<String>,
     /// The spec's hint for the case.
@@ -102,6 +105,7 @@ fn check(case: &kmodlab_spec::Case, outcome: Option<&CaseOutcome>) -> CheckGrade
         return CheckGrade {
             case: case.name.clone(),
             passed: false,
+            verdict: None,
             problems: vec!["not run".to_string()],
             hint: case.hint.clone(),
             kernel_printed: Vec::new(),
@@ -124,6 +128,7 @@ fn check(case: &kmodlab_spec::Case, outcome: Option<&CaseOutcome>) -> CheckGrade
     CheckGrade {
         case: case.name.clone(),
         passed: o.passed(),
+        verdict: o.result.as_ref().map(|r| r.verdict.as_str().to_string()),
         problems: o.failures.clone(),
         hint: case.hint.clone(),
         kernel_printed,
