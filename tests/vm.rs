@@ -78,7 +78,7 @@ fn vm_labs_and_failure_modes_pass_their_specs() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(
-        cases.len() >= 27,
+        cases.len() >= 44,
         "every lab and failure mode ran: {verdicts:?}"
     );
     let verdict_of = |spec: &str| -> Vec<&str> {
@@ -94,6 +94,12 @@ fn vm_labs_and_failure_modes_pass_their_specs() {
         ("labs/kernel_modules/5-oops-mod", "crashed"),
         ("labs/kernel_modules/6-cmd-mod", "pass"),
         ("labs/kernel_modules/7-list-proc", "pass"),
+        ("labs/kernel_modules/2-printk", "pass"),
+        ("labs/kernel_modules/3-error-mod", "pass"),
+        ("labs/kernel_modules/9-ps-mod", "pass"),
+        ("labs/kernel_modules/10-memory-info", "pass"),
+        ("labs/kernel_modules/11-dyndbg", "pass"),
+        ("labs/kernel_modules/12-dyndbg-init", "pass"),
         ("tests/modules/init-error", "load-failed"),
         ("tests/modules/unknown-symbol", "load-failed"),
         ("tests/modules/warn", "warned"),

@@ -362,6 +362,11 @@ fn exec(argv: &[String], stop_on: Option<&str>) -> Reply {
         c
     };
     cmd.args(&argv[1..]).stdin(std::process::Stdio::null());
+    // The kernel starts init without PATH; a shell run this way finds the module tools and the
+    // busybox commands as an interactive one does.
+    if std::env::var_os("PATH").is_none() {
+        cmd.env("PATH", shell::PATH);
+    }
     match run_until(cmd, stop_on) {
         Ok(out) => Reply::Exited {
             code: out.status.code(),

@@ -71,6 +71,8 @@ pub fn run(a: RunArgs) -> u8 {
     let options = RunOptions {
         params: a.params,
         read_paths: Vec::new(),
+        before: Vec::new(),
+        loaded_commands: Vec::new(),
         skip_unload: a.no_unload,
         deadlines: kmodlab_vm::Deadlines {
             step: a.timeout,

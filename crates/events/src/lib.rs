@@ -175,6 +175,14 @@ pub struct RunResult {
     pub unload: Option<PhaseResult>,
     /// Files read while the module was loaded (`/sys/module/NAME/...` and what specs ask for).
     pub files: Vec<FileRead>,
+    /// A spec's `before` shell commands, run with `sh -c` in order before the load; the first
+    /// that fails (or has no result) is the last one run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<CommandResult>,
+    /// A spec's `loaded.run` shell commands, run with `sh -c` in order while the module was
+    /// loaded (after the files were read); the first that fails is the last one run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandResult>,
     /// Crash reports found on the console.
     pub reports: Vec<kmodlab_crash::CrashReport>,
     /// The phase that missed its deadline, for the `timeout` verdict.
@@ -243,7 +251,7 @@ pub enum Event {
 }
 
 /// What one command did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandResult {
     /// The command and its arguments.
     pub argv: Vec<String>,
@@ -259,6 +267,45 @@ pub struct CommandResult {
     pub log: Vec<String>,
     /// Why it has no result (timeout, VM gone, agent error), when it has none.
     pub error: Option<String>,
+}
+
+impl CommandResult {
+    /// A command that has not run yet: no exit code, no output.
+    pub fn new(argv: Vec<String>) -> CommandResult {
+        CommandResult {
+            argv,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            log: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Whether it exited with status 0.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && self.error.is_none()
+    }
+
+    /// The command as one line: a `sh -c` command line as it was written, else the argument
+    /// vector joined with spaces.
+    pub fn command_line(&self) -> String {
+        match self.argv.as_slice() {
+            [sh, c, line] if sh.ends_with("sh") && c == "-c" => line.clone(),
+            argv => argv.join(" "),
+        }
+    }
+
+    /// How it ended, in a few words: `exited with status 1`, `killed by SIGSEGV`, or its error.
+    pub fn ending(&self) -> String {
+        match (&self.error, self.exit_code, &self.signal) {
+            (Some(e), _, _) => e.clone(),
+            (None, Some(c), _) => format!("exited with status {c}"),
+            (None, None, Some(s)) => format!("killed by {s}"),
+            (None, None, None) => "ended without a status".to_string(),
+        }
+    }
 }
 
 /// What a script did.

@@ -632,6 +632,8 @@ impl Lab {
             module_image: module.image.clone(),
             params: options.params.clone(),
             read_paths: options.read_paths.clone(),
+            before: options.before.clone(),
+            loaded_commands: options.loaded_commands.clone(),
             skip_unload: options.skip_unload,
             deadlines: options.deadlines,
             run_dir: self.new_run_dir(&module.name),
@@ -798,6 +800,10 @@ pub struct RunOptions {
     pub params: Vec<String>,
     /// Paths to read while loaded.
     pub read_paths: Vec<String>,
+    /// Shell command lines to run in the guest (`sh -c`) before the load, in order.
+    pub before: Vec<String>,
+    /// Shell command lines to run in the guest (`sh -c`) while loaded, after the reads.
+    pub loaded_commands: Vec<String>,
     /// Leave it loaded.
     pub skip_unload: bool,
     /// Deadlines.
@@ -1001,6 +1007,8 @@ fn run_case(
     let options = RunOptions {
         params: case.params.clone(),
         read_paths: case.paths_to_read(),
+        before: case.before.clone(),
+        loaded_commands: case.loaded.run.clone(),
         skip_unload: case.unload.skip,
         deadlines,
     };

@@ -19,7 +19,7 @@ mod oops;
 pub use oops::{write_crash_report, write_crash_reports, Detail};
 
 use kmodlab_crash::ReportKind;
-use kmodlab_events::{FileRead, PhaseResult, RunResult};
+use kmodlab_events::{CommandResult, FileRead, PhaseResult, RunResult};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
@@ -268,8 +268,29 @@ fn write_file(out: &mut dyn Write, f: &FileRead) -> io::Result<()> {
     }
 }
 
-/// Writes `kmodlab run`'s human output: kernel and accelerator, the load phase and its kernel
-/// messages, the files read while loaded, the unload phase and its messages, the crash reports
+/// A spec's shell command in a run: `$ LINE`, then, indented, its standard output, its standard
+/// error (`stderr: `), the kernel messages it caused (`kernel: `) and, unless it exited with 0,
+/// how it ended.
+fn write_command(out: &mut dyn Write, c: &CommandResult) -> io::Result<()> {
+    writeln!(out, "{INDENT}$ {}", c.command_line())?;
+    for line in c.stdout.lines() {
+        writeln!(out, "{INDENT}{INDENT}{line}")?;
+    }
+    for line in c.stderr.lines() {
+        writeln!(out, "{INDENT}{INDENT}stderr: {line}")?;
+    }
+    for line in &c.log {
+        writeln!(out, "{INDENT}{INDENT}kernel: {line}")?;
+    }
+    if !c.succeeded() {
+        writeln!(out, "{INDENT}{INDENT}({})", c.ending())?;
+    }
+    Ok(())
+}
+
+/// Writes `kmodlab run`'s human output: kernel and accelerator, the commands run before the
+/// load, the load phase and its kernel messages, the files read and the commands run while
+/// loaded, the unload phase and its messages, the crash reports
 /// (kind, title, function \[module\], source), then `verdict: X` and `run dir: PATH`.
 pub fn write_human_run(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     writeln!(out, "kernel: {} ({})", r.kernel, r.accel)?;
@@ -279,11 +300,20 @@ pub fn write_human_run(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
     } else {
         writeln!(out, "module: {} {}", r.module, params.join(" "))?;
     }
+    if !r.before.is_empty() {
+        writeln!(out, "before the load:")?;
+        for c in &r.before {
+            write_command(out, c)?;
+        }
+    }
     write_phase(out, "load", &r.load)?;
-    if !r.files.is_empty() {
+    if !r.files.is_empty() || !r.commands.is_empty() {
         writeln!(out, "while loaded:")?;
         for f in &r.files {
             write_file(out, f)?;
+        }
+        for c in &r.commands {
+            write_command(out, c)?;
         }
     }
     match &r.unload {

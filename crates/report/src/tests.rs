@@ -18,7 +18,7 @@
 
 use super::*;
 use kmodlab_crash::{CrashReport, Frame};
-use kmodlab_events::Verdict;
+use kmodlab_events::{CommandResult, Verdict};
 use std::path::PathBuf;
 
 fn run(verdict: Verdict) -> RunResult {
@@ -61,6 +61,8 @@ fn run(verdict: Verdict) -> RunResult {
                 error: Some("No such file or directory".into()),
             },
         ],
+        before: vec![],
+        commands: vec![],
         reports: vec![],
         timeout_phase: None,
         kernel: "6.12.95+deb12-amd64".into(),
@@ -574,6 +576,46 @@ while loaded:
     /sys/module/hello_mod/: holders initstate refcnt
     /sys/module/hello_mod/initstate: live
     /sys/module/hello_mod/parameters: absent
+unload: ok
+    Goodbye!
+verdict: pass
+run dir: /tmp/kmodlab/run-1
+"
+    );
+}
+
+#[test]
+fn human_run_shows_the_specs_commands() {
+    let mut r = run(Verdict::Pass);
+    r.files.clear();
+    let sh = |line: &str| CommandResult::new(vec!["/bin/sh".into(), "-c".into(), line.into()]);
+    let mut before = sh("echo 8 > /proc/sys/kernel/printk");
+    before.exit_code = Some(0);
+    r.before = vec![before];
+    let mut cat = sh("cat /proc/dyndbg_demo");
+    cat.exit_code = Some(0);
+    cat.stdout = "ticks 1\n".into();
+    cat.log = vec!["dyndbg_demo: read".into()];
+    let mut bad = sh("cat /nope");
+    bad.exit_code = Some(1);
+    bad.stderr = "cat: can't open '/nope': No such file or directory\n".into();
+    r.commands = vec![cat, bad];
+    assert_eq!(
+        text(|w| write_human_run(w, &r)),
+        "\
+kernel: 6.12.95+deb12-amd64 (tcg)
+module: hello_mod str=tired \"label=two words\"
+before the load:
+    $ echo 8 > /proc/sys/kernel/printk
+load: ok
+    Hello!
+while loaded:
+    $ cat /proc/dyndbg_demo
+        ticks 1
+        kernel: dyndbg_demo: read
+    $ cat /nope
+        stderr: cat: can't open '/nope': No such file or directory
+        (exited with status 1)
 unload: ok
     Goodbye!
 verdict: pass

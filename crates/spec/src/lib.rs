@@ -27,6 +27,7 @@
 //! timeout = 5               # optional per-phase deadline override in seconds (float allowed)
 //! todo = [1, 2]             # optional: the lab TODOs this case checks (`kmodlab lab check` grades by them)
 //! hint = "print the greeting with pr_info()"   # optional: shown to a student when the case fails
+//! before = ["echo 8 > /proc/sys/kernel/printk"]  # optional: shell commands run before the load
 //!
 //! [case.load]               # expectations about the load phase
 //! log = ["^Hello!$"]        # regexes, each must match at least one line of the load-phase kernel log
@@ -37,6 +38,10 @@
 //! exists = ["/sys/module/hello_mod"]               # paths that must exist
 //! absent = ["/sys/module/hello_mod/parameters"]     # paths that must not exist
 //! files = { "/sys/module/hello_mod/initstate" = "^live$" }   # path -> regex on the contents
+//! run = ["cat /proc/hello", "echo 1 > /proc/hello"]  # shell commands run after the reads above
+//! output = ["^hello [0-9]+$"]   # regexes, each must match a line of the `run` commands' stdout
+//! log = ["^read [0-9]+ bytes$"] # regexes on the kernel log lines printed while `run` ran
+//! no_log = ["WARNING"]          # regexes that must match none of those lines
 //!
 //! [case.unload]
 //! log = ["Goodbye!"]
@@ -72,9 +77,26 @@
 //! Unknown keys, values of the wrong type, bad regexes, unknown verdict, kernel, crash kind or
 //! phase names, missing, empty or duplicate case names, a `params` element without `=` (or with an
 //! empty name), a timeout that is not a positive number of seconds up to a day, a `loaded` path that is not absolute,
+//! an empty `before` or `loaded.run` command, `loaded.output`, `loaded.log` or `loaded.no_log`
+//! without `loaded.run`, `loaded.run` together with `load.error`,
 //! `unload.skip = true` together with other unload expectations, and `load.error` together with
 //! `unload.error` (a module that failed to load is never unloaded). Each error is one line,
 //! `FILE:LINE: message`, with the line of the offending key or value ([`SpecError`]).
+//!
+//! ## Shell commands: `before` and `loaded.run`
+//!
+//! Each element is one command line, run in the guest as `sh -c LINE` (busybox's shell, with its
+//! everyday commands: `cat`, `echo`, `grep`, ...), in spec order, one at a time, each within the
+//! case's deadline. `before` runs right before the load; `loaded.run` while the module is loaded,
+//! after the `exists`, `absent` and `files` reads. A command that exits with a status other than
+//! 0 (or is killed, or times out) fails the case with a message naming it and quoting its output,
+//! and the commands after it in the same list are not run (write `CMD || true` for a command
+//! that may fail). A `before` command that fails does not stop the load. `loaded.output`
+//! regexes are matched against the lines the `loaded.run` commands wrote to standard output, all
+//! of them together; `loaded.log` and `loaded.no_log` against the kernel log lines printed while
+//! they ran. A command that hangs ends the run with verdict `timeout`, in the `load` phase for
+//! `before` and the `check` phase for `loaded.run`. In a run's JSON, the commands are `before`
+//! and `commands` ([`RunResult::before`], [`RunResult::commands`]).
 //!
 //! ## `kernel_args`
 //!
@@ -100,7 +122,7 @@
 #![deny(missing_docs)]
 
 use kmodlab_crash::{CrashReport, ReportKind};
-use kmodlab_events::{FileRead, Phase, PhaseResult, RunResult, Verdict};
+use kmodlab_events::{CommandResult, FileRead, Phase, PhaseResult, RunResult, Verdict};
 use regex::Regex;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -205,6 +227,8 @@ pub struct Case {
     pub todo: Vec<u32>,
     /// What a student should look at when the case fails; `None`: not given.
     pub hint: Option<String>,
+    /// Shell command lines run with `sh -c` in the guest, in order, before the load.
+    pub before: Vec<String>,
 }
 
 /// Expectations about the kernel log and the result of the load or unload phase.
@@ -242,6 +266,14 @@ pub struct LoadedExpect {
     pub absent: Vec<String>,
     /// Files whose contents (one trailing newline removed) must match a regex, in spec order.
     pub files: Vec<(String, Regex)>,
+    /// Shell command lines run with `sh -c` in the guest, in order, after the reads.
+    pub run: Vec<String>,
+    /// Each must match a line of the `run` commands' standard output.
+    pub output: Vec<Regex>,
+    /// Each must match a kernel log line printed while the `run` commands ran.
+    pub log: Vec<Regex>,
+    /// None may match a kernel log line printed while the `run` commands ran.
+    pub no_log: Vec<Regex>,
 }
 
 /// An expected crash report: a report matching every given field must be found.
@@ -417,6 +449,8 @@ struct RawCase {
     #[serde(default)]
     todo: Vec<Spanned<i64>>,
     hint: Option<Spanned<String>>,
+    #[serde(default)]
+    before: Vec<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -449,6 +483,14 @@ struct RawLoaded {
     absent: Vec<Spanned<String>>,
     #[serde(default)]
     files: RawFiles,
+    #[serde(default)]
+    run: Vec<Spanned<String>>,
+    #[serde(default)]
+    output: Vec<Spanned<String>>,
+    #[serde(default)]
+    log: Vec<Spanned<String>>,
+    #[serde(default)]
+    no_log: Vec<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -539,6 +581,18 @@ impl Ctx<'_> {
                 Err(e) => Err(self.err(t.span(), format!("{what}: {e}"))),
             },
         }
+    }
+
+    fn commands(&self, what: &str, v: &[Spanned<String>]) -> Result<Vec<String>, SpecError> {
+        v.iter()
+            .map(|c| {
+                if c.get_ref().trim().is_empty() {
+                    Err(self.err(c.span(), format!("{what}: empty command")))
+                } else {
+                    Ok(c.get_ref().clone())
+                }
+            })
+            .collect()
     }
 
     fn path(&self, what: &str, p: &Spanned<String>) -> Result<String, SpecError> {
@@ -680,6 +734,7 @@ pub fn parse(file_label: &str, text: &str) -> Result<Spec, SpecError> {
             crash: None,
             todo: Vec::new(),
             hint: None,
+            before: Vec::new(),
         });
     }
     let title = match &raw.title {
@@ -782,6 +837,31 @@ fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
         ));
     }
 
+    loaded.run = cx.commands("loaded.run", &r.loaded.run)?;
+    loaded.output = cx.regexes("loaded.output", &r.loaded.output)?;
+    loaded.log = cx.regexes("loaded.log", &r.loaded.log)?;
+    loaded.no_log = cx.regexes("loaded.no_log", &r.loaded.no_log)?;
+    if loaded.run.is_empty() {
+        let needs_run = [
+            ("output", &r.loaded.output),
+            ("log", &r.loaded.log),
+            ("no_log", &r.loaded.no_log),
+        ];
+        if let Some((key, v)) = needs_run.iter().find(|(_, v)| !v.is_empty()) {
+            return Err(cx.err(
+                v[0].span(),
+                format!("loaded.{key}: needs loaded.run (it checks what those commands printed)"),
+            ));
+        }
+    }
+    if let (Some(_), Some(first)) = (&r.load.error, r.loaded.run.first()) {
+        return Err(cx.err(
+            first.span(),
+            "loaded.run conflicts with load.error: a module that fails to load runs no commands",
+        ));
+    }
+    let before = cx.commands("before", &r.before)?;
+
     let crash = match &r.crash {
         None => None,
         Some(c) => Some(crash(cx, c.get_ref())?),
@@ -824,6 +904,7 @@ fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
         crash,
         todo,
         hint,
+        before,
     })
 }
 
@@ -926,7 +1007,17 @@ impl Case {
             result.unload.as_ref(),
             &mut out,
         );
+        check_commands("before", &self.before, &result.before, None, &mut out);
         self.check_loaded(result, &mut out);
+        let not_run = (!result.load.ok).then_some("the module did not load");
+        check_commands(
+            "loaded.run",
+            &self.loaded.run,
+            &result.commands,
+            not_run,
+            &mut out,
+        );
+        self.check_command_output(result, &mut out);
 
         if let Some(c) = &self.crash {
             if !result.reports.iter().any(|r| c.matches(r)) {
@@ -1006,6 +1097,122 @@ impl Case {
                 }
             }
         }
+    }
+}
+
+impl Case {
+    /// `loaded.output`, `loaded.log` and `loaded.no_log` against what the `loaded.run` commands
+    /// printed.
+    fn check_command_output(&self, result: &RunResult, out: &mut Vec<String>) {
+        let l = &self.loaded;
+        if l.output.is_empty() && l.log.is_empty() && l.no_log.is_empty() {
+            return;
+        }
+        if result.commands.is_empty() {
+            let why = if result.load.ok {
+                "the commands did not run"
+            } else {
+                "the commands did not run (the module did not load)"
+            };
+            for re in &l.output {
+                out.push(format!(
+                    "loaded.output: expected a line matching /{}/, but {why}",
+                    re.as_str()
+                ));
+            }
+            for re in &l.log {
+                out.push(format!(
+                    "loaded.log: expected a line matching /{}/, but {why}",
+                    re.as_str()
+                ));
+            }
+            return;
+        }
+        let lines: Vec<&str> = result
+            .commands
+            .iter()
+            .flat_map(|c| c.stdout.lines())
+            .collect();
+        for re in &l.output {
+            if !lines.iter().any(|line| re.is_match(line)) {
+                out.push(format!(
+                    "loaded.output: no line matches /{}/ ({} of output seen)",
+                    re.as_str(),
+                    plural(lines.len(), "line", "lines")
+                ));
+            }
+        }
+        let log: Vec<&String> = result.commands.iter().flat_map(|c| &c.log).collect();
+        for re in &l.log {
+            if !log.iter().any(|line| re.is_match(line)) {
+                out.push(format!(
+                    "loaded.log: no line matches /{}/ ({} seen)",
+                    re.as_str(),
+                    plural(log.len(), "line", "lines")
+                ));
+            }
+        }
+        for re in &l.no_log {
+            if let Some(line) = log.iter().find(|line| re.is_match(line)) {
+                out.push(format!(
+                    "loaded.log: line {line:?} matches /{}/, which must match no line",
+                    re.as_str()
+                ));
+            }
+        }
+    }
+}
+
+/// The most characters of a failed command's output a failure message quotes.
+const OUTPUT_QUOTE_CHARS: usize = 400;
+
+/// Checks that each of `commands` (the spec's, under key `what`) ran and succeeded; `not_run`:
+/// why none could run, when that is known.
+fn check_commands(
+    what: &str,
+    commands: &[String],
+    ran: &[CommandResult],
+    not_run: Option<&str>,
+    out: &mut Vec<String>,
+) {
+    for (i, line) in commands.iter().enumerate() {
+        let Some(r) = ran.get(i) else {
+            out.push(match not_run {
+                Some(why) => format!("{what}: `{line}` was not run ({why})"),
+                None => format!("{what}: `{line}` was not run"),
+            });
+            return;
+        };
+        if !r.succeeded() {
+            let later = commands.len() - i - 1;
+            let mut msg = format!("{what}: `{}` {}", r.command_line(), r.ending());
+            msg.push_str(&quoted_output(r));
+            if later > 0 {
+                msg.push_str(&format!(
+                    "; {} after it not run",
+                    plural(later, "command", "commands")
+                ));
+            }
+            out.push(msg);
+            return;
+        }
+    }
+}
+
+/// `; output: "..."` with a command's standard error and output (the end of it when long), or
+/// `; no output`.
+fn quoted_output(r: &CommandResult) -> String {
+    let text = format!("{}{}", r.stderr, r.stdout);
+    let text = text.trim();
+    if text.is_empty() {
+        return "; no output".to_string();
+    }
+    let count = text.chars().count();
+    if count <= OUTPUT_QUOTE_CHARS {
+        format!("; output: {text:?}")
+    } else {
+        let tail: String = text.chars().skip(count - OUTPUT_QUOTE_CHARS).collect();
+        format!("; output (its end): {:?}", format!("...{tail}"))
     }
 }
 

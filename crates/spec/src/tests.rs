@@ -477,6 +477,8 @@ fn run(verdict: Verdict) -> RunResult {
         ),
         unload: Some(phase(true, &["Goodbye!"])),
         files: vec![],
+        before: vec![],
+        commands: vec![],
         reports: vec![],
         timeout_phase: None,
         kernel: "6.12.95+deb12-amd64".into(),
@@ -832,4 +834,232 @@ fn lab_fields_parse_and_are_checked() {
         .cases[0]
         .todo
         .is_empty());
+}
+
+// ------------------------------------------------------------------------------------------
+// Shell commands: `before` and `loaded.run`.
+
+const COMMANDS: &str = r#"[[case]]
+name = "dyndbg"
+before = ["echo 8 > /proc/sys/kernel/printk", "mount -t debugfs none /sys/kernel/debug || true"]
+
+[case.loaded]
+exists = ["/proc/dyndbg_demo"]
+run = ["echo 'module dyndbg_demo +p' > /proc/dynamic_debug/control", "cat /proc/dyndbg_demo"]
+output = ["^reads: [0-9]+$"]
+log = ["^dyndbg_demo: read$"]
+no_log = ["WARNING"]
+"#;
+
+fn sh(line: &str, code: i32, stdout: &str, log: &[&str]) -> CommandResult {
+    let mut c = CommandResult::new(vec!["/bin/sh".into(), "-c".into(), line.into()]);
+    c.exit_code = Some(code);
+    c.stdout = stdout.into();
+    c.log = log.iter().map(|s| s.to_string()).collect();
+    c
+}
+
+fn commands_run() -> RunResult {
+    let mut r = run(Verdict::Pass);
+    r.files = vec![file("/proc/dyndbg_demo", true, Some("reads: 0\n"))];
+    r.before = vec![
+        sh("echo 8 > /proc/sys/kernel/printk", 0, "", &[]),
+        sh(
+            "mount -t debugfs none /sys/kernel/debug || true",
+            0,
+            "",
+            &[],
+        ),
+    ];
+    r.commands = vec![
+        sh(
+            "echo 'module dyndbg_demo +p' > /proc/dynamic_debug/control",
+            0,
+            "",
+            &[],
+        ),
+        sh(
+            "cat /proc/dyndbg_demo",
+            0,
+            "reads: 1\n",
+            &["dyndbg_demo: read"],
+        ),
+    ];
+    r
+}
+
+#[test]
+fn commands_parse() {
+    let c = case(COMMANDS);
+    assert_eq!(
+        c.before,
+        [
+            "echo 8 > /proc/sys/kernel/printk",
+            "mount -t debugfs none /sys/kernel/debug || true"
+        ]
+    );
+    assert_eq!(c.loaded.run.len(), 2);
+    assert_eq!(c.loaded.run[1], "cat /proc/dyndbg_demo");
+    assert_eq!(c.loaded.output[0].as_str(), "^reads: [0-9]+$");
+    assert_eq!(c.loaded.log[0].as_str(), "^dyndbg_demo: read$");
+    assert_eq!(c.loaded.no_log[0].as_str(), "WARNING");
+    assert_eq!(c.paths_to_read(), ["/proc/dyndbg_demo"]);
+    let plain = case("[[case]]\nname = \"a\"\n");
+    assert!(plain.before.is_empty() && plain.loaded.run.is_empty());
+}
+
+#[test]
+fn bad_commands_are_rejected() {
+    assert_err(
+        "[[case]]\nname = \"a\"\nbefore = [\"true\",\n  \"  \"]\n",
+        4,
+        "before: empty command",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nrun = [\"\"]\n",
+        4,
+        "loaded.run: empty command",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nexists = [\"/x\"]\noutput = [\"x\"]\n",
+        5,
+        "loaded.output: needs loaded.run",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nno_log = [\"x\"]\n",
+        4,
+        "loaded.no_log: needs loaded.run",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.loaded]\nrun = [\"true\"]\nlog = [\"(\"]\n",
+        5,
+        "loaded.log: invalid regex /(/",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.load]\nerror = \"ENODEV\"\n[case.loaded]\nrun = [\"true\"]\n",
+        6,
+        "loaded.run conflicts with load.error",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\nbefore = \"echo 8\"\n",
+        3,
+        "before: invalid type",
+    );
+}
+
+#[test]
+fn evaluate_commands_pass() {
+    let c = case(COMMANDS);
+    assert_eq!(c.evaluate(&commands_run()), Vec::<String>::new());
+}
+
+#[test]
+fn evaluate_a_failed_command_names_it_and_quotes_its_output() {
+    let c = case(COMMANDS);
+    let mut r = commands_run();
+    r.commands.truncate(1);
+    r.commands[0].exit_code = Some(1);
+    r.commands[0].stderr =
+        "sh: can't create /proc/dynamic_debug/control: nonexistent directory\n".into();
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "loaded.run: `echo 'module dyndbg_demo +p' > /proc/dynamic_debug/control` exited with \
+             status 1; output: \"sh: can't create /proc/dynamic_debug/control: nonexistent \
+             directory\"; 1 command after it not run",
+            "loaded.output: no line matches /^reads: [0-9]+$/ (0 lines of output seen)",
+            "loaded.log: no line matches /^dyndbg_demo: read$/ (0 lines seen)",
+        ]
+    );
+
+    let mut r = commands_run();
+    r.before.truncate(1);
+    r.before[0].exit_code = None;
+    r.before[0].error = Some("timed out after 30.0 s".into());
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "before: `echo 8 > /proc/sys/kernel/printk` timed out after 30.0 s; no output; 1 \
+             command after it not run"
+        ]
+    );
+
+    let mut r = commands_run();
+    r.commands[1].exit_code = None;
+    r.commands[1].signal = Some("SIGSEGV".into());
+    r.commands[1].stdout = "x".repeat(500);
+    let failures = c.evaluate(&r);
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(
+        failures[0].starts_with(
+            "loaded.run: `cat /proc/dyndbg_demo` killed by SIGSEGV; output (its end): \"...xxx"
+        ),
+        "{failures:?}"
+    );
+    assert!(failures[0].len() < 500, "{failures:?}");
+}
+
+#[test]
+fn evaluate_command_output_and_log() {
+    let c = case(COMMANDS);
+    let mut r = commands_run();
+    r.commands[1].stdout = "reads: many\n".into();
+    r.commands[1].log = vec!["dyndbg_demo: read".into(), "WARNING: at x".into()];
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "loaded.output: no line matches /^reads: [0-9]+$/ (1 line of output seen)",
+            "loaded.log: line \"WARNING: at x\" matches /WARNING/, which must match no line",
+        ]
+    );
+    // The log of every command counts, and the output of every command.
+    let mut r = commands_run();
+    r.commands[0].stdout = "reads: 7\n".into();
+    r.commands[1].stdout = String::new();
+    r.commands[0].log = vec!["dyndbg_demo: read".into()];
+    r.commands[1].log.clear();
+    assert_eq!(c.evaluate(&r), Vec::<String>::new());
+}
+
+#[test]
+fn evaluate_commands_of_a_module_that_did_not_load() {
+    let c = case(COMMANDS);
+    let mut r = commands_run();
+    r.verdict = Verdict::LoadFailed;
+    r.load.ok = false;
+    r.files.clear();
+    r.commands.clear();
+    r.unload = None;
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "verdict: expected pass, got load-failed",
+            "loaded: /proc/dyndbg_demo was not read (the module did not load)",
+            "loaded.run: `echo 'module dyndbg_demo +p' > /proc/dynamic_debug/control` was not \
+             run (the module did not load)",
+            "loaded.output: expected a line matching /^reads: [0-9]+$/, but the commands did not \
+             run (the module did not load)",
+            "loaded.log: expected a line matching /^dyndbg_demo: read$/, but the commands did \
+             not run (the module did not load)",
+        ]
+    );
+}
+
+#[test]
+fn commands_travel_in_the_run_json() {
+    let r = commands_run();
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        json.contains(
+            "\"before\":[{\"argv\":[\"/bin/sh\",\"-c\",\"echo 8 > /proc/sys/kernel/printk\"]"
+        ),
+        "{json}"
+    );
+    let back: RunResult = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, r);
+    // A run without commands has neither key, and older JSON without them still reads.
+    let plain = serde_json::to_string(&run(Verdict::Pass)).unwrap();
+    assert!(!plain.contains("\"before\"") && !plain.contains("\"commands\""));
+    let back: RunResult = serde_json::from_str(&plain).unwrap();
+    assert!(back.commands.is_empty());
 }

@@ -5,7 +5,7 @@ use crate::guest::{BootKernel, BootSpec, Guest, InfraError, Step};
 use crate::initramfs::GuestModule;
 use crate::qemu::Accel;
 use kmodlab_crash::{CrashReport, ReportKind, Severity};
-use kmodlab_events::{Event, FileRead, Phase, PhaseResult, RunResult, Verdict};
+use kmodlab_events::{CommandResult, Event, FileRead, Phase, PhaseResult, RunResult, Verdict};
 use kmodlab_proto::{CallStatus, Reply, Request};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,6 +52,11 @@ pub struct RunPlan {
     pub params: Vec<String>,
     /// Extra paths to read while loaded (the module's /sys/module state is always read).
     pub read_paths: Vec<String>,
+    /// Shell command lines run with `sh -c`, in order, before the load (a spec's `before`).
+    pub before: Vec<String>,
+    /// Shell command lines run with `sh -c`, in order, while the module is loaded, after the
+    /// reads (a spec's `loaded.run`).
+    pub loaded_commands: Vec<String>,
     /// Leave the module loaded.
     pub skip_unload: bool,
     /// Deadlines.
@@ -67,6 +72,74 @@ pub struct RunPlan {
     /// After a successful unload, have kmemleak scan and report the module's leaks (a kernel
     /// with kmemleak).
     pub leak_check: bool,
+}
+
+/// The guest's shell, which runs the commands of [`RunPlan::before`] and
+/// [`RunPlan::loaded_commands`] (busybox's, from [`RunPlan::userland`]).
+pub const GUEST_SHELL: &str = "/bin/sh";
+
+/// Why a series of guest commands stopped before its end, other than a command failing.
+enum Halt {
+    /// A command missed its deadline.
+    Timeout,
+    /// QEMU or the agent went away.
+    Gone(String),
+    /// The agent channel broke (an infrastructure error).
+    Broken(String),
+}
+
+/// Runs `lines` with `sh -c`, in order, each within `step`, until one fails or has no result;
+/// returns the results of those that ran, and why the guest cannot go on, if it cannot.
+fn shell_commands(
+    guest: &mut Guest,
+    lines: &[String],
+    step: Duration,
+) -> (Vec<CommandResult>, Option<Halt>) {
+    let mut done = Vec::new();
+    for line in lines {
+        let argv = vec![GUEST_SHELL.to_string(), "-c".to_string(), line.clone()];
+        let mut r = CommandResult::new(argv.clone());
+        let request = Request::Exec {
+            argv,
+            stop_on: None,
+        };
+        let halt = match guest.request(&request, step) {
+            Step::Reply(Reply::Exited {
+                code,
+                signal,
+                stdout,
+                stderr,
+                log,
+            }) => {
+                r.exit_code = code;
+                r.signal = signal.map(kmodlab_sys::signal_name);
+                r.stdout = stdout;
+                r.stderr = stderr;
+                r.log = log;
+                None
+            }
+            Step::Reply(Reply::Error { message }) => {
+                r.error = Some(message);
+                None
+            }
+            Step::Reply(other) => Some(Halt::Broken(unexpected("exec", &other))),
+            Step::Timeout => {
+                r.error = Some(format!("timed out after {:.1} s", step.as_secs_f64()));
+                Some(Halt::Timeout)
+            }
+            Step::Gone(why) => {
+                r.error = Some(why.clone());
+                Some(Halt::Gone(why))
+            }
+            Step::Broken(why) => Some(Halt::Broken(why)),
+        };
+        let ok = r.succeeded();
+        done.push(r);
+        if halt.is_some() || !ok {
+            return (done, halt);
+        }
+    }
+    (done, None)
 }
 
 /// The longest a kmemleak scan may take: it depends on the kernel and the guest, not on the
@@ -130,41 +203,70 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
     let mut load = PhaseResult::default();
     let mut unload = None;
     let mut files = Vec::new();
+    let mut before = Vec::new();
+    let mut commands = Vec::new();
     // Where the module's sections were while it was loaded (for the leak check).
     let mut sections: Vec<(String, u64)> = Vec::new();
     let mut leaks: Vec<CrashReport> = Vec::new();
     // The phase during which QEMU went away, and its exit status.
     let mut gone: Option<(Phase, String)> = None;
 
-    // Load.
-    guest.emit(&Event::StepStarted(Phase::Load));
-    let params = kmodlab_proto::param_string(&plan.params);
-    let req = Request::Load {
-        path: format!("{}/{file_name}", kmodlab_proto::GUEST_MODULE_DIR),
-        params,
-    };
-    let load_from = guest.lines_seen();
-    match guest.request(&req, plan.deadlines.step) {
-        Step::Reply(Reply::Call { status, log }) => load = phase_result(&status, log, false),
-        Step::Reply(other) => return Err(guest.abort(unexpected("load", &other))),
-        Step::Timeout => {
-            timeout_phase = Some(Phase::Load);
-            verdict = Some(Verdict::Timeout);
-            load.error = Some("timed out".into());
+    // The spec's commands before the load (a hang counts as the load phase's).
+    let before_from = guest.lines_seen();
+    if !plan.before.is_empty() {
+        let (done, halt) = shell_commands(&mut guest, &plan.before, plan.deadlines.step);
+        before = done;
+        match halt {
+            None => {}
+            Some(Halt::Broken(why)) => return Err(guest.abort(why)),
+            Some(Halt::Timeout) => {
+                timeout_phase = Some(Phase::Load);
+                verdict = Some(Verdict::Timeout);
+                load.error = Some("not attempted: a command before the load timed out".into());
+            }
+            Some(Halt::Gone(why)) => {
+                load.error = Some(why.clone());
+                gone = Some((Phase::Load, why));
+            }
         }
-        Step::Gone(why) => {
-            load.error = Some(why.clone());
-            gone = Some((Phase::Load, why));
-        }
-        Step::Broken(why) => return Err(guest.abort(why)),
     }
     // A phase the agent never answered (a hang, a panic) gets its log from the console instead.
     let mut unanswered: Option<(Phase, usize)> =
-        (timeout_phase.is_some() || gone.is_some()).then_some((Phase::Load, load_from));
-    guest.emit(&Event::StepFinished {
-        phase: Phase::Load,
-        ok: load.ok,
-    });
+        (timeout_phase.is_some() || gone.is_some()).then_some((Phase::Load, before_from));
+    // The same for a command run while loaded: its log comes from the console.
+    let mut unanswered_command: Option<usize> = None;
+
+    // Load.
+    if unanswered.is_none() {
+        guest.emit(&Event::StepStarted(Phase::Load));
+        let params = kmodlab_proto::param_string(&plan.params);
+        let req = Request::Load {
+            path: format!("{}/{file_name}", kmodlab_proto::GUEST_MODULE_DIR),
+            params,
+        };
+        let load_from = guest.lines_seen();
+        match guest.request(&req, plan.deadlines.step) {
+            Step::Reply(Reply::Call { status, log }) => load = phase_result(&status, log, false),
+            Step::Reply(other) => return Err(guest.abort(unexpected("load", &other))),
+            Step::Timeout => {
+                timeout_phase = Some(Phase::Load);
+                verdict = Some(Verdict::Timeout);
+                load.error = Some("timed out".into());
+            }
+            Step::Gone(why) => {
+                load.error = Some(why.clone());
+                gone = Some((Phase::Load, why));
+            }
+            Step::Broken(why) => return Err(guest.abort(why)),
+        }
+        if timeout_phase.is_some() || gone.is_some() {
+            unanswered = Some((Phase::Load, load_from));
+        }
+        guest.emit(&Event::StepFinished {
+            phase: Phase::Load,
+            ok: load.ok,
+        });
+    }
 
     if load.ok {
         // Check: the module's /sys/module state and what the spec asks for.
@@ -249,6 +351,26 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             }
             Step::Gone(why) => gone = Some((Phase::Check, why)),
             Step::Broken(why) => return Err(guest.abort(why)),
+        }
+        // The spec's commands while loaded, after the reads.
+        if ok && !plan.loaded_commands.is_empty() {
+            let check_from = guest.lines_seen();
+            let (done, halt) =
+                shell_commands(&mut guest, &plan.loaded_commands, plan.deadlines.step);
+            commands = done;
+            ok = commands.iter().all(CommandResult::succeeded);
+            if halt.is_some() {
+                unanswered_command = Some(check_from);
+            }
+            match halt {
+                None => {}
+                Some(Halt::Broken(why)) => return Err(guest.abort(why)),
+                Some(Halt::Timeout) => {
+                    timeout_phase = Some(Phase::Check);
+                    verdict = Some(Verdict::Timeout);
+                }
+                Some(Halt::Gone(why)) => gone = Some((Phase::Check, why)),
+            }
         }
         guest.emit(&Event::StepFinished {
             phase: Phase::Check,
@@ -338,6 +460,9 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         .map(|(phase, _)| guest.infra(qemu_died(&format!("the {phase} phase"), exit.as_deref())));
     let (mut reports, console) = guest.finish();
     reports.append(&mut leaks);
+    if let (Some(from), Some(last)) = (unanswered_command, commands.last_mut()) {
+        last.log = phase_log_from_console(&console, from);
+    }
     if let Some((phase, from)) = unanswered {
         let log = phase_log_from_console(&console, from);
         match phase {
@@ -363,6 +488,8 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         load,
         unload,
         files,
+        before,
+        commands,
         reports,
         timeout_phase,
         kernel,

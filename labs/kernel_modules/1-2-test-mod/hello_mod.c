@@ -15,12 +15,14 @@ MODULE_LICENSE("GPL");
 
 static int my_hello_init(void)
 {
+	/* TODO 1/1: print "Hello!" with pr_debug() */
 	pr_debug("Hello!\n");
 	return 0;
 }
 
 static void hello_exit(void)
 {
+	/* TODO 2/1: print "Goodbye!" with pr_debug() */
 	pr_debug("Goodbye!\n");
 }
 

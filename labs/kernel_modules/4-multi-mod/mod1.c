@@ -19,6 +19,7 @@ extern void print_goodbye(void);
 static int multi_init(void)
 {
 	pr_info("multi_init\n");
+	/* TODO 1/1: call print_hello(), defined in mod2.c */
 	print_hello();
 	return 0;
 }
@@ -26,6 +27,7 @@ static int multi_init(void)
 static void multi_exit(void)
 {
 	pr_info("multi_exit\n");
+	/* TODO 2/1: call print_goodbye(), defined in mod2.c */
 	print_goodbye();
 }
 

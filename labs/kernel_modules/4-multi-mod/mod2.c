@@ -12,10 +12,12 @@ void print_goodbye(void);
 
 void print_hello(void)
 {
+	/* TODO 3/1: print "Hello from mod2" */
 	pr_info("Hello from mod2\n");
 }
 
 void print_goodbye(void)
 {
+	/* TODO 4/1: print "Goodbye from mod2" */
 	pr_info("Goodbye from mod2\n");
 }

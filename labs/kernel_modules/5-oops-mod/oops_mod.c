@@ -20,6 +20,7 @@ static int my_oops_init(void)
 
 	pr_info("before init\n");
 
+	/* TODO 1/1: write a character through the NULL pointer p */
 	*p = 'a';
 
 	pr_info("after init\n");

@@ -15,6 +15,7 @@ MODULE_LICENSE("GPL");
 
 static char *str = "the worm";
 
+/* TODO 1/2: make str a charp module parameter, permissions 0000, with a description */
 module_param(str, charp, 0000);
 MODULE_PARM_DESC(str, "A simple string");
 

@@ -20,9 +20,11 @@ static void print_processes(void)
 {
 	struct task_struct *p;
 
+	/* TODO 1/2: print the current process: "Current process: pid = N; comm = NAME" */
 	pr_info("Current process: pid = %d; comm = %s\n",
 		current->pid, current->comm);
 
+	/* TODO 2/4: under rcu_read_lock(), print "pid = N; comm = NAME" for each process */
 	rcu_read_lock();
 	for_each_process(p)
 		pr_info("pid = %d; comm = %s\n", p->pid, p->comm);
