@@ -107,6 +107,60 @@ pub const STACKS_NOT_SCANNED: [SourceEdit; 2] = [
     },
 ];
 
+/// KASAN's shadow (an eighth of the guest's memory, in 2 MB blocks) is memblock memory that
+/// kmemleak records and scans as any other block, though it holds no pointers: two seconds of
+/// every scan under TCG. The debug lab kernel allocates it untracked, as arm64's KASAN and the
+/// kernel's own `memmap_alloc()` do (`MEMBLOCK_ALLOC_NOLEAKTRACE`).
+pub const KASAN_SHADOW_NOT_SCANNED: SourceEdit = SourceEdit {
+    name: "kasan-shadow-not-scanned",
+    file: "arch/x86/mm/kasan_init_64.c",
+    line_start: "\t\t\t__pa(MAX_DMA_ADDRESS), MEMBLOCK_ALLOC_ACCESSIBLE, nid);",
+    line: "\t\t\t__pa(MAX_DMA_ADDRESS), MEMBLOCK_ALLOC_NOLEAKTRACE, nid); \
+           /* kmodlab: the shadow holds no pointers */",
+};
+
+/// The stack depot's hash table (16 MB with KASAN) is a million list heads that point into the
+/// depot's own pools, which kmemleak does not track: a second of every scan under TCG, for no
+/// object it could reference. The debug lab kernel has kmemleak ignore it.
+pub const STACKDEPOT_NOT_SCANNED: [SourceEdit; 2] = [
+    SourceEdit {
+        name: "stackdepot-not-scanned",
+        file: "lib/stackdepot.c",
+        line_start: "#include <linux/memblock.h>",
+        line: "#include <linux/memblock.h>\n#include <linux/kmemleak.h> /* kmodlab */",
+    },
+    SourceEdit {
+        name: "stackdepot-not-scanned",
+        file: "lib/stackdepot.c",
+        line_start: "\tpr_info(\"allocating space for %u stack pools via memblock\\n\",",
+        line: "\tkmemleak_ignore_phys(__pa(stack_table)); /* kmodlab: no tracked object in it */\n\
+               \tpr_info(\"allocating space for %u stack pools via memblock\\n\",",
+    },
+];
+
+/// When a scan leaves objects unreferenced, kmemleak scans everything a second time and reports
+/// only the objects unreferenced by both, against pointers that a concurrent update moved during
+/// the first. kmodlab scans after the module under test is gone, whose objects no longer move,
+/// and reports only them: the debug lab kernel skips the second scan, which would double the
+/// cost of every leak found (a second under TCG).
+pub const KMEMLEAK_NO_CONFIRMATION: SourceEdit = SourceEdit {
+    name: "kmemleak-no-confirmation-scan",
+    file: "mm/kmemleak.c",
+    line_start: "\t__kmemleak_scan(false);",
+    line: "\t/* kmodlab: no confirmation scan (the module under test is gone) */",
+};
+
+/// kmemleak scans the `struct page` of every page in use, reserved ones included (the kernel
+/// image, memblock allocations: a third of a small guest's pages), whose `struct page` points
+/// to no tracked object. The debug lab kernel skips reserved pages: half of that part of a
+/// scan under TCG.
+pub const RESERVED_PAGES_NOT_SCANNED: SourceEdit = SourceEdit {
+    name: "reserved-pages-not-scanned",
+    file: "mm/kmemleak.c",
+    line_start: "\t\t\tif (page_count(page) == 0)",
+    line: "\t\t\tif (page_count(page) == 0 || PageReserved(page)) /* kmodlab: no pointers */",
+};
+
 impl SourceEdit {
     /// `text` with the edit made (unchanged when it is made already); `None` when the line is
     /// not there exactly once. The new text may be several lines.
@@ -182,6 +236,11 @@ impl Flavour {
                 SHEAVES_NOT_SCANNED,
                 STACKS_NOT_SCANNED[0],
                 STACKS_NOT_SCANNED[1],
+                KASAN_SHADOW_NOT_SCANNED,
+                STACKDEPOT_NOT_SCANNED[0],
+                STACKDEPOT_NOT_SCANNED[1],
+                RESERVED_PAGES_NOT_SCANNED,
+                KMEMLEAK_NO_CONFIRMATION,
             ],
         }
     }
@@ -355,5 +414,52 @@ mod tests {
         );
         let twice = format!("{text}{text}");
         assert_eq!(KMEMLEAK_ANY_AGE.apply(&twice), None);
+    }
+
+    #[test]
+    fn the_scan_cost_edits_match_the_kernels_lines() {
+        // The lines as Linux 7.3 has them.
+        let kasan = "static __init void *early_alloc(size_t size, int nid, bool should_panic)\n{\n\
+                     \tvoid *ptr = memblock_alloc_try_nid(size, size,\n\
+                     \t\t\t__pa(MAX_DMA_ADDRESS), MEMBLOCK_ALLOC_ACCESSIBLE, nid);\n";
+        let edited = KASAN_SHADOW_NOT_SCANNED.apply(kasan).unwrap();
+        assert!(edited.contains("MAX_DMA_ADDRESS), MEMBLOCK_ALLOC_NOLEAKTRACE, nid);"));
+        assert!(!edited.contains("ACCESSIBLE"));
+        let depot = "#include <linux/memblock.h>\n\tinit_stack_table(entries);\n\n\
+                     \tpr_info(\"allocating space for %u stack pools via memblock\\n\",\n\
+                     \t\tstack_max_pools);\n";
+        let once = STACKDEPOT_NOT_SCANNED
+            .iter()
+            .try_fold(depot.to_string(), |t, e| e.apply(&t))
+            .unwrap();
+        assert!(once.contains("#include <linux/kmemleak.h>"));
+        assert!(once.contains(
+            "\tkmemleak_ignore_phys(__pa(stack_table)); /* kmodlab: no tracked object in it */\n\
+             \tpr_info(\"allocating space for %u stack pools via memblock\\n\",\n\t\tstack_max_pools);"
+        ));
+        let again = STACKDEPOT_NOT_SCANNED
+            .iter()
+            .try_fold(once.clone(), |t, e| e.apply(&t))
+            .unwrap();
+        assert_eq!(again, once, "idempotent");
+        let pages = "\t\t\t/* only scan if page is in use */\n\t\t\tif (page_count(page) == 0)\n\
+                     \t\t\t\tcontinue;\n";
+        let edited = RESERVED_PAGES_NOT_SCANNED.apply(pages).unwrap();
+        assert!(edited.contains("if (page_count(page) == 0 || PageReserved(page))"));
+        assert!(edited.ends_with("\t\t\t\tcontinue;\n"));
+        let confirm = "\t__kmemleak_scan(false);\n\tif (scan_should_stop())\n";
+        let edited = KMEMLEAK_NO_CONFIRMATION.apply(confirm).unwrap();
+        assert!(!edited.contains("__kmemleak_scan(false)"));
+        assert!(edited.ends_with("\tif (scan_should_stop())\n"));
+        for e in [
+            KASAN_SHADOW_NOT_SCANNED,
+            RESERVED_PAGES_NOT_SCANNED,
+            KMEMLEAK_NO_CONFIRMATION,
+        ] {
+            assert!(Flavour::Debug.source_edits().contains(&e));
+        }
+        assert!(Flavour::Debug
+            .key_text()
+            .contains("kmemleak_ignore_phys(__pa(stack_table))"));
     }
 }

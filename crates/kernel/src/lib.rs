@@ -42,8 +42,9 @@ pub use config::{
     FRAGMENT,
 };
 pub use flavour::{
-    Flavour, Fragment, SourceEdit, DEBUG_LAB, KMEMLEAK_ANY_AGE, KMEMLEAK_ONE_SCAN, NO_RUST,
-    RUST_LAB, SHEAVES_NOT_SCANNED, STACKS_NOT_SCANNED,
+    Flavour, Fragment, SourceEdit, DEBUG_LAB, KASAN_SHADOW_NOT_SCANNED, KMEMLEAK_ANY_AGE,
+    KMEMLEAK_NO_CONFIRMATION, KMEMLEAK_ONE_SCAN, NO_RUST, RESERVED_PAGES_NOT_SCANNED, RUST_LAB,
+    SHEAVES_NOT_SCANNED, STACKDEPOT_NOT_SCANNED, STACKS_NOT_SCANNED,
 };
 pub use kconfig::unmet_dependencies;
 pub use list::{disk_usage, human_size, list, write_table, ListedKernel};
