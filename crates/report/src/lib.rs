@@ -599,6 +599,8 @@ pub fn write_human_exec(w: &mut dyn Write, r: &kmodlab_events::ScriptResult) -> 
 /// terminal; lines that explain a slower run (a cold boot and why) and crash reports stay.
 pub struct Progress {
     tty: bool,
+    /// When the leak check started, to say what it cost.
+    leak_check: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Progress {
@@ -606,6 +608,7 @@ impl Progress {
     pub fn stderr() -> Progress {
         Progress {
             tty: io::IsTerminal::is_terminal(&io::stderr()),
+            leak_check: std::sync::Mutex::new(None),
         }
     }
 
@@ -628,7 +631,32 @@ impl Progress {
                 }
                 return;
             }
-            Event::StepStarted(p) if *p != Phase::Boot => format!("{p}..."),
+            Event::StepStarted(p) if *p != Phase::Boot => {
+                if *p == Phase::LeakCheck {
+                    *self.leak_check.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(std::time::Instant::now());
+                }
+                format!("{p}...")
+            }
+            Event::StepFinished {
+                phase: Phase::LeakCheck,
+                ..
+            } => {
+                let started = self
+                    .leak_check
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                let Some(t) = started else { return };
+                // What the leak check cost this run: worth keeping on screen.
+                let msg = format!("leak check took {:.2}s", t.elapsed().as_secs_f64());
+                if self.tty {
+                    eprintln!("\r\x1b[2Kkmodlab: {msg}");
+                } else {
+                    eprintln!("kmodlab: {msg}");
+                }
+                return;
+            }
             Event::ReportFound { kind, title } => format!("{kind}: {}", printable(title)),
             _ => return,
         };
