@@ -227,8 +227,8 @@ fn shell_follows_the_lab_by_hand() {
     let out = t.run("cd ../5-oops-mod && insmod oops_mod.ko", &oops);
     assert!(out.contains("Killed"), "{out}");
     assert!(
-        t.shows(mark, "oops_mod.c:24", 20),
-        "no summary naming oops_mod.c:24:\n{}",
+        t.shows(mark, "oops_mod.c:23", 20),
+        "no summary naming oops_mod.c:23:\n{}",
         &t.seen[mark..]
     );
     let out = t.run("echo still here", &oops);

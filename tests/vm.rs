@@ -629,8 +629,8 @@ fn vm_rust_labs_and_new_rust_module_pass() {
     );
     assert_eq!(
         cases.len(),
-        9,
-        "7 lab cases and 2 of the new module: {json}"
+        11,
+        "9 lab cases and 2 of the new module: {json}"
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     for c in cases {
@@ -657,6 +657,125 @@ fn vm_rust_labs_and_new_rust_module_pass() {
         .expect("the NULL write in oops_mod.rs")
         + 1;
     assert_eq!(r["source"], format!("oops_mod.rs:{line}"), "{r}");
+    assert_no_qemu_left(&runs);
+}
+
+/// `kmodlab lab check` grades the C lab's solutions and a fresh set of skeletons in one call:
+/// every solution has full marks, every skeleton less; each skeleton builds but exercise 3's,
+/// whose build failure names the missing declaration's `file:line`; the class table has both.
+#[test]
+fn vm_lab_check_grades_solutions_full_and_skeletons_less() {
+    let _g = lock();
+    let runs = scratch("vm-lab-check");
+    let skeletons = runs.join("student");
+    let out = kmodlab()
+        .args(["lab", "start", "kernel_modules"])
+        .arg(&skeletons)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let table = runs.join("grades/class");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "lab",
+            "check",
+            "-j",
+            "2",
+            "--format",
+            "json",
+            "labs/kernel_modules",
+        ])
+        .arg(&skeletons)
+        .arg("--table")
+        .arg(&table)
+        .output()
+        .unwrap();
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the skeletons fail: {}",
+        show(&out)
+    );
+    let students = json["students"].as_array().unwrap();
+    assert_eq!(students.len(), 2, "{json}");
+    let solutions = students
+        .iter()
+        .find(|s| s["student"] == "labs/kernel_modules")
+        .unwrap();
+    let skel = students
+        .iter()
+        .find(|s| s["student"] != "labs/kernel_modules")
+        .unwrap();
+    let exercises = |s: &Value| s["exercises"].as_array().unwrap().clone();
+    let lab = std::fs::read_dir("labs/kernel_modules")
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("kmodlab.toml").is_file())
+        .count();
+    assert_eq!(exercises(solutions).len(), lab, "every exercise graded");
+    for e in exercises(solutions) {
+        assert!(
+            e["total"].as_u64().unwrap() > 0 && e["passed"] == e["total"],
+            "a solution without full marks: {e:#}"
+        );
+    }
+    assert_eq!(solutions["passed"], solutions["total"]);
+    for e in exercises(skel) {
+        let name = e["exercise"].as_str().unwrap();
+        assert!(
+            e["passed"].as_u64() < e["total"].as_u64(),
+            "a skeleton with full marks: {e:#}"
+        );
+        let problems: Vec<String> = e["todos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["checks"].as_array().unwrap().clone())
+            .flat_map(|c| c["problems"].as_array().unwrap().clone())
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        let build_failed = problems.iter().any(|p| p.contains("build failed"));
+        if name == "3-error-mod" {
+            let src = std::fs::read_to_string(skeletons.join(name).join("err_mod.c")).unwrap();
+            // The compiler's first complaint names the first use of what the missing header
+            // declares, `err_mod.c:LINE:COL: error: implicit declaration of ...init_utsname`,
+            // and LINE is that use in the skeleton.
+            let errors: Vec<&String> = problems
+                .iter()
+                .filter(|p| p.contains(": error: "))
+                .collect();
+            assert!(build_failed && !errors.is_empty(), "{problems:#?}");
+            let first = errors[0].lines().find(|l| l.contains(": error: ")).unwrap();
+            assert!(first.contains("init_utsname"), "{first}");
+            let at = first.split("err_mod.c:").nth(1).expect("names err_mod.c");
+            let line: usize = at.split(':').next().unwrap().parse().unwrap();
+            let used = src
+                .lines()
+                .position(|l| l.contains("init_utsname()->"))
+                .expect("the skeleton uses init_utsname()")
+                + 1;
+            assert_eq!(line, used, "{first}");
+        } else {
+            assert!(
+                !build_failed,
+                "the skeleton of {name} must build: {problems:#?}"
+            );
+        }
+    }
+    let csv = std::fs::read_to_string(table.with_extension("csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[0].starts_with("student,1-2-test-mod,"), "{csv}");
+    let total = solutions["total"].as_u64().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("labs/kernel_modules,")
+                && r.ends_with(&format!(",{total},{total}"))),
+        "{csv}"
+    );
+    assert!(table.with_extension("json").is_file());
     assert_no_qemu_left(&runs);
 }
 

@@ -155,7 +155,7 @@ fn select<'a>(lab: &'a Lab, selectors: &[String]) -> Result<Vec<&'a Exercise>, L
             }
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.sort_by_key(|e| kmodlab_course::order_key(&e.name));
     Ok(out)
 }
 

@@ -29,7 +29,7 @@ pub struct Lab {
     pub name: String,
     /// Its README, the lab's own text.
     pub readme: Option<String>,
-    /// The exercises, sorted by directory name as the lab numbers them.
+    /// The exercises, in the lab's order ([`order_key`]).
     pub exercises: Vec<Exercise>,
 }
 
@@ -159,7 +159,7 @@ pub fn from_files(files: &[(&str, &[u8])]) -> Result<Vec<Lab>, String> {
             .filter(|(l, _, f)| *l == lab.name && f.path == kmodlab_spec::SPEC_FILE)
             .map(|(_, e, _)| e.as_str())
             .collect();
-        names.sort();
+        names.sort_by_key(|n| order_key(n));
         names.dedup();
         for name in names {
             let mut files: Vec<LabFile> = pending
@@ -174,6 +174,13 @@ pub fn from_files(files: &[(&str, &[u8])]) -> Result<Vec<Lab>, String> {
     labs.retain(|l| !l.exercises.is_empty());
     labs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(labs)
+}
+
+/// How exercises are ordered: by the number their name starts with (`2-printk` before
+/// `10-memory-info`), then by name.
+pub fn order_key(name: &str) -> (u64, String) {
+    let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+    (digits.parse().unwrap_or(u64::MAX), name.to_string())
 }
 
 fn exercise(lab: &str, name: &str, files: Vec<LabFile>) -> Result<Exercise, String> {
@@ -291,6 +298,9 @@ mod tests {
         let labs = labs();
         let km = labs.iter().find(|l| l.name == "kernel_modules").unwrap();
         assert!(km.exercises.len() >= 5);
+        let keys: Vec<_> = km.exercises.iter().map(|e| order_key(&e.name)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "in the lab's order");
+        assert_eq!(km.exercises[0].name, "1-2-test-mod");
         assert!(labs.iter().any(|l| l.name == "rust"));
         for lab in &labs {
             for ex in &lab.exercises {

@@ -19,7 +19,6 @@ static int my_oops_init(void)
 	char *p = NULL;
 
 	pr_info("before init\n");
-
 	/* TODO 1/1: write a character through the NULL pointer p */
 	*p = 'a';
 
