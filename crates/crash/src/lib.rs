@@ -329,6 +329,23 @@ pub struct Frame {
     pub inlined_by: Vec<String>,
 }
 
+/// A stack a report prints besides its call trace: KASAN's `Allocated by task N:` and
+/// `Freed by task N:`, where the object was allocated and freed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelledStack {
+    /// The label as printed, without its colon (`Allocated by task 25`).
+    pub label: String,
+    /// The frames, innermost first.
+    pub frames: Vec<Frame>,
+    /// The function of its first frame in a module (the module's call to `kmalloc` or
+    /// `kfree`), once symbolized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// That frame's line in the module's own sources, once symbolized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
 /// One crash report found in a log.
 ///
 /// Fields are added over time: code outside this crate that builds a report should end its
@@ -397,4 +414,7 @@ pub struct CrashReport {
     /// The faulting code disassembled, once analysed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disassembly: Option<Disassembly>,
+    /// The other stacks the report prints (KASAN's allocation and free stacks), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<LabelledStack>,
 }

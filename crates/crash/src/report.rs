@@ -323,6 +323,7 @@ pub(crate) fn build(c: &Collected<'_>, cause: Option<&Cause>) -> CrashReport {
         notes: Vec::new(),
         context: None,
         disassembly: None,
+        stacks: facts.stacks,
     }
 }
 
@@ -340,6 +341,8 @@ struct Facts {
     registers: Vec<(String, String)>,
     code: Option<String>,
     modules: Vec<LinkedModule>,
+    /// KASAN's allocation and free stacks.
+    stacks: Vec<crate::LabelledStack>,
 }
 
 /// Where a report's own stack starts.
@@ -360,9 +363,23 @@ impl Facts {
         let mut collecting = start == TraceStart::Header;
         let mut trace_done = false;
         let mut registers = Registers::default();
+        // The labelled stack being read (an index in `facts.stacks`).
+        let mut labelled: Option<usize> = None;
         for (i, line) in body.iter().enumerate() {
             let msg = line.msg.as_str();
             let t = msg.trim();
+            if t.starts_with("Allocated by task ") || t.starts_with("Freed by task ") {
+                facts.stacks.push(crate::LabelledStack {
+                    label: t.trim_end_matches(':').to_string(),
+                    ..Default::default()
+                });
+                labelled = Some(facts.stacks.len() - 1);
+            } else if let Some(k) = labelled {
+                match frame::parse_frame(msg) {
+                    Some(f) => facts.stacks[k].frames.push(f),
+                    None => labelled = None,
+                }
+            }
             registers.read(t, &mut facts.registers);
             if facts.code.is_none() {
                 if let Some(code) = t.strip_prefix("Code:") {

@@ -115,6 +115,32 @@ fn kasan_use_after_free_in_module() {
     // The only register dump is user space's, in the trace: still the first `RIP:` block.
     assert_eq!(r.registers[0], ("RIP".into(), "0033:0x7f3b8da0a779".into()));
     assert!(r.frames.iter().all(|f| !f.rip));
+    // The allocation and free stacks, each to its blank line.
+    let labels: Vec<&str> = r.stacks.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["Allocated by task 130", "Freed by task 130"]);
+    let alloc: Vec<&str> = r.stacks[0]
+        .frames
+        .iter()
+        .map(|f| f.function.as_str())
+        .collect();
+    assert_eq!(
+        alloc,
+        [
+            "kasan_save_stack",
+            "kasan_save_track",
+            "__kasan_kmalloc",
+            "uaf_init",
+            "do_one_initcall"
+        ]
+    );
+    let free = &r.stacks[1].frames;
+    assert_eq!(free.len(), 5);
+    assert_eq!(
+        (free[4].function.as_str(), free[4].offset),
+        ("uaf_init", Some(0x2f))
+    );
+    assert_eq!(free[4].module.as_deref(), Some("uaf_mod"));
+    assert_eq!(r.stacks[1].source, None, "not symbolized yet");
 }
 
 #[test]

@@ -160,6 +160,22 @@ pub fn write_crash_report(out: &mut dyn Write, r: &CrashReport, detail: Detail) 
             }
         }
     }
+    for st in &r.stacks {
+        // `Allocated by task 25` -> `allocated by task 25`, with the module's line.
+        let mut label = st.label.clone();
+        if let Some(first) = label.get(..1) {
+            label.replace_range(..1, &first.to_lowercase());
+        }
+        match (&st.function, &st.source) {
+            (Some(f), Some(s)) => writeln!(out, "  {label}: {f} at {s}")?,
+            (Some(f), None) => writeln!(out, "  {label}: {f}")?,
+            _ => {
+                if let Some(f) = st.frames.iter().find(|f| f.module.is_some()) {
+                    writeln!(out, "  {label}: {}", frame_text(f))?;
+                }
+            }
+        }
+    }
     if r.corrupted {
         match &r.corrupted_reason {
             Some(why) => writeln!(out, "  corrupted: {why}")?,

@@ -56,6 +56,8 @@
 //! module = "oops_mod"       # exact module of the guilty frame
 //! phase = "load"            # load | unload (informational, see below)
 //! source = "oops_mod.c:12"  # the guilty frame's source ends with this (see below)
+//! allocated = "uaf.c:20"    # KASAN: the module's line in the "Allocated by task" stack (as source)
+//! freed = "uaf.c:24"        # KASAN: the module's line in the "Freed by task" stack
 //! ```
 //!
 //! Every key is optional except a case's `name`. Regexes use the [`regex`] crate's syntax and are
@@ -292,6 +294,11 @@ pub struct CrashExpect {
     pub phase: Option<Phase>,
     /// The end of the guilty frame's `file:line` (see the crate docs on `crash.source`).
     pub source: Option<String>,
+    /// The end of the module's `file:line` in KASAN's `Allocated by task N:` stack (the
+    /// allocation), matched as `source` is.
+    pub allocated: Option<String>,
+    /// The same for KASAN's `Freed by task N:` stack (the free).
+    pub freed: Option<String>,
 }
 
 impl CrashExpect {
@@ -310,6 +317,8 @@ impl CrashExpect {
                 .source
                 .as_ref()
                 .is_none_or(|s| r.source.as_deref().is_some_and(|rs| source_matches(s, rs)))
+            && stack_matches(&self.allocated, r, "Allocated by ")
+            && stack_matches(&self.freed, r, "Freed by ")
     }
 
     fn describe(&self) -> String {
@@ -329,12 +338,29 @@ impl CrashExpect {
         if let Some(s) = &self.source {
             parts.push(format!("source {s}"));
         }
+        if let Some(s) = &self.allocated {
+            parts.push(format!("allocated at {s}"));
+        }
+        if let Some(s) = &self.freed {
+            parts.push(format!("freed at {s}"));
+        }
         if parts.is_empty() {
             "a crash report".to_string()
         } else {
             format!("a report with {}", parts.join(", "))
         }
     }
+}
+
+/// Whether a report has a stack labelled `label...` whose module line meets `expected` (always,
+/// when nothing is expected).
+fn stack_matches(expected: &Option<String>, r: &CrashReport, label: &str) -> bool {
+    expected.as_ref().is_none_or(|e| {
+        r.stacks.iter().any(|st| {
+            st.label.starts_with(label)
+                && st.source.as_deref().is_some_and(|s| source_matches(e, s))
+        })
+    })
 }
 
 /// Whether a report's `source` (`/path/to/file.c:12`) meets a spec's `source` (`file.c:12`): equal,
@@ -502,6 +528,8 @@ struct RawCrash {
     module: Option<Spanned<String>>,
     phase: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    allocated: Option<Spanned<String>>,
+    freed: Option<Spanned<String>>,
 }
 
 /// `path -> regex` pairs in document order.
@@ -948,12 +976,13 @@ fn crash(cx: &Ctx<'_>, c: &RawCrash) -> Result<CrashExpect, SpecError> {
             }
         },
     };
-    let source = match &c.source {
-        None => None,
-        Some(s) if s.get_ref().trim().is_empty() => {
-            return Err(cx.err(s.span(), "crash.source: empty (expected \"file.c:LINE\")"))
-        }
-        Some(s) => Some(s.get_ref().clone()),
+    let place = |key: &str, v: &Option<Spanned<String>>| match v {
+        None => Ok(None),
+        Some(s) if s.get_ref().trim().is_empty() => Err(cx.err(
+            s.span(),
+            format!("crash.{key}: empty (expected \"file.c:LINE\")"),
+        )),
+        Some(s) => Ok(Some(s.get_ref().clone())),
     };
     Ok(CrashExpect {
         kind,
@@ -961,7 +990,9 @@ fn crash(cx: &Ctx<'_>, c: &RawCrash) -> Result<CrashExpect, SpecError> {
         function: c.function.as_ref().map(|f| f.get_ref().clone()),
         module: c.module.as_ref().map(|m| m.get_ref().clone()),
         phase,
-        source,
+        source: place("source", &c.source)?,
+        allocated: place("allocated", &c.allocated)?,
+        freed: place("freed", &c.freed)?,
     })
 }
 

@@ -1063,3 +1063,37 @@ fn commands_travel_in_the_run_json() {
     let back: RunResult = serde_json::from_str(&plain).unwrap();
     assert!(back.commands.is_empty());
 }
+
+#[test]
+fn kasan_allocation_and_free_lines_are_checked() {
+    use kmodlab_crash::{CrashReport, LabelledStack, ReportKind};
+    let c = case("[[case]]\nname = \"uaf\"\n[case.crash]\nkind = \"kasan\"\nallocated = \"uaf.c:20\"\nfreed = \"uaf.c:24\"\n");
+    let e = c.crash.clone().unwrap();
+    let stack = |label: &str, source: &str| LabelledStack {
+        label: label.into(),
+        source: Some(source.into()),
+        ..Default::default()
+    };
+    let mut r = CrashReport {
+        kind: ReportKind::Kasan,
+        stacks: vec![
+            stack("Allocated by task 25", "/src/uaf/uaf.c:20"),
+            stack("Freed by task 25", "/src/uaf/uaf.c:24"),
+        ],
+        ..CrashReport::default()
+    };
+    assert!(e.matches(&r));
+    r.stacks[1].source = Some("uaf.c:25".into());
+    assert!(!e.matches(&r), "the free at another line");
+    r.stacks.truncate(1);
+    assert!(!e.matches(&r), "no free stack");
+    assert!(e
+        .describe()
+        .contains("allocated at uaf.c:20, freed at uaf.c:24"));
+    let err = parse(
+        "kmodlab.toml",
+        "[[case]]\nname = \"a\"\n[case.crash]\nfreed = \"\"\n",
+    )
+    .unwrap_err();
+    assert!(err.message().starts_with("crash.freed: empty"), "{err}");
+}

@@ -62,6 +62,21 @@ fn is_module_file(name: &str) -> bool {
 /// The names `module_init()` and `module_exit()` give a module's init and exit functions.
 const ALIASES: [&str; 2] = ["init_module", "cleanup_module"];
 
+/// The function's own name for a module frame printed under an alias of `module_init()` or
+/// `module_exit()` (`init_module`): the outermost function of its location's inline chain, as
+/// the debug information names it; `None` for any other frame.
+fn own_name(frame: &Frame, loc: &crate::Location) -> Option<String> {
+    if frame.module.is_none() || !ALIASES.contains(&frame.function.as_str()) {
+        return None;
+    }
+    let outer = loc
+        .inlined_by
+        .last()
+        .and_then(|c| c.split_once(" at ").map(|(f, _)| f))
+        .unwrap_or(&loc.function);
+    (!outer.is_empty() && outer != frame.function).then(|| outer.to_string())
+}
+
 impl Symbolizer {
     /// An empty symbolizer.
     pub fn new() -> Self {
@@ -269,16 +284,9 @@ impl Symbolizer {
                     // module_init()/module_exit() make the aliases `init_module` and
                     // `cleanup_module`, and the compiler may keep only the alias in the symbol
                     // table: the debug information has the function's own name.
-                    if frame.module.is_some() && ALIASES.contains(&frame.function.as_str()) {
-                        let outer = loc
-                            .inlined_by
-                            .last()
-                            .and_then(|c| c.split_once(" at ").map(|(f, _)| f))
-                            .unwrap_or(&loc.function);
-                        if !outer.is_empty() && outer != frame.function {
-                            renamed.push((frame.function.clone(), outer.to_string()));
-                            frame.function = outer.to_string();
-                        }
+                    if let Some(own) = own_name(frame, &loc) {
+                        renamed.push((frame.function.clone(), own.clone()));
+                        frame.function = own;
                     }
                     frame.source = Some(loc.source());
                     own[k] = loc.module_source.clone();
@@ -294,6 +302,30 @@ impl Symbolizer {
                     note(label(frame, &e), &mut notes)
                 }
                 Err(_) => {}
+            }
+        }
+        // KASAN's allocation and free stacks: every frame's line, and the module's own line of
+        // its first module frame (the kmalloc or kfree call).
+        for stack in &mut report.stacks {
+            for frame in &mut stack.frames {
+                let Some(file) = self.file(frame.module.as_deref()) else {
+                    continue;
+                };
+                if stale.iter().any(|p| p == file.path()) {
+                    continue;
+                }
+                let Ok(Some(loc)) = self.locate_frame(frame, false) else {
+                    continue;
+                };
+                if let Some(own) = own_name(frame, &loc) {
+                    frame.function = own;
+                }
+                if frame.module.is_some() && stack.source.is_none() {
+                    stack.function = Some(frame.function.clone());
+                    stack.source = Some(loc.module_source.clone().unwrap_or_else(|| loc.source()));
+                }
+                frame.source = Some(loc.source());
+                frame.inlined_by = loc.inlined_by;
             }
         }
         if let Some(module) = &report.module {
