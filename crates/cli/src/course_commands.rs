@@ -359,14 +359,7 @@ pub fn lab_check(a: LabCheckArgs) -> u8 {
             if cases == 1 { "" } else { "s" },
             a.jobs.max(1)
         );
-        let on_done = |o: &CaseOutcome| {
-            eprintln!(
-                "kmodlab: {} {} / {}",
-                if o.passed() { "ok" } else { "FAIL" },
-                o.spec,
-                o.case
-            );
-        };
+        let on_done = |o: &CaseOutcome| crate::lab_commands::progress_line(o);
         let mut build_log = std::io::sink();
         outcomes = kmodlab_lab::run_specs(&vms, &specs, a.jobs.max(1), &mut build_log, &on_done);
     }

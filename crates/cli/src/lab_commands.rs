@@ -276,12 +276,7 @@ pub fn test(a: TestArgs) -> u8 {
                 }
             }
         } else {
-            eprintln!(
-                "kmodlab: {} {} / {}",
-                if o.passed() { "ok" } else { "FAIL" },
-                o.spec,
-                o.case
-            );
+            progress_line(o);
         }
     };
     let mut build_log = std::io::sink();
@@ -305,6 +300,16 @@ pub fn test(a: TestArgs) -> u8 {
         Format::Junit => kmodlab_report::write_junit(&mut out, &outcomes),
     };
     written(result, "the results", code)
+}
+
+/// One line on standard error as a case ends: `kmodlab: ok SPEC / CASE` (or `FAIL`).
+pub(crate) fn progress_line(o: &kmodlab_report::CaseOutcome) {
+    eprintln!(
+        "kmodlab: {} {} / {}",
+        if o.passed() { "ok" } else { "FAIL" },
+        o.spec,
+        o.case
+    );
 }
 
 /// `kmodlab watch`.

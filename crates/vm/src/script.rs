@@ -9,6 +9,33 @@ use std::time::Duration;
 
 pub use kmodlab_events::{CommandResult, ScriptResult};
 
+/// Records the answer to an exec request in `r`: how the program ended (`Exited`, with its
+/// output and the kernel messages meanwhile) or why it did not run (`Error`); any other reply
+/// is given back.
+pub(crate) fn record_exec(r: &mut CommandResult, reply: Reply) -> Option<Reply> {
+    match reply {
+        Reply::Exited {
+            code,
+            signal,
+            stdout,
+            stderr,
+            log,
+        } => {
+            r.exit_code = code;
+            r.signal = signal.map(kmodlab_sys::signal_name);
+            r.stdout = stdout;
+            r.stderr = stderr;
+            r.log = log;
+            None
+        }
+        Reply::Error { message } => {
+            r.error = Some(message);
+            None
+        }
+        other => Some(other),
+    }
+}
+
 /// Boots `spec` and runs `commands` in order, each within `step`; stops at the first command
 /// without a result (a hang or a dead VM). With `stop_on`, a command is stopped (SIGTERM) once
 /// its output contains that text.
@@ -26,35 +53,17 @@ pub fn run_script(
     let mut alive = true;
     let mut timed_out = false;
     for argv in commands {
-        let mut r = CommandResult {
-            argv: argv.clone(),
-            exit_code: None,
-            signal: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            log: Vec::new(),
-            error: None,
-        };
+        let mut r = CommandResult::new(argv.clone());
         let request = Request::Exec {
             argv: argv.clone(),
             stop_on: stop_on.map(String::from),
         };
         match guest.request(&request, step) {
-            Step::Reply(Reply::Exited {
-                code,
-                signal,
-                stdout,
-                stderr,
-                log,
-            }) => {
-                r.exit_code = code;
-                r.signal = signal.map(kmodlab_sys::signal_name);
-                r.stdout = stdout;
-                r.stderr = stderr;
-                r.log = log;
+            Step::Reply(reply) => {
+                if let Some(other) = record_exec(&mut r, reply) {
+                    r.error = Some(format!("unexpected reply {other:?}"));
+                }
             }
-            Step::Reply(Reply::Error { message }) => r.error = Some(message),
-            Step::Reply(other) => r.error = Some(format!("unexpected reply {other:?}")),
             Step::Timeout => {
                 r.error = Some(format!("timed out after {step:?}"));
                 timed_out = true;

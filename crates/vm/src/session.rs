@@ -104,25 +104,8 @@ fn shell_commands(
             stop_on: None,
         };
         let halt = match guest.request(&request, step) {
-            Step::Reply(Reply::Exited {
-                code,
-                signal,
-                stdout,
-                stderr,
-                log,
-            }) => {
-                r.exit_code = code;
-                r.signal = signal.map(kmodlab_sys::signal_name);
-                r.stdout = stdout;
-                r.stderr = stderr;
-                r.log = log;
-                None
-            }
-            Step::Reply(Reply::Error { message }) => {
-                r.error = Some(message);
-                None
-            }
-            Step::Reply(other) => Some(Halt::Broken(unexpected("exec", &other))),
+            Step::Reply(reply) => crate::script::record_exec(&mut r, reply)
+                .map(|other| Halt::Broken(unexpected("exec", &other))),
             Step::Timeout => {
                 r.error = Some(format!("timed out after {:.1} s", step.as_secs_f64()));
                 Some(Halt::Timeout)
