@@ -116,6 +116,29 @@ impl Term {
         self.expect(prompt, 120)
     }
 
+    /// Reads kdb's output to its prompt, turning its pages (`more> `) with a space; returns it.
+    fn kdb_pages(&mut self, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let start = self.from;
+        loop {
+            if let Some(i) = self.seen[self.from..].find("kdb> ") {
+                self.from += i + "kdb> ".len();
+                return self.seen[start..self.from].to_string();
+            }
+            if let Some(i) = self.seen[self.from..].find("more> ") {
+                self.from += i + "more> ".len();
+                self.send(" ");
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: kdb did not come back within {secs}s:\n{}",
+                    self.name, self.seen
+                );
+            }
+            self.pump(200);
+        }
+    }
+
     fn wait(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
@@ -481,6 +504,88 @@ fn shell_follows_the_rust_lab_by_hand() {
 /// A guest that stops answering (init spinning without ever scheduling) is reported, its soft
 /// lockup summarized, and replaced by a fresh one with a new prompt; with -c, the commands end
 /// with exit status 1 saying so.
+/// Lab step 8, KDB, on the debug lab kernel: with kgdboc on the serial console, sysrq-g stops
+/// the machine in kdb and the terminal talks to it (ps, bt, lsmod) until `go`; then the shell goes
+/// on. A BUG in a module stops in kdb too: bt names the module's function, and after `go` the
+/// oops is summarized with its source line.
+#[test]
+fn shell_talks_to_kdb_on_the_debug_kernel() {
+    let runs = scratch("shell-kdb");
+    let mut t = Term::spawn(
+        "shell-kdb",
+        &[
+            "shell",
+            "--lab-kernel",
+            "debug",
+            "labs/kernel_modules/8-kdb",
+        ],
+        &runs,
+    );
+    let p = prompt("8-kdb");
+    t.expect(&p, 3000);
+    t.run("echo ttyS0 > /sys/module/kgdboc/parameters/kgdboc", &p);
+    t.send("echo g > /proc/sysrq-trigger\r");
+    t.expect("Entering kdb", 60);
+    t.expect("your keys go to it", 10);
+    t.expect("kdb> ", 30);
+    t.send("ps\r");
+    let ps = t.expect("kdb> ", 60);
+    assert!(ps.contains("Command"), "{ps}");
+    assert!(ps.contains("*sh"), "the shell wrote to sysrq-trigger: {ps}");
+    t.send("lsmod\r");
+    let lsmod = t.expect("kdb> ", 60);
+    assert!(lsmod.contains("Module"), "{lsmod}");
+    t.send("go\r");
+    // The shell's `echo g` ends once kdb gives the machine back: its prompt comes then.
+    t.expect(&p, 60);
+    let out = t.run("echo back in the shell", &p);
+    assert!(out.contains("back in the shell\r\n"), "{out}");
+
+    // The lab's module: a BUG on demand stops in kdb; bt names it; go lets the oops go on.
+    // kgdb lets an oops through on a kernel set to reboot on panic (kmodlab's guests are).
+    t.run(
+        "echo 0 > /proc/sys/kernel/panic && insmod kdb_mod.ko && lsmod | grep -c kdb_mod",
+        &p,
+    );
+    // In a shell of its own: the oops kills the process that writes (echo is a builtin).
+    t.send("sh -c 'echo 1 > /proc/kdb_bug'\r");
+    t.expect("Entering kdb", 60);
+    // kdb shows the oops, then the backtrace, a screen at a time.
+    t.kdb_pages(60);
+    t.send("bt\r");
+    let bt = t.kdb_pages(90);
+    assert!(bt.contains("kdb_bug_func"), "{bt}");
+    assert!(bt.contains("kdb_bug_write"), "{bt}");
+    // After an oops kdb wants a second go, and the oops going on stops in kdb once more: go
+    // until the shell summarizes the oops.
+    let mark = t.from;
+    t.send("go\r");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // The shell's summary, not the kernel's own `kernel BUG at kdb_mod.c:29!`.
+    let summary = "in kdb_bug_func [kdb_mod] at kdb_mod.c:29";
+    while !t.seen[mark..].contains(summary) {
+        assert!(
+            Instant::now() < deadline,
+            "no summary naming kdb_mod.c:29:\n{}",
+            &t.seen[mark..]
+        );
+        if let Some(i) = t.seen[t.from..].find("kdb> ") {
+            t.from += i + "kdb> ".len();
+            t.send("go\r");
+        } else if let Some(i) = t.seen[t.from..].find("more> ") {
+            t.from += i + "more> ".len();
+            t.send(" ");
+        }
+        t.pump(200);
+    }
+    t.settle();
+    let out = t.run("echo still here", &p);
+    assert!(out.contains("still here\r\n"), "{out}");
+    t.send("exit 0\r");
+    assert_eq!(t.wait(60).and_then(|s| s.code()), Some(0), "{}", t.seen);
+    assert_no_qemu_left(&runs);
+}
+
 #[test]
 fn shell_survives_a_hung_guest() {
     let runs = scratch("shell-hung");

@@ -93,7 +93,9 @@
 //! after the `exists`, `absent` and `files` reads. A command that exits with a status other than
 //! 0 (or is killed, or times out) fails the case with a message naming it and quoting its output,
 //! and the commands after it in the same list are not run (write `CMD || true` for a command
-//! that may fail). A `before` command that fails does not stop the load. `loaded.output`
+//! that may fail). A `before` command that fails does not stop the load. In a case with a
+//! `[case.crash]` table, a `loaded.run` command killed by a signal while a crash was reported is
+//! what the case expects (the oops killed it), not a failure. `loaded.output`
 //! regexes are matched against the lines the `loaded.run` commands wrote to standard output, all
 //! of them together; `loaded.log` and `loaded.no_log` against the kernel log lines printed while
 //! they ran. A command that hangs ends the run with verdict `timeout`, in the `load` phase for
@@ -1038,14 +1040,24 @@ impl Case {
             result.unload.as_ref(),
             &mut out,
         );
-        check_commands("before", &self.before, &result.before, None, &mut out);
+        check_commands(
+            "before",
+            &self.before,
+            &result.before,
+            None,
+            false,
+            &mut out,
+        );
         self.check_loaded(result, &mut out);
         let not_run = (!result.load.ok).then_some("the module did not load");
+        // A case that expects a crash expects the command that caused it to be killed by it.
+        let crash_kills = self.crash.is_some() && !result.reports.is_empty();
         check_commands(
             "loaded.run",
             &self.loaded.run,
             &result.commands,
             not_run,
+            crash_kills,
             &mut out,
         );
         self.check_command_output(result, &mut out);
@@ -1204,6 +1216,7 @@ fn check_commands(
     commands: &[String],
     ran: &[CommandResult],
     not_run: Option<&str>,
+    crash_kills: bool,
     out: &mut Vec<String>,
 ) {
     for (i, line) in commands.iter().enumerate() {
@@ -1214,6 +1227,10 @@ fn check_commands(
             });
             return;
         };
+        if crash_kills && r.signal.is_some() {
+            // The crash the case expects killed it: the commands after it did not run.
+            return;
+        }
         if !r.succeeded() {
             let later = commands.len() - i - 1;
             let mut msg = format!("{what}: `{}` {}", r.command_line(), r.ending());

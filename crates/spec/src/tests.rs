@@ -1097,3 +1097,29 @@ fn kasan_allocation_and_free_lines_are_checked() {
     .unwrap_err();
     assert!(err.message().starts_with("crash.freed: empty"), "{err}");
 }
+
+#[test]
+fn a_command_killed_by_the_expected_crash_is_no_failure() {
+    use kmodlab_crash::{CrashReport, ReportKind};
+    let c = case(
+        "[[case]]\nname = \"bug\"\n[case.loaded]\nrun = [\"echo 1 > /proc/kdb_bug\"]\n\
+         [case.crash]\nkind = \"bug\"\n[case.unload]\nskip = true\n",
+    );
+    let mut r = commands_run();
+    r.verdict = Verdict::Crashed;
+    r.unload = None;
+    r.commands.truncate(1);
+    r.commands[0].exit_code = None;
+    r.commands[0].signal = Some("SIGSEGV".into());
+    r.reports = vec![CrashReport {
+        kind: ReportKind::Bug,
+        ..CrashReport::default()
+    }];
+    assert_eq!(c.evaluate(&r), Vec::<String>::new());
+    // Without a crash report, being killed is still a failure.
+    r.reports.clear();
+    assert!(c
+        .evaluate(&r)
+        .iter()
+        .any(|f| f.contains("killed by SIGSEGV")));
+}

@@ -7,6 +7,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -61,6 +62,9 @@ pub const AGENT_LINE_MAX: usize = 16 << 20;
 pub enum VmMessage {
     /// A console line (without the newline).
     Console(String),
+    /// Console bytes as they came, sent besides the lines while the kernel debugger (kdb)
+    /// talks on the console: its prompt and its echo of what is typed end no line.
+    ConsoleRaw(Vec<u8>),
     /// The console closed (QEMU is gone).
     ConsoleClosed,
     /// A line from the agent.
@@ -156,7 +160,14 @@ pub struct Vm {
     host_tx: SyncSender<Internal>,
     /// The agent's and the monitor's sockets in the run directory, removed with the VM.
     sockets: [PathBuf; 2],
+    /// QEMU's standard input: the serial port's input.
+    serial_in: Option<std::process::ChildStdin>,
+    /// kdb runs on the console (see [`spawn_console_reader`]).
+    kdb: Arc<AtomicBool>,
 }
+
+/// The line kdb prints on the console as it takes over the machine.
+pub const KDB_ENTERED: &str = "Entering kdb (";
 
 /// Text from the guest quoted for a message: at most `n` characters, escaped.
 fn quote(bytes: &[u8], n: usize) -> String {
@@ -169,11 +180,15 @@ fn quote(bytes: &[u8], n: usize) -> String {
 /// Reads the console: whole lines to `tx` (a run of more than [`CONSOLE_LINE_MAX`] bytes
 /// without a newline is cut into lines), the bytes to `log` up to `limit` bytes
 /// ([`CONSOLE_LOG_LIMIT`]).
+///
+/// From a line saying that kdb was entered (`Entering kdb (...)`) until `raw` is cleared
+/// ([`Vm::leave_kdb`]), every byte read is also sent as it came ([`VmMessage::ConsoleRaw`]).
 fn spawn_console_reader<R: Read + Send + 'static>(
     r: R,
     tx: SyncSender<Internal>,
     log: File,
     limit: u64,
+    raw: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut log = std::io::BufWriter::new(log);
@@ -186,7 +201,17 @@ fn spawn_console_reader<R: Read + Send + 'static>(
             let text = String::from_utf8_lossy(line);
             let text = text.trim_end_matches(['\n', '\r']).to_string();
             line.clear();
+            if text.contains(KDB_ENTERED) {
+                raw.store(true, Ordering::SeqCst);
+            }
             tx.send(Internal::Msg(VmMessage::Console(text))).is_ok()
+        };
+        let send_raw = |bytes: &[u8]| {
+            !raw.load(Ordering::SeqCst)
+                || bytes.is_empty()
+                || tx
+                    .send(Internal::Msg(VmMessage::ConsoleRaw(bytes.to_vec())))
+                    .is_ok()
         };
         'read: loop {
             let n = match r.read(&mut chunk) {
@@ -221,6 +246,9 @@ fn spawn_console_reader<R: Read + Send + 'static>(
                 let whole = end.filter(|&e| e <= room + 1);
                 let take = whole.unwrap_or(rest.len().min(room));
                 line.extend_from_slice(&rest[..take]);
+                if !send_raw(&rest[..take]) {
+                    break 'read;
+                }
                 rest = &rest[take..];
                 if (whole.is_some() || line.len() >= CONSOLE_LINE_MAX) && !emit(&mut line) {
                     break 'read;
@@ -328,8 +356,9 @@ impl Vm {
         )?;
         let stderr = File::create(spec.run_dir.join("qemu.stderr"))?;
         let mut cmd = Command::new(&spec.qemu);
+        // Standard input is the serial port's: what kdb reads when it runs.
         cmd.args(&args)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr);
         kmodlab_sys::kill_with_parent(&mut cmd);
@@ -348,6 +377,8 @@ impl Vm {
             .as_mut()
             .and_then(|c| c.stdout.take())
             .ok_or_else(|| io::Error::other("QEMU's standard output is not a pipe"))?;
+        let serial_in = guard.0.as_mut().and_then(|c| c.stdin.take());
+        let kdb = Arc::new(AtomicBool::new(false));
         // Bounded: a guest printing faster than kmodlab can take it waits, instead of filling
         // kmodlab's memory.
         let (tx, rx) = mpsc::sync_channel(MESSAGES_QUEUED);
@@ -358,7 +389,13 @@ impl Vm {
                 let _ = qmp_tx.send(stream);
             }
         });
-        spawn_console_reader(stdout, tx.clone(), console_log, console_log_limit());
+        spawn_console_reader(
+            stdout,
+            tx.clone(),
+            console_log,
+            console_log_limit(),
+            kdb.clone(),
+        );
         {
             let tx = tx.clone();
             let transcript = transcript.clone();
@@ -399,7 +436,29 @@ impl Vm {
             last_id: 0,
             host_tx,
             sockets: [socket, qmp_socket],
+            serial_in,
+            kdb,
         })
+    }
+
+    /// Writes to the guest's serial port (what kdb reads while it runs).
+    pub fn serial_write(&mut self, data: &[u8]) -> io::Result<()> {
+        let w = self
+            .serial_in
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no serial input"))?;
+        w.write_all(data)?;
+        w.flush()
+    }
+
+    /// Whether the console says kdb runs (since its `Entering kdb` line, until [`Vm::leave_kdb`]).
+    pub fn in_kdb(&self) -> bool {
+        self.kdb.load(Ordering::SeqCst)
+    }
+
+    /// kdb was left (`go`): console bytes are no longer also sent as they came.
+    pub fn leave_kdb(&self) {
+        self.kdb.store(false, Ordering::SeqCst);
     }
 
     /// QEMU's process id.
@@ -549,9 +608,12 @@ impl Vm {
                     // QEMU closes the channel as it exits: wait for the exit itself.
                     continue;
                 }
-                Some(VmMessage::ConsoleClosed | VmMessage::Exited(_) | VmMessage::Host(_)) => {
-                    continue
-                }
+                Some(
+                    VmMessage::ConsoleClosed
+                    | VmMessage::ConsoleRaw(_)
+                    | VmMessage::Exited(_)
+                    | VmMessage::Host(_),
+                ) => continue,
             }
         }
     }
@@ -712,6 +774,38 @@ mod tests {
     /// A guest printing without newlines cannot make one unbounded line, and the log on disk
     /// stops at its limit, saying where.
     #[test]
+    fn after_kdb_takes_over_the_console_bytes_also_come_as_they_are() {
+        let d = scratch("console-kdb");
+        let input = b"[ 1.0] sysrq: DEBUG\n\nEntering kdb (current=0x1, pid 30) on processor 0 due to Keyboard Entry\n[0]kdb> ps\r\n".to_vec();
+        let (tx, rx) = mpsc::sync_channel(1000);
+        let log = File::create(d.join("console.log")).unwrap();
+        let kdb = Arc::new(AtomicBool::new(false));
+        spawn_console_reader(std::io::Cursor::new(input), tx, log, 1000, kdb.clone())
+            .join()
+            .unwrap();
+        assert!(kdb.load(Ordering::SeqCst), "kdb was entered");
+        let mut lines = Vec::new();
+        let mut raw = Vec::new();
+        for m in messages(&rx) {
+            match m {
+                VmMessage::Console(l) => lines.push(l),
+                VmMessage::ConsoleRaw(b) => raw.extend(b),
+                _ => {}
+            }
+        }
+        assert_eq!(lines[0], "[ 1.0] sysrq: DEBUG");
+        assert!(lines[2].starts_with(KDB_ENTERED));
+        assert_eq!(
+            lines[3], "[0]kdb> ps",
+            "the lines still come, for the crash scanner"
+        );
+        assert_eq!(
+            raw, b"[0]kdb> ps\r\n",
+            "what followed the line that entered kdb"
+        );
+    }
+
+    #[test]
     fn console_lines_and_the_log_are_bounded() {
         let d = scratch("console");
         let mut input = b"first\r\nsecond\n".to_vec();
@@ -721,9 +815,15 @@ mod tests {
         input.extend(b"\nlast");
         let (tx, rx) = mpsc::sync_channel(1000);
         let log = File::create(d.join("console.log")).unwrap();
-        spawn_console_reader(std::io::Cursor::new(input.clone()), tx, log, 100)
-            .join()
-            .unwrap();
+        spawn_console_reader(
+            std::io::Cursor::new(input.clone()),
+            tx,
+            log,
+            100,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .join()
+        .unwrap();
         let lines: Vec<String> = messages(&rx)
             .into_iter()
             .filter_map(|m| match m {

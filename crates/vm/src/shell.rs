@@ -335,11 +335,30 @@ fn drive(
     // Console lines are shown from here on: the boot's are in console.log.
     let mut last_heard = Instant::now();
     let mut ping: Option<Instant> = None;
+    // kdb has the machine: the console shows as it comes, the keys go to the serial port.
+    let mut kdb = Kdb::default();
     loop {
         let msg = guest.next_message(Instant::now() + TICK);
         // The line first, then the summary of the report it completed.
         if let Some(VmMessage::Console(line)) = &msg {
-            host.console(line);
+            if !kdb.on {
+                host.console(line);
+            }
+            if line.contains(crate::machine::KDB_ENTERED) && !kdb.on {
+                kdb = Kdb {
+                    on: true,
+                    typed: Vec::new(),
+                };
+                host.say(
+                    "kmodlab: kdb, the kernel debugger, has the machine: your keys go to it \
+                     (help, ps, bt, lsmod, dmesg, md ADDR); go gives the machine back",
+                );
+            }
+        }
+        if let Some(VmMessage::ConsoleRaw(bytes)) = &msg {
+            if kdb.on {
+                host.output(1, bytes);
+            }
         }
         for r in guest.new_reports() {
             told.tell(&r, host, guest.run_dir());
@@ -347,6 +366,10 @@ fn drive(
         let Some(msg) = msg else {
             if guest.has_exited() {
                 return Ok(gone(guest, host, told));
+            }
+            if kdb.on {
+                // The guest is stopped in kdb: it answers nothing, and does not hang.
+                continue;
             }
             let now = Instant::now();
             match ping {
@@ -370,10 +393,15 @@ fn drive(
             continue;
         };
         match msg {
-            VmMessage::Console(_) => {}
+            VmMessage::Console(_) | VmMessage::ConsoleRaw(_) => {}
             VmMessage::Agent(line) => {
                 last_heard = Instant::now();
                 ping = None;
+                if kdb.on {
+                    // The guest runs again: kdb is over.
+                    kdb.on = false;
+                    guest.vm.leave_kdb();
+                }
                 let envelope = match kmodlab_proto::decode::<Envelope<Reply>>(&line) {
                     Ok(e) => e,
                     Err(e) => {
@@ -456,6 +484,19 @@ fn drive(
             VmMessage::Exited(_) => return Ok(gone(guest, host, told)),
             VmMessage::ConsoleClosed | VmMessage::AgentClosed => {}
             VmMessage::Host(event) => match event {
+                HostEvent::Input { session, data } if kdb.on => {
+                    if guest.vm.serial_write(&data).is_err() {
+                        host.say("kmodlab: cannot write to the guest's serial port");
+                    }
+                    if session == LOCAL && kdb.typed(&data) {
+                        // `go`: kdb may give the machine back, or ask for a second `go` after
+                        // an oops. The agent's answer says that the guest runs again.
+                        let req = Request::Read { paths: Vec::new() };
+                        if let Ok(id) = guest.send(&req, SEND_WITHIN) {
+                            pending.insert(id, Pending::Ping);
+                        }
+                    }
+                }
                 HostEvent::Input { session, data } => {
                     let req = Request::Input {
                         session,
@@ -514,6 +555,35 @@ fn drive(
                 }
             },
         }
+    }
+}
+
+/// Whether kdb has the machine, and what was typed to it since the last Enter.
+#[derive(Default)]
+struct Kdb {
+    on: bool,
+    typed: Vec<u8>,
+}
+
+impl Kdb {
+    /// Takes keys sent to kdb; true when they end a `go` line (kdb may give the machine back).
+    fn typed(&mut self, data: &[u8]) -> bool {
+        let mut go = false;
+        for &b in data {
+            match b {
+                b'\r' | b'\n' => {
+                    go |= self.typed.trim_ascii() == b"go";
+                    self.typed.clear();
+                }
+                // Backspace and DEL, as kdb's line editing takes them.
+                0x08 | 0x7f => {
+                    self.typed.pop();
+                }
+                _ if self.typed.len() < 256 => self.typed.push(b),
+                _ => {}
+            }
+        }
+        go
     }
 }
 
