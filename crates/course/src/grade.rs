@@ -340,6 +340,8 @@ mod tests {
                 run_dir: "/runs/1".into(),
                 duration_s: 1.0,
                 start: "warm".into(),
+                before: vec![],
+                commands: vec![],
             }),
             failures: failures.iter().map(|s| s.to_string()).collect(),
             infra_error: false,
