@@ -85,7 +85,14 @@ pub struct Lab {
     pub cold: bool,
     /// Runs end with a kmemleak scan for the module's leaks (the debug lab kernel).
     pub leak_check: bool,
+    /// The least time a cold boot is given, whatever the caller asks for: the debug lab
+    /// kernel's boot under TCG is slow already, and on a loaded machine several times slower.
+    pub min_boot_deadline: Duration,
 }
+
+/// How long the debug lab kernel may take to boot: ten times its boot on two quiet cores
+/// under TCG (6 s), and room for a machine busy with builds.
+const DEBUG_KERNEL_BOOT: Duration = Duration::from_secs(180);
 
 /// The static busybox that gives the guest its shell and everyday commands: `KMODLAB_BUSYBOX`,
 /// else Debian's busybox-static (`/bin/busybox`). `None` when there is none, or when it is
@@ -506,10 +513,18 @@ impl Lab {
             prune(&runs_dir, RUNS_KEPT);
         }
         let kernel_vermagic = kmodlab_kbuild::kernel_vermagic(&kernel);
-        let leak_check =
-            kmodlab_kernel::LabKernel::read(&kernel.kdir).is_some_and(|k| k.leak_check());
+        let marker = kmodlab_kernel::LabKernel::read(&kernel.kdir);
+        let leak_check = marker.as_ref().is_some_and(|k| k.leak_check());
+        let debug = marker
+            .as_ref()
+            .is_some_and(|k| k.flavour == kmodlab_kernel::Flavour::Debug);
         Ok(Lab {
             leak_check,
+            min_boot_deadline: if debug {
+                DEBUG_KERNEL_BOOT
+            } else {
+                Duration::ZERO
+            },
             kernel,
             qemu,
             accel,
@@ -635,7 +650,10 @@ impl Lab {
             before: options.before.clone(),
             loaded_commands: options.loaded_commands.clone(),
             skip_unload: options.skip_unload,
-            deadlines: options.deadlines,
+            deadlines: Deadlines {
+                boot: options.deadlines.boot.max(self.min_boot_deadline),
+                ..options.deadlines
+            },
             run_dir: self.new_run_dir(&module.name),
             warm_dir: self.warm_dir(),
             memory_mb: GUEST_MEMORY_MB,
@@ -770,7 +788,7 @@ impl Lab {
             userland: self.userland.clone(),
             memory_mb: GUEST_MEMORY_MB,
             run_dir,
-            boot_deadline,
+            boot_deadline: boot_deadline.max(self.min_boot_deadline),
             modules: Vec::new(),
             files: Vec::new(),
             kernel_args: Vec::new(),
