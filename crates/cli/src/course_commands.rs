@@ -1,7 +1,7 @@
 //! `kmodlab lab`: the built-in labs: list them, start a student's directory from the skeletons,
 //! check and grade students' work.
 
-use crate::{exit, fail, written, Format, KernelChoice};
+use crate::{exit, fail, print, written, Format, KernelChoice};
 use kmodlab_course::{grade, Exercise, Lab, Partition, StudentGrade, LAB_FILE};
 use kmodlab_lab::{LabError, SpecDir};
 use kmodlab_report::{CaseOutcome, TerminalSafe};
@@ -18,55 +18,48 @@ pub fn lab_list(lab: Option<String>, json: bool) -> u8 {
             None => return unknown_lab(name, &labs),
         },
     };
-    let mut out = std::io::stdout().lock();
-    let result = if json {
-        let value: Vec<serde_json::Value> = shown
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "lab": l.name,
-                    "exercises": l.exercises.iter().map(|e| serde_json::json!({
-                        "exercise": e.name,
-                        "title": e.title,
-                        "kernel": e.spec.kernel.as_str(),
-                        "checks": e.spec.cases.len(),
-                        "todos": e.todos.iter().map(|t| serde_json::json!({
-                            "number": t.number, "text": t.text, "file": t.file, "line": t.line,
-                        })).collect::<Vec<_>>(),
+    let value: Vec<serde_json::Value> = shown
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "lab": l.name,
+                "exercises": l.exercises.iter().map(|e| serde_json::json!({
+                    "exercise": e.name,
+                    "title": e.title,
+                    "kernel": e.spec.kernel.as_str(),
+                    "checks": e.spec.cases.len(),
+                    "todos": e.todos.iter().map(|t| serde_json::json!({
+                        "number": t.number, "text": t.text, "file": t.file, "line": t.line,
                     })).collect::<Vec<_>>(),
-                })
+                })).collect::<Vec<_>>(),
             })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &value)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
-    } else {
-        (|| {
-            for l in &shown {
-                writeln!(
-                    out,
-                    "{} ({} exercises; kmodlab lab start {} DIR)",
-                    l.name,
-                    l.exercises.len(),
-                    l.name
-                )?;
-                for e in &l.exercises {
-                    writeln!(out, "  {:<16} {}", e.name, e.title)?;
-                    if lab.is_some() {
-                        for t in &e.todos {
-                            writeln!(
-                                out,
-                                "    TODO {}: {} ({}:{})",
-                                t.number, t.text, t.file, t.line
-                            )?;
-                        }
+        })
+        .collect();
+    let human = |out: &mut dyn Write| -> std::io::Result<()> {
+        for l in &shown {
+            writeln!(
+                out,
+                "{} ({} exercises; kmodlab lab start {} DIR)",
+                l.name,
+                l.exercises.len(),
+                l.name
+            )?;
+            for e in &l.exercises {
+                writeln!(out, "  {:<16} {}", e.name, e.title)?;
+                if lab.is_some() {
+                    for t in &e.todos {
+                        writeln!(
+                            out,
+                            "    TODO {}: {} ({}:{})",
+                            t.number, t.text, t.file, t.line
+                        )?;
                     }
                 }
             }
-            Ok(())
-        })()
+        }
+        Ok(())
     };
-    written(result, "the list", exit::OK)
+    print(json, &value, human, "the list", exit::OK)
 }
 
 fn unknown_lab(name: &str, labs: &[Lab]) -> u8 {
