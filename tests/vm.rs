@@ -1068,6 +1068,16 @@ fn stable(line: &str) -> Option<String> {
             words[i] = "#".into();
         }
     }
+    if ps {
+        // A process list's columns (their widths follow the PIDs) and states (running or
+        // sleeping at that instant) depend on the start too.
+        words.retain(|w| !w.is_empty());
+        for w in words.iter_mut().skip(1) {
+            if w.len() == 1 && w.chars().all(|c| c.is_ascii_uppercase()) {
+                *w = "?".into();
+            }
+        }
+    }
     let out = words.join(" ");
     Some(match (out.find('['), out.find(']')) {
         (Some(a), Some(b)) if b > a + 1 && out[a + 1..b].chars().all(|c| c.is_ascii_digit()) => {
