@@ -451,11 +451,6 @@ impl Vm {
         w.flush()
     }
 
-    /// Whether the console says kdb runs (since its `Entering kdb` line, until [`Vm::leave_kdb`]).
-    pub fn in_kdb(&self) -> bool {
-        self.kdb.load(Ordering::SeqCst)
-    }
-
     /// kdb was left (`go`): console bytes are no longer also sent as they came.
     pub fn leave_kdb(&self) {
         self.kdb.store(false, Ordering::SeqCst);
