@@ -6,6 +6,9 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod fresh;
+pub use fresh::fnv1a;
+
 /// A kernel to build modules for and boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kernel {
@@ -267,6 +270,30 @@ pub fn build(dir: &Path, kernel: &Kernel, out: &mut dyn Write) -> Result<Vec<Pat
             dir.display()
         )));
     }
+    // Skip make when Kbuild's records say it would remake nothing (`KMODLAB_MAKE=always` runs it
+    // anyway). A stamp is taken before make and after; the later one is kept when make succeeded
+    // and the inputs did not change meanwhile.
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let stamp = fresh::stamp_text(&dir, kernel, &env).ok();
+    let always = std::env::var("KMODLAB_MAKE").is_ok_and(|v| v == "always");
+    if let (Some(stamp), false) = (&stamp, always) {
+        match fresh::freshness(&dir, kernel, stamp) {
+            fresh::Freshness::Current => {
+                if let Ok(kos) = built_modules(&dir) {
+                    let _ = writeln!(
+                        out,
+                        "kmodlab: {} is up to date (Kbuild's .cmd records); make skipped",
+                        dir.display()
+                    );
+                    return Ok(kos);
+                }
+            }
+            fresh::Freshness::Stale(why) => {
+                let _ = writeln!(out, "kmodlab: make runs: {why}");
+            }
+        }
+    }
+    fresh::forget(&dir);
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -329,6 +356,17 @@ pub fn build(dir: &Path, kernel: &Kernel, out: &mut dyn Write) -> Result<Vec<Pat
             errors,
         });
     }
+    let kos = built_modules(&dir)?;
+    if let (Some(before), Ok(after)) = (stamp, fresh::stamp_text(&dir, kernel, &env)) {
+        if fresh::same_inputs(&before, &after) {
+            let _ = fresh::record(&dir, &after);
+        }
+    }
+    Ok(kos)
+}
+
+/// The modules a build made, from its `modules.order`.
+fn built_modules(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     let order = std::fs::read_to_string(dir.join("modules.order")).unwrap_or_default();
     let kos: Vec<PathBuf> = order
         .lines()

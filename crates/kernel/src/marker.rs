@@ -1,6 +1,7 @@
 //! The marker of a finished build (`kmodlab-kernel.json`) and the cache key.
 
 use crate::flavour::Flavour;
+use kmodlab_kbuild::fnv1a;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -104,18 +105,6 @@ impl LabKernel {
             let _ = std::fs::remove_file(&tmp);
         })
     }
-}
-
-/// 64-bit FNV-1a: stable across Rust releases and machines, unlike `DefaultHasher`.
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain([0xff]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
 }
 
 /// How the build itself is done; bump it when a change to the recipe must invalidate old trees.

@@ -4,6 +4,7 @@
 //! rustc-web, LLVM 19, bindgen-cli.
 
 use kmodlab_kernel::{build, BuildEvent, BuildOptions, Flavour, LabKernel, StderrProgress};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A Rust module with an integer parameter: the smallest thing the lab kernel exists for.
@@ -87,6 +88,7 @@ fn the_rust_lab_kernel_builds_once_and_is_cached_then_builds_rust_modules() {
         vermagic.starts_with(&format!("{} ", first.release)),
         "vermagic {vermagic:?}"
     );
+    assert_make_skipped_until_an_edit(&dir, &first.kernel(), "kmodlab_hello.rs");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -166,7 +168,42 @@ fn the_debug_lab_kernel_builds_once_and_is_cached_with_its_detectors_and_vmlinux
         "the module is KASAN-instrumented: {:?}",
         info.undefined_symbols
     );
+    assert_make_skipped_until_an_edit(&dir, &first.kernel(), "hello_c.c");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A second build of a built module skips make (Kbuild's records on this tree say nothing
+/// changed); after the source is edited, make runs again and remakes the module.
+fn assert_make_skipped_until_an_edit(dir: &Path, kernel: &kmodlab_kbuild::Kernel, source: &str) {
+    let build = |what: &str| -> String {
+        let mut log = Vec::new();
+        kmodlab_kbuild::build(dir, kernel, &mut log)
+            .unwrap_or_else(|e| panic!("{what}: {e}\n{}", String::from_utf8_lossy(&log)));
+        String::from_utf8_lossy(&log).into_owned()
+    };
+    let log = build("the rebuild");
+    assert!(log.contains("make skipped"), "the rebuild ran make:\n{log}");
+    let ko_time = |d: &Path| {
+        let ko = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "ko"))
+            .unwrap();
+        ko.metadata().unwrap().modified().unwrap()
+    };
+    let before = ko_time(dir);
+    let f = std::fs::File::options()
+        .append(true)
+        .open(dir.join(source))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(1))
+        .unwrap();
+    let log = build("the build after an edit");
+    assert!(
+        log.contains(&format!("make runs: {source} is newer than")),
+        "the build after an edit:\n{log}"
+    );
+    assert!(ko_time(dir) > before, "make did not remake the module");
 }
 
 /// A second build of a built kernel: the same paths at once, and no stage reported.
