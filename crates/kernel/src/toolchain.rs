@@ -269,7 +269,70 @@ impl Toolchain {
 }
 
 /// The output of `TOOL --version` (stdout, else stderr); empty when it cannot run.
+/// `TOOL --version`, remembered in kmodlab's cache (`tool-versions.json`) for as long as the
+/// tool's file stays the same (path, size, times, inode): every lookup of a cached lab kernel
+/// checks the toolchain, and running clang, rustc, rustdoc and bindgen costs 0.3-0.7 s.
 fn version_output(tc: &Toolchain, tool: &Path) -> String {
+    let cache = kmodlab_kbuild::cache_dir().join("tool-versions.json");
+    remembered_version_output(tc, tool, &cache)
+}
+
+fn remembered_version_output(tc: &Toolchain, tool: &Path, cache: &Path) -> String {
+    let Some((real, identity)) = file_identity(tool) else {
+        return run_version(tc, tool);
+    };
+    // Real path -> (identity, output).
+    let mut known: std::collections::BTreeMap<String, (String, String)> = std::fs::read(cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some((id, out)) = known.get(&real) {
+        if *id == identity {
+            return out.clone();
+        }
+    }
+    let out = run_version(tc, tool);
+    if !out.trim().is_empty() {
+        known.retain(|path, _| Path::new(path).exists());
+        known.insert(real, (identity, out.clone()));
+        if let Ok(json) = serde_json::to_vec_pretty(&known) {
+            let tmp = cache.with_extension(format!("json.{}.tmp", std::process::id()));
+            let _ = std::fs::create_dir_all(cache.parent().unwrap_or(Path::new(".")));
+            if std::fs::write(&tmp, json)
+                .and_then(|()| std::fs::rename(&tmp, cache))
+                .is_err()
+            {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
+    out
+}
+
+/// A tool's real path, and what identifies its file: size, modification and change times,
+/// inode; `None` for a rustup proxy (the same file runs whichever toolchain is selected).
+fn file_identity(tool: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(tool).ok()?;
+    if real.file_name().is_some_and(|n| n == "rustup") {
+        return None;
+    }
+    let m = std::fs::metadata(&real).ok()?;
+    Some((
+        real.to_string_lossy().into_owned(),
+        format!(
+            "{} {}.{:09} {}.{:09} {}",
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.ino()
+        ),
+    ))
+}
+
+fn run_version(tc: &Toolchain, tool: &Path) -> String {
     let Ok(out) = tc
         .command(tool)
         .arg("--version")
@@ -289,6 +352,56 @@ fn version_output(tc: &Toolchain, tool: &Path) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_is_asked_once_while_the_tool_stays_the_same() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("kmodlab-tool-versions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tool = dir.join("tool");
+        let calls = dir.join("calls");
+        let write = |version: &str| {
+            std::fs::write(
+                &tool,
+                format!(
+                    "#!/bin/sh\necho call >> {}\necho 'tool {version}'\n",
+                    calls.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write("1.2.3");
+        let cache = dir.join("versions.json");
+        let tc = Toolchain::debian();
+        let count = || {
+            std::fs::read_to_string(&calls)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        assert_eq!(
+            remembered_version_output(&tc, &tool, &cache),
+            "tool 1.2.3\n"
+        );
+        assert_eq!(
+            remembered_version_output(&tc, &tool, &cache),
+            "tool 1.2.3\n"
+        );
+        assert_eq!(count(), 1, "asked again although the tool did not change");
+        write("1.20.0");
+        assert_eq!(
+            remembered_version_output(&tc, &tool, &cache),
+            "tool 1.20.0\n"
+        );
+        assert_eq!(count(), 2);
+        let known: std::collections::BTreeMap<String, (String, String)> =
+            serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(known.len(), 1, "one entry per tool: {known:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn versions_are_read_from_version_output() {
