@@ -243,6 +243,8 @@ pub enum Event {
         /// Report title.
         title: String,
     },
+    /// A remark about the run for people (`no leak check needed: ...`).
+    Note(String),
     /// QEMU exited.
     VmExited {
         /// Exit status as text.

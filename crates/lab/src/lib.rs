@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod analyze;
+pub mod leaks;
 pub mod shell;
 
 pub use analyze::{analyze_log, enrich, symbolizer, AnalyzeOptions};
@@ -637,7 +638,7 @@ impl Lab {
         kernel_args: &[String],
         sink: &mut dyn FnMut(&Event),
     ) -> Result<RunResult, InfraError> {
-        let plan = RunPlan {
+        let mut plan = RunPlan {
             qemu: self.qemu.clone(),
             kernel: self.boot_kernel(),
             accel: self.accel.accel,
@@ -660,7 +661,21 @@ impl Lab {
             kernel_args: kernel_args.to_vec(),
             leak_check: self.leak_check,
         };
+        // A module that imports no function that can allocate cannot leak: no scan.
+        let undefined = kmodlab_modfile::parse_module_file(&module.image)
+            .map(|i| i.undefined_symbols)
+            .unwrap_or_else(|_| vec!["(unreadable)".into()]);
+        let no_scan = plan.leak_check && leaks::allocating_symbol(&undefined).is_none();
+        if no_scan {
+            plan.leak_check = false;
+        }
         let mut result = kmodlab_vm::run(&plan, sink)?;
+        if no_scan && result.unload.as_ref().is_some_and(|u| u.ok) {
+            sink(&Event::Note(
+                "no leak check needed: the module imports no function that can allocate memory"
+                    .into(),
+            ));
+        }
         if !result.reports.is_empty() {
             analyze_run(module, &mut result);
         }

@@ -622,7 +622,7 @@ impl Progress {
                 run_dir,
             } => format!("booting {kernel} ({accel}), run dir {}", run_dir.display()),
             Event::AgentReady { boot_s } => format!("guest ready after {boot_s:.1}s"),
-            Event::Started { detail, .. } => {
+            Event::Started { detail, .. } | Event::Note(detail) => {
                 // Worth keeping on screen: it says why a run was slower.
                 if self.tty {
                     eprintln!("\r\x1b[2Kkmodlab: {detail}");
