@@ -237,6 +237,10 @@ fn serve() -> io::Result<()> {
                     log: kmsg.drain(),
                 }
             }
+            Request::ZeroFreeMemory => Reply::Call {
+                status: call("zero-free", zero_free_memory),
+                log: kmsg.drain(),
+            },
             Request::PowerOff => return Ok(()),
         };
         send(&reply);
@@ -468,6 +472,48 @@ fn put(path: &str, data: &str) -> CallStatus {
 
 /// kmemleak's control and report file.
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
+
+/// Memory [`zero_free_memory`] leaves free beyond twice the kernel's minimum free reserve
+/// (`vm.min_free_kbytes`: allocations below its watermarks would wake reclaim, or the OOM killer).
+const ZERO_FREE_MARGIN_KB: u64 = 2 * 1024;
+
+/// Maps nearly all free memory as private anonymous pages, populated for writing (the kernel
+/// hands out each one zeroed), and unmaps it: the freed pages stay zero, whatever they held
+/// before (the initramfs image the kernel unpacked, boot-time buffers).
+fn zero_free_memory() -> io::Result<()> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+    let free_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemFree:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| io::Error::other("no MemFree in /proc/meminfo"))?;
+    let reserve_kb: u64 = std::fs::read_to_string("/proc/sys/vm/min_free_kbytes")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(16 * 1024);
+    let keep_kb = 2 * reserve_kb + ZERO_FREE_MARGIN_KB;
+    let bytes = free_kb.saturating_sub(keep_kb) as usize * 1024;
+    if bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: a fresh anonymous mapping, never read through, unmapped before returning.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        libc::munmap(p, bytes);
+    }
+    Ok(())
+}
 
 /// One kmemleak scan, and its report; `None` when the kernel has no kmemleak. Stacks of live
 /// tasks are not scanned: a frame left below the agent's stack pointer by the load would keep

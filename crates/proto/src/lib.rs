@@ -107,6 +107,10 @@ pub enum Request {
     /// when it is not, and live tasks' stacks are left out of the scan (their stale frames hold
     /// pointers from the load and the unload).
     LeakScan,
+    /// Make the guest cheap to save: fault in the free memory as zeroed pages and free it again,
+    /// so that every free page is a zero page, which QEMU's migration stream skips. Answered with
+    /// [`Reply::Call`].
+    ZeroFreeMemory,
     /// Sync and power off.
     PowerOff,
 }
