@@ -650,6 +650,8 @@ impl Lab {
             before: options.before.clone(),
             loaded_commands: options.loaded_commands.clone(),
             skip_unload: options.skip_unload,
+            observe_load: options.observe_load,
+            observe_unload: options.observe_unload,
             deadlines: Deadlines {
                 boot: options.deadlines.boot.max(self.min_boot_deadline),
                 ..options.deadlines
@@ -824,6 +826,10 @@ pub struct RunOptions {
     pub loaded_commands: Vec<String>,
     /// Leave it loaded.
     pub skip_unload: bool,
+    /// What to record around the load for a spec's comparisons (processes, memory areas).
+    pub observe_load: kmodlab_proto::Observe,
+    /// The same around the unload.
+    pub observe_unload: kmodlab_proto::Observe,
     /// Deadlines.
     pub deadlines: Deadlines,
 }
@@ -1028,6 +1034,8 @@ fn run_case(
         before: case.before.clone(),
         loaded_commands: case.loaded.run.clone(),
         skip_unload: case.unload.skip,
+        observe_load: Default::default(),
+        observe_unload: Default::default(),
         deadlines,
     };
     match lab.run_with_kernel_args(module, &options, &spec.spec.kernel_args, &mut |_| {}) {

@@ -463,6 +463,7 @@ fn phase(ok: bool, log: &[&str]) -> PhaseResult {
         error: None,
         errno: None,
         log: log.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     }
 }
 
@@ -581,6 +582,7 @@ fn evaluate_errors() {
         error: Some("No such device".into()),
         errno: Some("ENODEV".into()),
         log: vec![],
+        ..Default::default()
     };
     assert!(c.evaluate(&r).is_empty());
     assert!(e.evaluate(&r).is_empty());
@@ -608,6 +610,7 @@ fn evaluate_errors() {
         error: Some("Resource temporarily unavailable".into()),
         errno: Some("EAGAIN".into()),
         log: vec![],
+        ..Default::default()
     });
     assert!(u.evaluate(&r).is_empty());
     r.unload = None;
