@@ -1034,8 +1034,8 @@ fn run_case(
         before: case.before.clone(),
         loaded_commands: case.loaded.run.clone(),
         skip_unload: case.unload.skip,
-        observe_load: Default::default(),
-        observe_unload: Default::default(),
+        observe_load: observe(&case.load),
+        observe_unload: observe(&case.unload.expect),
         deadlines,
     };
     match lab.run_with_kernel_args(module, &options, &spec.spec.kernel_args, &mut |_| {}) {
@@ -1054,6 +1054,14 @@ fn run_case(
     }
     outcome.duration_s = started.elapsed().as_secs_f64();
     outcome
+}
+
+/// What the agent must record around a load or unload for a phase's expectations.
+fn observe(expect: &kmodlab_spec::PhaseExpect) -> kmodlab_proto::Observe {
+    kmodlab_proto::Observe {
+        tasks: expect.processes.is_some(),
+        maps: expect.vmas.is_some(),
+    }
 }
 
 /// The last `n` lines of a run's console log.
