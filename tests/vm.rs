@@ -793,6 +793,150 @@ fn vm_lab_check_grades_solutions_full_and_skeletons_less() {
     assert_no_qemu_left(&runs);
 }
 
+/// The problems of every check of a `lab check --format json` student, by exercise and case.
+fn lab_problems(student: &Value) -> BTreeMap<(String, String), (Vec<String>, String)> {
+    let mut out = BTreeMap::new();
+    for e in student["exercises"].as_array().unwrap() {
+        for t in e["todos"].as_array().unwrap() {
+            for c in t["checks"].as_array().unwrap() {
+                let problems = c["problems"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_str().unwrap().to_string())
+                    .collect();
+                out.insert(
+                    (
+                        e["exercise"].as_str().unwrap().to_string(),
+                        c["case"].as_str().unwrap().to_string(),
+                    ),
+                    (problems, c["run_dir"].as_str().unwrap_or("").to_string()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The process lists (7, 9) and the memory areas (10) are checked against the guest itself: the
+/// solutions have full marks, and a ps module that invents a process and skips another, and a
+/// memory module that skips the first area, fail with the difference named.
+#[test]
+fn vm_lab_check_compares_process_lists_and_memory_areas_with_the_guest() {
+    let _g = lock();
+    let runs = scratch("vm-lab-crosscheck");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["lab", "check", "--format", "json", "labs/kernel_modules"])
+        .args(["7", "9", "10"])
+        .output()
+        .unwrap();
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    let s = &json["students"][0];
+    assert_eq!(s["passed"], s["total"], "{:#?}", lab_problems(s));
+    assert_eq!(s["total"], 7, "{json:#}");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    let wrong = runs.join("student");
+    let edit = |exercise: &str, file: &str, from: &str, to: &str| {
+        let dir = wrong.join(exercise);
+        copy_module(&repo().join("labs/kernel_modules").join(exercise), &dir);
+        let path = dir.join(file);
+        let src = std::fs::read_to_string(&path).unwrap();
+        assert!(src.contains(from), "{exercise}/{file} has {from:?}");
+        std::fs::write(&path, src.replacen(from, to, 1)).unwrap();
+    };
+    // ps_mod: no ksoftirqd thread, and a process 4242 that does not exist.
+    edit(
+        "9-ps-mod",
+        "ps_mod.c",
+        "\tfor_each_process(p) {\n",
+        "\tpr_info(\"ps_mod: %5d %5d %c %s\\n\", 4242, 1, 'S', \"foo\");\n\
+         \tfor_each_process(p) {\n\t\tif (!strncmp(p->comm, \"ksoftirqd\", 9))\n\t\t\tcontinue;\n",
+    );
+    // memory_info: every area but the first.
+    edit(
+        "10-memory-info",
+        "memory_info.c",
+        "\tfor_each_vma(vmi, vma) {\n",
+        "\tfor_each_vma(vmi, vma) {\n\t\tif (vma->vm_start == find_vma(mm, 0)->vm_start)\n\t\t\tcontinue;\n",
+    );
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args([
+            "lab",
+            "check",
+            "--lab",
+            "kernel_modules",
+            "--format",
+            "json",
+        ])
+        .arg(&wrong)
+        .args(["9", "10"])
+        .output()
+        .unwrap();
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let problems = lab_problems(&json["students"][0]);
+    let of = |exercise: &str, case: &str| -> &(Vec<String>, String) {
+        problems
+            .get(&(exercise.to_string(), case.to_string()))
+            .unwrap_or_else(|| panic!("no check {exercise} / {case}: {problems:#?}"))
+    };
+    for (case, phase) in [
+        ("lists every process on load, as ps does", "load"),
+        ("lists every process again on unload", "unload"),
+    ] {
+        let (p, run_dir) = of("9-ps-mod", case);
+        let missing: Vec<&String> = p
+            .iter()
+            .filter(|p| p.starts_with(&format!("{phase} processes: missing pid ")))
+            .collect();
+        assert_eq!(
+            p.len(),
+            2,
+            "only the two differences: {p:#?} (run dir {run_dir})"
+        );
+        assert!(
+            p.contains(&format!(
+                "{phase} processes: pid 4242 (foo) is not a guest process"
+            )),
+            "{p:#?} (run dir {run_dir})"
+        );
+        assert!(
+            missing.len() == 1 && missing[0].ends_with(" (ksoftirqd/0)"),
+            "{p:#?} (run dir {run_dir})"
+        );
+    }
+    let (p, run_dir) = of("9-ps-mod", "prints the current process on load");
+    assert!(p.is_empty(), "{p:#?} (run dir {run_dir})");
+    // The area named is the loader's first, as its /proc/self/maps said right before the load.
+    let (p, run_dir) = of(
+        "10-memory-info",
+        "prints each VMA of the loader as start-end",
+    );
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(format!("{run_dir}/result.json")).unwrap()).unwrap();
+    let maps = result["load"]["maps"].as_str().unwrap();
+    let first = maps.split_whitespace().next().unwrap();
+    let (start, end) = first.split_once('-').unwrap();
+    let range = format!(
+        "{:x}-{:x}",
+        u64::from_str_radix(start, 16).unwrap(),
+        u64::from_str_radix(end, 16).unwrap()
+    );
+    assert_eq!(p.len(), 1, "{p:#?} (run dir {run_dir})");
+    assert!(
+        p[0].starts_with(&format!("load vmas: missing {range}")),
+        "{p:#?} (run dir {run_dir})"
+    );
+    let (p, run_dir) = of("10-memory-info", "counts the VMAs");
+    assert!(p.is_empty(), "{p:#?} (run dir {run_dir})");
+    assert_no_qemu_left(&runs);
+}
+
 /// The hello lab on the debug lab kernel (built by kmodlab when missing: many minutes on two
 /// cores; cached afterwards): `run --lab-kernel debug` builds the C module against the debug tree
 /// with its own Kbuild file and passes, booted cold and restored warm, and the guest's kernel log

@@ -9,8 +9,9 @@
 
 mod shell;
 
-use kmodlab_proto::{CallStatus, GuestFile, Reply, Request};
+use kmodlab_proto::{CallStatus, GuestFile, GuestTask, GuestTasks, Observe, Reply, Request};
 use kmodlab_sys::ChildExit;
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -163,20 +164,31 @@ fn serve() -> io::Result<()> {
                 }
             };
         let reply = match request {
-            Request::Load { path, params } => {
+            Request::Load {
+                path,
+                params,
+                observe,
+            } => {
                 kmsg.drain();
-                let status = call("insmod", || load(&path, &params));
+                let (status, tasks, maps) =
+                    call("insmod", observe, |witness| load(&path, &params, witness));
                 Reply::Call {
                     status,
                     log: kmsg.drain(),
+                    tasks,
+                    maps,
                 }
             }
-            Request::Unload { name } => {
+            Request::Unload { name, observe } => {
                 kmsg.drain();
-                let status = call("rmmod", || kmodlab_sys::delete_module(&name, false));
+                let (status, tasks, maps) = call("rmmod", observe, |witness| {
+                    kmodlab_sys::delete_module_with(&name, false, || witness.just_before())
+                });
                 Reply::Call {
                     status,
                     log: kmsg.drain(),
+                    tasks,
+                    maps,
                 }
             }
             Request::Read { paths } => Reply::Files {
@@ -193,6 +205,8 @@ fn serve() -> io::Result<()> {
             Request::Put { path, data } => Reply::Call {
                 status: put(&path, &data),
                 log: Vec::new(),
+                tasks: None,
+                maps: None,
             },
             Request::Shell {
                 session,
@@ -205,6 +219,8 @@ fn serve() -> io::Result<()> {
                     Ok(()) => Reply::Call {
                         status: CallStatus::Ok,
                         log: Vec::new(),
+                        tasks: None,
+                        maps: None,
                     },
                     Err(e) => Reply::Error {
                         message: format!("cannot start a shell: {e}"),
@@ -316,9 +332,13 @@ fn find_port(name: &str, deadline: Duration) -> io::Result<PathBuf> {
 }
 
 /// Loads a module file with the module tools' own code (insmod's: finit_module, or
-/// decompression and init_module when the kernel cannot decompress the file itself).
-fn load(path: &str, params: &str) -> io::Result<()> {
-    let kernel = kmodlab_kmod::kernel_state::Kernel::host();
+/// decompression and init_module when the kernel cannot decompress the file itself), with
+/// `witness` reporting right before the syscall.
+fn load(path: &str, params: &str, witness: Witness) -> io::Result<()> {
+    let kernel = kmodlab_kmod::kernel_state::Kernel {
+        syscalls: Box::new(witness),
+        ..kmodlab_kmod::kernel_state::Kernel::host()
+    };
     let mut info = Vec::new();
     kmodlab_kmod::module_insert::insert_module_file(
         &kernel,
@@ -330,23 +350,171 @@ fn load(path: &str, params: &str) -> io::Result<()> {
     .map_err(io::Error::from_raw_os_error)
 }
 
-/// Runs a load or unload in a child named `comm` (so that crash reports say `Comm: insmod`).
-fn call(comm: &str, f: impl FnOnce() -> io::Result<()>) -> CallStatus {
-    let exit = kmodlab_sys::fork_call(|| {
+/// The most of `/proc/self/maps` a call reports (a few thousand areas).
+const MAPS_LIMIT: usize = 256 * 1024;
+
+/// What the calling process reports to the agent right before its syscall, through a pipe: the
+/// guest's processes (one JSON line, when asked for), then its own `/proc/self/maps` (when asked
+/// for, to the end of what the pipe carries).
+struct Witness {
+    observe: Observe,
+    pipe: RefCell<File>,
+    /// Allocated before anything is read: from the read of the maps to the syscall, nothing is
+    /// allocated or freed, so the areas read are the ones the module walks.
+    maps: RefCell<Vec<u8>>,
+}
+
+impl Witness {
+    fn new(observe: Observe, pipe: File) -> Witness {
+        let maps = if observe.maps {
+            vec![0; MAPS_LIMIT]
+        } else {
+            Vec::new()
+        };
+        Witness {
+            observe,
+            pipe: RefCell::new(pipe),
+            maps: RefCell::new(maps),
+        }
+    }
+
+    /// Reports, once the syscall's arguments are ready. Errors only leave the report short:
+    /// the host then says what is missing.
+    fn just_before(&self) {
+        let mut pipe = self.pipe.borrow_mut();
+        if self.observe.tasks {
+            let snapshot = GuestTasks {
+                caller: std::process::id(),
+                before: guest_tasks(),
+                after: Vec::new(),
+            };
+            let mut line = kmodlab_proto::encode(&snapshot);
+            if !line.ends_with('\n') {
+                line.push('\n');
+            }
+            let _ = pipe.write_all(line.as_bytes());
+        }
+        if self.observe.maps {
+            // No allocation from here to the syscall: the buffer exists already, and read(2),
+            // write(2) and the buffers' borrows allocate nothing.
+            let mut maps = self.maps.borrow_mut();
+            if let Ok(n) = kmodlab_sys::read_into(c"/proc/self/maps", &mut maps) {
+                let _ = pipe.write_all(&maps[..n]);
+            }
+        }
+    }
+}
+
+impl kmodlab_kmod::kernel_state::ModuleSyscalls for Witness {
+    fn finit_module(&self, file: &File, params: &str, flags: u32) -> io::Result<()> {
+        kmodlab_sys::finit_module_with(file, params, flags, || self.just_before())
+    }
+    fn init_module(&self, image: &[u8], params: &str) -> io::Result<()> {
+        kmodlab_sys::init_module_with(image, params, || self.just_before())
+    }
+    fn delete_module(&self, name: &str, force: bool) -> io::Result<()> {
+        kmodlab_sys::delete_module_with(name, force, || self.just_before())
+    }
+}
+
+/// Runs a load or unload in a child named `comm` (so that crash reports say `Comm: insmod`);
+/// with what `observe` asks for, the guest's processes around the call and the child's memory
+/// areas right before its syscall.
+fn call(
+    comm: &str,
+    observe: Observe,
+    f: impl FnOnce(Witness) -> io::Result<()>,
+) -> (CallStatus, Option<GuestTasks>, Option<String>) {
+    let exit = kmodlab_sys::fork_call_piped(|pipe| {
         kmodlab_sys::set_comm(comm);
-        match f() {
+        match f(Witness::new(observe, pipe)) {
             Ok(()) => 0,
             Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
     });
-    match exit {
-        Ok(ChildExit::Exited(0)) => CallStatus::Ok,
-        Ok(ChildExit::Exited(errno)) => CallStatus::Failed { errno },
-        Ok(ChildExit::Signaled(signal)) => CallStatus::Killed { signal },
-        Err(e) => CallStatus::Failed {
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-        },
+    let (status, report) = match exit {
+        Ok((ChildExit::Exited(0), report)) => (CallStatus::Ok, report),
+        Ok((ChildExit::Exited(errno), report)) => (CallStatus::Failed { errno }, report),
+        Ok((ChildExit::Signaled(signal), report)) => (CallStatus::Killed { signal }, report),
+        Err(e) => (
+            CallStatus::Failed {
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            },
+            Vec::new(),
+        ),
+    };
+    let (tasks, maps) = witness_report(observe, &report);
+    // The processes after the call: the caller has been reaped by now.
+    let tasks = tasks.map(|before| GuestTasks {
+        after: guest_tasks(),
+        ..before
+    });
+    (status, tasks, maps)
+}
+
+/// What a [`Witness`] wrote: the process list and the maps text, each when asked for and
+/// written (a call that never reached its syscall wrote nothing).
+fn witness_report(observe: Observe, report: &[u8]) -> (Option<GuestTasks>, Option<String>) {
+    if report.is_empty() {
+        return (None, None);
     }
+    let mut rest = report;
+    let mut tasks = None;
+    if observe.tasks {
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        tasks = std::str::from_utf8(&rest[..end])
+            .ok()
+            .and_then(|line| kmodlab_proto::decode::<GuestTasks>(line).ok());
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    let maps = observe
+        .maps
+        .then(|| String::from_utf8_lossy(rest).into_owned());
+    (tasks, maps)
+}
+
+/// Every process of the guest (each thread group once, as `/proc` lists them), read from
+/// `/proc/PID/stat`; one that ends while it is read is left out.
+fn guest_tasks() -> Vec<GuestTask> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut tasks: Vec<GuestTask> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read(e.path().join("stat")).ok())
+        .filter_map(|stat| parse_stat(&stat))
+        .collect();
+    tasks.sort_by_key(|t| t.pid);
+    tasks
+}
+
+/// `PF_KTHREAD`, in the flags of `/proc/PID/stat`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// A process from its `/proc/PID/stat` line: `PID (COMM) STATE PPID ...`, the name between the
+/// first `(` and the last `)` (a name may hold both), the flags the 9th field, the start time
+/// the 22nd.
+fn parse_stat(stat: &[u8]) -> Option<GuestTask> {
+    let text = String::from_utf8_lossy(stat);
+    let (pid, rest) = text.split_once(" (")?;
+    let close = rest.rfind(')')?;
+    let comm = &rest[..close];
+    let fields: Vec<&str> = rest[close + 1..].split_whitespace().collect();
+    // Fields after the name, from the 3rd (the state): the 4th is at index 1.
+    let field = |n: usize| fields.get(n - 3).copied();
+    let flags: u64 = field(9)?.parse().ok()?;
+    Some(GuestTask {
+        pid: pid.trim().parse().ok()?,
+        ppid: field(4)?.parse().ok()?,
+        comm: comm.to_string(),
+        kthread: flags & PF_KTHREAD != 0,
+        start_time: field(22)?.parse().ok()?,
+    })
 }
 
 /// Runs `argv`: an absolute path as it is, any other name as this very binary under that name
@@ -659,6 +827,50 @@ impl Kmsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_lines_give_pid_parent_name_kind_and_start() {
+        let line = b"10 (kworker/0:1-events) I 2 0 0 0 -1 69238880 0 0 0 0 0 3 0 0 20 0 1 0 78 0 0 18446744073709551615 0 0";
+        assert_eq!(
+            parse_stat(line),
+            Some(GuestTask {
+                pid: 10,
+                ppid: 2,
+                comm: "kworker/0:1-events".into(),
+                kthread: true,
+                start_time: 78,
+            })
+        );
+        // A name with a space and a parenthesis; a user process.
+        let line =
+            b"130 (a b) c)) S 1 130 130 0 -1 4194304 93 179 0 0 2 2 0 2 20 0 1 0 275 2314240";
+        let t = parse_stat(line).unwrap();
+        assert_eq!((t.pid, t.ppid, t.comm.as_str()), (130, 1, "a b) c)"));
+        assert!(!t.kthread);
+        assert_eq!(t.start_time, 275);
+        assert_eq!(parse_stat(b"7 (short) S 1"), None);
+    }
+
+    #[test]
+    fn a_witness_report_is_a_task_line_then_the_maps() {
+        let both = Observe {
+            tasks: true,
+            maps: true,
+        };
+        let report = b"{\"caller\":5,\"before\":[],\"after\":[]}\n1000-2000 r--p 0 00:00 0\n";
+        let (tasks, maps) = witness_report(both, report);
+        assert_eq!(tasks.map(|t| t.caller), Some(5));
+        assert_eq!(maps.as_deref(), Some("1000-2000 r--p 0 00:00 0\n"));
+        let maps_only = Observe {
+            tasks: false,
+            maps: true,
+        };
+        let (tasks, maps) = witness_report(maps_only, b"1000-2000 r--p\n");
+        assert!(tasks.is_none());
+        assert_eq!(maps.as_deref(), Some("1000-2000 r--p\n"));
+        // Nothing written: the call did not reach its syscall.
+        assert_eq!(witness_report(both, b"").1, None);
+    }
 
     #[test]
     fn records_are_told_apart_by_sequence_number() {

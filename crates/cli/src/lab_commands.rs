@@ -74,6 +74,8 @@ pub fn run(a: RunArgs) -> u8 {
         before: Vec::new(),
         loaded_commands: Vec::new(),
         skip_unload: a.no_unload,
+        observe_load: Default::default(),
+        observe_unload: Default::default(),
         deadlines: kmodlab_vm::Deadlines {
             step: a.timeout,
             ..Default::default()

@@ -330,6 +330,7 @@ mod tests {
                     error: None,
                     errno: None,
                     log: vec!["hello".into()],
+                    ..Default::default()
                 },
                 unload: None,
                 files: vec![],

@@ -141,6 +141,41 @@ pub struct PhaseResult {
     pub errno: Option<String>,
     /// The kernel messages printed during the phase, one per line, without timestamps.
     pub log: Vec<String>,
+    /// The guest's processes around the call, when a spec compares the module's process list
+    /// with them (and the call reached its syscall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Tasks>,
+    /// The calling process's `/proc/self/maps`, read right before the syscall, when a spec
+    /// compares the module's list of memory areas with it (and the call reached its syscall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps: Option<String>,
+}
+
+/// A process of the guest, as `/proc/PID/stat` showed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Its PID.
+    pub pid: u32,
+    /// Its parent's PID.
+    pub ppid: u32,
+    /// Its name as `/proc` shows it (a kernel thread's full name, a workqueue worker's with what
+    /// it works on: `kworker/0:1-events`).
+    pub comm: String,
+    /// Whether it is a kernel thread.
+    pub kthread: bool,
+    /// When it started, in clock ticks after boot: with the PID, which process it is.
+    pub start_time: u64,
+}
+
+/// The guest's processes around a load or unload call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tasks {
+    /// The PID of the process that made the call (the loader or the unloader).
+    pub caller: u32,
+    /// Every process, read by the caller right before the syscall.
+    pub before: Vec<Task>,
+    /// Every process, read once the call had ended and the caller was reaped.
+    pub after: Vec<Task>,
 }
 
 /// A file read inside the guest while the module was loaded.

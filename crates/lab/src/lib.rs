@@ -651,6 +651,8 @@ impl Lab {
             before: options.before.clone(),
             loaded_commands: options.loaded_commands.clone(),
             skip_unload: options.skip_unload,
+            observe_load: options.observe_load,
+            observe_unload: options.observe_unload,
             deadlines: Deadlines {
                 boot: options.deadlines.boot.max(self.min_boot_deadline),
                 ..options.deadlines
@@ -839,6 +841,10 @@ pub struct RunOptions {
     pub loaded_commands: Vec<String>,
     /// Leave it loaded.
     pub skip_unload: bool,
+    /// What to record around the load for a spec's comparisons (processes, memory areas).
+    pub observe_load: kmodlab_proto::Observe,
+    /// The same around the unload.
+    pub observe_unload: kmodlab_proto::Observe,
     /// Deadlines.
     pub deadlines: Deadlines,
 }
@@ -1043,6 +1049,8 @@ fn run_case(
         before: case.before.clone(),
         loaded_commands: case.loaded.run.clone(),
         skip_unload: case.unload.skip,
+        observe_load: observe(&case.load),
+        observe_unload: observe(&case.unload.expect),
         deadlines,
     };
     match lab.run_with_kernel_args(module, &options, &spec.spec.kernel_args, &mut |_| {}) {
@@ -1061,6 +1069,14 @@ fn run_case(
     }
     outcome.duration_s = started.elapsed().as_secs_f64();
     outcome
+}
+
+/// What the agent must record around a load or unload for a phase's expectations.
+fn observe(expect: &kmodlab_spec::PhaseExpect) -> kmodlab_proto::Observe {
+    kmodlab_proto::Observe {
+        tasks: expect.processes.is_some(),
+        maps: expect.vmas.is_some(),
+    }
 }
 
 /// The last `n` lines of a run's console log.

@@ -32,11 +32,17 @@ pub enum Request {
         path: String,
         /// Parameter string as the kernel parses it (`a=1 b="two words"`).
         params: String,
+        /// What to record around the call, for a spec to compare the module's output with.
+        #[serde(default, skip_serializing_if = "Observe::is_nothing")]
+        observe: Observe,
     },
     /// Unload a module by name.
     Unload {
         /// The module's name.
         name: String,
+        /// What to record around the call, as for [`Request::Load`].
+        #[serde(default, skip_serializing_if = "Observe::is_nothing")]
+        observe: Observe,
     },
     /// Read files (or check that paths exist).
     Read {
@@ -115,6 +121,53 @@ pub enum Request {
     PowerOff,
 }
 
+/// What the agent records around a load or unload call, besides how it ended and its log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observe {
+    /// The guest's processes: read by the calling process right before the syscall, and by the
+    /// agent once the calling process has been reaped ([`GuestTasks`]).
+    #[serde(default)]
+    pub tasks: bool,
+    /// The calling process's `/proc/self/maps`, read right before the syscall with nothing
+    /// allocated or freed in between: the memory areas the module sees as `current->mm`.
+    #[serde(default)]
+    pub maps: bool,
+}
+
+impl Observe {
+    /// Nothing to record.
+    pub fn is_nothing(&self) -> bool {
+        !self.tasks && !self.maps
+    }
+}
+
+/// A process of the guest, as `/proc/PID/stat` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestTask {
+    /// Its PID (the thread group's).
+    pub pid: u32,
+    /// Its parent's PID.
+    pub ppid: u32,
+    /// Its name as `/proc` shows it: a kernel thread's full name, a workqueue worker's with
+    /// what it works on (`kworker/0:1-events`).
+    pub comm: String,
+    /// A kernel thread (`PF_KTHREAD`).
+    pub kthread: bool,
+    /// When it started, in clock ticks after boot: with the PID, which process it is.
+    pub start_time: u64,
+}
+
+/// The guest's processes around one load or unload call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestTasks {
+    /// The PID of the process that made the call (the loader or unloader).
+    pub caller: u32,
+    /// Every process, read by the caller right before the syscall.
+    pub before: Vec<GuestTask>,
+    /// Every process, read after the call ended and the caller was reaped.
+    pub after: Vec<GuestTask>,
+}
+
 /// A terminal's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TermSize {
@@ -169,12 +222,20 @@ pub enum Reply {
         /// Seconds since the guest kernel started.
         uptime_s: f64,
     },
-    /// A load or unload finished.
+    /// A load or unload finished (also the answer to a put or a shell's start).
     Call {
         /// How it ended.
         status: CallStatus,
         /// Kernel log lines printed during the call.
         log: Vec<String>,
+        /// The guest's processes around the call, when asked for ([`Observe::tasks`]) and the
+        /// call reached its syscall.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tasks: Option<GuestTasks>,
+        /// The caller's `/proc/self/maps` right before the syscall, when asked for
+        /// ([`Observe::maps`]) and the call reached its syscall.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        maps: Option<String>,
     },
     /// Files that were read.
     Files {
@@ -404,11 +465,25 @@ mod tests {
         let r = Request::Load {
             path: "/m.ko".into(),
             params: "a=1".into(),
+            observe: Observe::default(),
         };
         let line = encode(&r);
         assert_eq!(
             line,
             "{\"op\":\"load\",\"path\":\"/m.ko\",\"params\":\"a=1\"}\n"
+        );
+        assert_eq!(decode::<Request>(&line).unwrap(), r);
+        let r = Request::Unload {
+            name: "m".into(),
+            observe: Observe {
+                tasks: true,
+                maps: false,
+            },
+        };
+        let line = encode(&r);
+        assert_eq!(
+            line,
+            "{\"op\":\"unload\",\"name\":\"m\",\"observe\":{\"tasks\":true,\"maps\":false}}\n"
         );
         assert_eq!(decode::<Request>(&line).unwrap(), r);
         assert_eq!(
@@ -422,6 +497,25 @@ mod tests {
         let r = Reply::Call {
             status: CallStatus::Failed { errno: 19 },
             log: vec!["x".into()],
+            tasks: None,
+            maps: None,
+        };
+        assert_eq!(decode::<Reply>(&encode(&r)).unwrap(), r);
+        let r = Reply::Call {
+            status: CallStatus::Ok,
+            log: Vec::new(),
+            tasks: Some(GuestTasks {
+                caller: 90,
+                before: vec![GuestTask {
+                    pid: 2,
+                    ppid: 0,
+                    comm: "kthreadd".into(),
+                    kthread: true,
+                    start_time: 66,
+                }],
+                after: Vec::new(),
+            }),
+            maps: Some("7ffe7d497000-7ffe7d4b8000 rw-p 00000000 00:00 0 [stack]\n".into()),
         };
         assert_eq!(decode::<Reply>(&encode(&r)).unwrap(), r);
     }
@@ -440,12 +534,21 @@ mod tests {
     fn envelopes_carry_the_request_number() {
         let line = encode(&Envelope {
             id: 7,
-            body: Request::Unload { name: "m".into() },
+            body: Request::Unload {
+                name: "m".into(),
+                observe: Observe::default(),
+            },
         });
         assert_eq!(line, "{\"id\":7,\"op\":\"unload\",\"name\":\"m\"}\n");
         let back: Envelope<Request> = decode(&line).unwrap();
         assert_eq!(back.id, 7);
-        assert_eq!(back.body, Request::Unload { name: "m".into() });
+        assert_eq!(
+            back.body,
+            Request::Unload {
+                name: "m".into(),
+                observe: Observe::default()
+            }
+        );
         let ready = Reply::Ready {
             kernel: "6.12".into(),
             uptime_s: 1.5,

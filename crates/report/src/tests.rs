@@ -31,12 +31,14 @@ fn run(verdict: Verdict) -> RunResult {
             error: None,
             errno: None,
             log: vec!["Hello!".into()],
+            ..Default::default()
         },
         unload: Some(PhaseResult {
             ok: true,
             error: None,
             errno: None,
             log: vec!["Goodbye!".into()],
+            ..Default::default()
         }),
         files: vec![
             FileRead {
@@ -694,6 +696,7 @@ run dir: /tmp/kmodlab/run-1
         error: Some("No such device".into()),
         errno: Some("ENODEV".into()),
         log: vec!["cmd_mod: init failed".into()],
+        ..Default::default()
     };
     r.files.clear();
     r.unload = None;

@@ -33,6 +33,8 @@
 //! log = ["^Hello!$"]        # regexes, each must match at least one line of the load-phase kernel log
 //! no_log = ["Oops"]         # regexes that must match no line
 //! error = "No such device"  # expected load failure: kmod's wording ("No such device") or errno name ("ENODEV")
+//! processes = '^pid = (?P<pid>[0-9]+); comm = (?P<comm>.*)$'   # the module's process list (see below)
+//! vmas = '^(?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+)$'   # the module's list of the loader's memory areas
 //!
 //! [case.loaded]             # checked while the module is loaded
 //! exists = ["/sys/module/hello_mod"]               # paths that must exist
@@ -47,6 +49,7 @@
 //! log = ["Goodbye!"]
 //! no_log = []
 //! error = "Resource temporarily unavailable"   # expected unload failure
+//! processes = '^pid = (?P<pid>[0-9]+)'   # as for the load, around the unload
 //! skip = false              # true: do not unload (leave the module loaded)
 //!
 //! [case.crash]              # expected crash report
@@ -81,6 +84,9 @@
 //! empty name), a timeout that is not a positive number of seconds up to a day, a `loaded` path that is not absolute,
 //! an empty `before` or `loaded.run` command, `loaded.output`, `loaded.log` or `loaded.no_log`
 //! without `loaded.run`, `loaded.run` together with `load.error`,
+//! a `processes` regex without a group named `pid` or with a named group other than `pid`,
+//! `ppid` and `comm`, a `vmas` regex without groups named `start` and `end` or with another
+//! named group,
 //! `unload.skip = true` together with other unload expectations, and `load.error` together with
 //! `unload.error` (a module that failed to load is never unloaded). Each error is one line,
 //! `FILE:LINE: message`, with the line of the offending key or value ([`SpecError`]).
@@ -101,6 +107,40 @@
 //! they ran. A command that hangs ends the run with verdict `timeout`, in the `load` phase for
 //! `before` and the `check` phase for `loaded.run`. In a run's JSON, the commands are `before`
 //! and `commands` ([`RunResult::before`], [`RunResult::commands`]).
+//!
+//! ## `processes` and `vmas`: a module's lists checked against the guest
+//!
+//! In `[case.load]` or `[case.unload]`, each is a regex with named groups; the lines of that
+//! phase's kernel log it matches are the module's list, one item per line, and other lines are
+//! left alone. The guest agent records what the list must be, around the same call, only for a
+//! case that asks ([`RunResult`]'s phase `tasks` and `maps`).
+//!
+//! `processes`: each line one process, its PID in group `pid` (required), optionally its
+//! parent's PID in `ppid` and its name in `comm`. Right before the syscall, the calling process
+//! (the loader or unloader) reads every process of the guest from `/proc/PID/stat`; once the
+//! call has ended and the caller is reaped, the agent reads them again. The module's list is
+//! right when every process in both readings (the same PID with the same start time: one
+//! process alive all along), and the caller, is listed, and every process listed is in one of
+//! the readings, with the name (and parent) it had there. Processes that started or ended
+//! during the call may be listed or not: how a list taken at one instant of the call can differ
+//! from the guest's on a slow guest whose kernel workers come and go. A name matches when it is
+//! the one `/proc` shows, or, for a kernel thread, its first 15 bytes (the kernel's `comm` keeps
+//! no more where `/proc` shows the whole name) or a workqueue worker's name before the `-` or
+//! `+` that `/proc` adds with what it works on (`kworker/0:1` for `kworker/0:1-events`). A
+//! failure names the difference: `load processes: missing pid 2 (kthreadd)`, `load processes:
+//! pid 999 (foo) is not a guest process`, a wrong name or parent, a process listed twice.
+//!
+//! `vmas`: each line one memory area, its start and end address in hex in groups `start` and
+//! `end` (a `0x` prefix and leading zeros are allowed). The caller reads its own
+//! `/proc/self/maps` right before the syscall and allocates nothing from then on, so its memory
+//! areas are those the module walks through `current->mm`; the list must be exactly those
+//! areas, in the same order, except `[vsyscall]`, which `/proc` lists but which is no area of
+//! the process's memory. A failure names the areas missing (`load vmas: missing
+//! 7ffe7d497000-7ffe7d4b8000 ([stack]) (of the loader's 18 areas)`), those that are not areas of
+//! the caller, those listed twice, or the first one out of order.
+//!
+//! A phase with either key and no line matching fails (`no line matches /REGEX/`); so does one
+//! whose call never reached its syscall (nothing was recorded).
 //!
 //! ## `kernel_args`
 //!
@@ -244,11 +284,23 @@ pub struct PhaseExpect {
     pub no_log: Vec<Regex>,
     /// The expected failure, as kmod words it (`No such device`) or as an errno name (`ENODEV`).
     pub error: Option<String>,
+    /// The module's process list: the log lines this matches, one process each (named groups
+    /// `pid`, and optionally `ppid` and `comm`), must be the guest's processes at the time of
+    /// the call (see the crate docs).
+    pub processes: Option<Regex>,
+    /// The module's list of the caller's memory areas: the log lines this matches, one area
+    /// each (named groups `start` and `end`, in hex), must be the caller's `/proc/self/maps`
+    /// read right before the call, in order.
+    pub vmas: Option<Regex>,
 }
 
 impl PhaseExpect {
     fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.no_log.is_empty() && self.error.is_none()
+        self.log.is_empty()
+            && self.no_log.is_empty()
+            && self.error.is_none()
+            && self.processes.is_none()
+            && self.vmas.is_none()
     }
 }
 
@@ -489,6 +541,8 @@ struct RawLoad {
     #[serde(default)]
     no_log: Vec<Spanned<String>>,
     error: Option<Spanned<String>>,
+    processes: Option<Spanned<String>>,
+    vmas: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -500,6 +554,8 @@ struct RawUnload {
     no_log: Vec<Spanned<String>>,
     error: Option<Spanned<String>>,
     skip: Option<Spanned<bool>>,
+    processes: Option<Spanned<String>>,
+    vmas: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -597,6 +653,39 @@ impl Ctx<'_> {
                 ),
             )
         })
+    }
+
+    /// A regex whose named groups are among `allowed` and include every one of `required`.
+    fn list_regex(
+        &self,
+        what: &str,
+        s: &Option<Spanned<String>>,
+        required: &[&str],
+        allowed: &[&str],
+    ) -> Result<Option<Regex>, SpecError> {
+        let Some(s) = s else { return Ok(None) };
+        let re = self.regex(what, s)?;
+        let names: Vec<&str> = re.capture_names().flatten().collect();
+        if let Some(missing) = required.iter().find(|r| !names.contains(r)) {
+            return Err(self.err(
+                s.span(),
+                format!(
+                    "{what}: /{}/ has no group named {missing} (write (?P<{missing}>...))",
+                    re.as_str()
+                ),
+            ));
+        }
+        if let Some(other) = names.iter().find(|n| !allowed.contains(n)) {
+            return Err(self.err(
+                s.span(),
+                format!(
+                    "{what}: /{}/ has a group named {other} (the groups it may name: {})",
+                    re.as_str(),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        Ok(Some(re))
     }
 
     fn regexes(&self, what: &str, v: &[Spanned<String>]) -> Result<Vec<Regex>, SpecError> {
@@ -824,16 +913,26 @@ fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
     };
     let timeout = cx.timeout("timeout", &r.timeout)?;
 
+    let processes = |what: &str, re: &Option<Spanned<String>>| {
+        cx.list_regex(what, re, &["pid"], &crosscheck::PROCESS_GROUPS)
+    };
+    let vmas = |what: &str, re: &Option<Spanned<String>>| {
+        cx.list_regex(what, re, &crosscheck::VMA_GROUPS, &crosscheck::VMA_GROUPS)
+    };
     let load = PhaseExpect {
         log: cx.regexes("load.log", &r.load.log)?,
         no_log: cx.regexes("load.no_log", &r.load.no_log)?,
         error: r.load.error.as_ref().map(|e| e.get_ref().clone()),
+        processes: processes("load.processes", &r.load.processes)?,
+        vmas: vmas("load.vmas", &r.load.vmas)?,
     };
     let unload = UnloadExpect {
         expect: PhaseExpect {
             log: cx.regexes("unload.log", &r.unload.log)?,
             no_log: cx.regexes("unload.no_log", &r.unload.no_log)?,
             error: r.unload.error.as_ref().map(|e| e.get_ref().clone()),
+            processes: processes("unload.processes", &r.unload.processes)?,
+            vmas: vmas("unload.vmas", &r.unload.vmas)?,
         },
         skip: r.unload.skip.as_ref().is_some_and(|s| *s.get_ref()),
     };
@@ -841,7 +940,7 @@ fn case(cx: &Ctx<'_>, rc: &Spanned<RawCase>) -> Result<Case, SpecError> {
         if *skip.get_ref() && !unload.expect.is_empty() {
             return Err(cx.err(
                 skip.span(),
-                "unload.skip = true conflicts with unload log/no_log/error expectations",
+                "unload.skip = true conflicts with unload log/no_log/error/processes/vmas expectations",
             ));
         }
     }
@@ -1317,6 +1416,12 @@ fn check_phase(
                 "{phase} error: expected {e:?}, but {phase} was not attempted"
             ));
         }
+        if let Some(re) = &expect.processes {
+            out.extend(crosscheck::check_processes(phase, re, None));
+        }
+        if let Some(re) = &expect.vmas {
+            out.extend(crosscheck::check_vmas(phase, re, None));
+        }
         return;
     };
     for re in &expect.log {
@@ -1336,6 +1441,12 @@ fn check_phase(
             ));
         }
     }
+    if let Some(re) = &expect.processes {
+        out.extend(crosscheck::check_processes(phase, re, Some(seen)));
+    }
+    if let Some(re) = &expect.vmas {
+        out.extend(crosscheck::check_vmas(phase, re, Some(seen)));
+    }
     if let Some(e) = &expect.error {
         let matches =
             seen.error.as_deref() == Some(e.as_str()) || seen.errno.as_deref() == Some(e.as_str());
@@ -1351,6 +1462,8 @@ fn check_phase(
         }
     }
 }
+
+mod crosscheck;
 
 #[cfg(test)]
 mod tests;

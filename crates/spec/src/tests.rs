@@ -463,6 +463,7 @@ fn phase(ok: bool, log: &[&str]) -> PhaseResult {
         error: None,
         errno: None,
         log: log.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     }
 }
 
@@ -581,6 +582,7 @@ fn evaluate_errors() {
         error: Some("No such device".into()),
         errno: Some("ENODEV".into()),
         log: vec![],
+        ..Default::default()
     };
     assert!(c.evaluate(&r).is_empty());
     assert!(e.evaluate(&r).is_empty());
@@ -608,6 +610,7 @@ fn evaluate_errors() {
         error: Some("Resource temporarily unavailable".into()),
         errno: Some("EAGAIN".into()),
         log: vec![],
+        ..Default::default()
     });
     assert!(u.evaluate(&r).is_empty());
     r.unload = None;
@@ -1122,4 +1125,138 @@ fn a_command_killed_by_the_expected_crash_is_no_failure() {
         .evaluate(&r)
         .iter()
         .any(|f| f.contains("killed by SIGSEGV")));
+}
+
+// ------------------------------------------------------------------------------------------
+// Lists checked against the guest: `processes` and `vmas`.
+
+#[test]
+fn process_and_area_lists_parse() {
+    let c = case(
+        r#"[[case]]
+name = "lists"
+[case.load]
+processes = '^ps: +(?P<pid>[0-9]+) +(?P<ppid>[0-9]+) (?P<comm>.*)$'
+vmas = '^mi: (?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+)$'
+[case.unload]
+processes = '^pid = (?P<pid>[0-9]+)$'
+"#,
+    );
+    assert!(c.load.processes.is_some() && c.load.vmas.is_some());
+    assert!(c.unload.expect.processes.is_some() && c.unload.expect.vmas.is_none());
+    assert_eq!(c.verdict, Verdict::Pass);
+}
+
+#[test]
+fn process_and_area_lists_need_their_groups() {
+    let head = "[[case]]\nname = \"a\"\n[case.load]\n";
+    assert_err(
+        &format!("{head}processes = '^pid = ([0-9]+)$'\n"),
+        4,
+        "load.processes: /^pid = ([0-9]+)$/ has no group named pid (write (?P<pid>...))",
+    );
+    assert_err(
+        &format!("{head}processes = '^(?P<pid>[0-9]+) (?P<name>.*)$'\n"),
+        4,
+        "has a group named name (the groups it may name: pid, ppid, comm)",
+    );
+    assert_err(
+        &format!("{head}vmas = '^(?P<start>[0-9a-f]+)-[0-9a-f]+$'\n"),
+        4,
+        "load.vmas: /^(?P<start>[0-9a-f]+)-[0-9a-f]+$/ has no group named end",
+    );
+    assert_err(
+        &format!("{head}\n\nvmas = '^(?P<start>[0-9a-f]+'\n"),
+        6,
+        "load.vmas: invalid regex",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.unload]\nskip = true\nprocesses = '(?P<pid>[0-9]+)'\n",
+        4,
+        "unload.skip = true conflicts with",
+    );
+    assert_err(
+        "[[case]]\nname = \"a\"\n[case.unload]\nvmas = 3\n",
+        4,
+        "unload.vmas: invalid type",
+    );
+}
+
+#[test]
+fn evaluate_process_and_area_lists() {
+    use kmodlab_events::{Task, Tasks};
+    let c = case(
+        r#"[[case]]
+name = "lists"
+[case.load]
+processes = '^pid = (?P<pid>[0-9]+); comm = (?P<comm>.*)$'
+vmas = '^(?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+)$'
+"#,
+    );
+    let task = |pid: u32, comm: &str| Task {
+        pid,
+        ppid: 1,
+        comm: comm.into(),
+        kthread: false,
+        start_time: 10,
+    };
+    let mut r = run(Verdict::Pass);
+    r.load = phase(
+        true,
+        &[
+            "pid = 1; comm = init",
+            "pid = 90; comm = insmod",
+            "1000-2000",
+        ],
+    );
+    r.load.tasks = Some(Tasks {
+        caller: 90,
+        before: vec![task(1, "init"), task(90, "insmod")],
+        after: vec![task(1, "init")],
+    });
+    r.load.maps = Some("1000-2000 r--p 00000000 00:02 10 /init\n".into());
+    assert_eq!(c.evaluate(&r), Vec::<String>::new());
+
+    r.load.log[0] = "pid = 999; comm = init".into();
+    r.load.log.push("3000-4000".into());
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "load processes: pid 999 (init) is not a guest process",
+            "load processes: missing pid 1 (init)",
+            "load vmas: 3000-4000 is not an area of the loader's memory",
+        ]
+    );
+
+    // A module that did not get to list anything, and a load that was not attempted.
+    r.load = phase(false, &[]);
+    assert_eq!(
+        c.evaluate(&r),
+        [
+            "load processes: no line matches /^pid = (?P<pid>[0-9]+); comm = (?P<comm>.*)$/ \
+             (0 lines seen)",
+            "load vmas: no line matches /^(?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+)$/ (0 lines seen)",
+        ]
+    );
+    let u = case("[[case]]\nname = \"a\"\n[case.unload]\nprocesses = '(?P<pid>[0-9]+)'\n");
+    r.unload = None;
+    assert_eq!(
+        u.evaluate(&r),
+        ["unload processes: expected a process list, but unload was not attempted"]
+    );
+}
+
+#[test]
+fn tasks_and_maps_travel_in_the_run_json_only_when_recorded() {
+    let mut r = run(Verdict::Pass);
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        !json.contains("\"tasks\"") && !json.contains("\"maps\""),
+        "{json}"
+    );
+    r.load.maps = Some("1000-2000 r--p 0 00:00 0\n".into());
+    r.load.tasks = Some(kmodlab_events::Tasks::default());
+    let json = serde_json::to_string(&r).unwrap();
+    let back: RunResult = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, r);
 }

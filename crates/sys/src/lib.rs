@@ -3,9 +3,9 @@
 //! it takes these as plain functions and can be tested with a fake.
 #![deny(missing_docs)]
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -37,7 +37,19 @@ fn check(ret: libc::c_long) -> io::Result<()> {
 
 /// `finit_module(2)`: loads the module in `file` with the parameter string `params`.
 pub fn finit_module(file: &std::fs::File, params: &str, flags: u32) -> io::Result<()> {
+    finit_module_with(file, params, flags, || {})
+}
+
+/// [`finit_module`], calling `just_before` once the arguments are ready, right before the
+/// syscall: nothing is allocated or freed between the two.
+pub fn finit_module_with(
+    file: &std::fs::File,
+    params: &str,
+    flags: u32,
+    just_before: impl FnOnce(),
+) -> io::Result<()> {
     let params = cstring(params)?;
+    just_before();
     // SAFETY: the fd is valid for the call, params is a NUL-terminated string.
     check(unsafe {
         libc::syscall(
@@ -51,7 +63,14 @@ pub fn finit_module(file: &std::fs::File, params: &str, flags: u32) -> io::Resul
 
 /// `init_module(2)`: loads the module image `image` with the parameter string `params`.
 pub fn init_module(image: &[u8], params: &str) -> io::Result<()> {
+    init_module_with(image, params, || {})
+}
+
+/// [`init_module`], calling `just_before` right before the syscall, as [`finit_module_with`]
+/// does.
+pub fn init_module_with(image: &[u8], params: &str, just_before: impl FnOnce()) -> io::Result<()> {
     let params = cstring(params)?;
+    just_before();
     // SAFETY: image is a valid buffer of the given length, params is NUL-terminated.
     check(unsafe {
         libc::syscall(
@@ -65,11 +84,18 @@ pub fn init_module(image: &[u8], params: &str) -> io::Result<()> {
 
 /// `delete_module(2)` with `O_NONBLOCK` (as rmmod does), or with `O_TRUNC` added when `force`.
 pub fn delete_module(name: &str, force: bool) -> io::Result<()> {
+    delete_module_with(name, force, || {})
+}
+
+/// [`delete_module`], calling `just_before` right before the syscall, as [`finit_module_with`]
+/// does.
+pub fn delete_module_with(name: &str, force: bool, just_before: impl FnOnce()) -> io::Result<()> {
     let name = cstring(name)?;
     let mut flags = libc::O_NONBLOCK;
     if force {
         flags |= libc::O_TRUNC;
     }
+    just_before();
     // SAFETY: name is NUL-terminated.
     check(unsafe {
         libc::syscall(
@@ -78,6 +104,35 @@ pub fn delete_module(name: &str, force: bool) -> io::Result<()> {
             flags as libc::c_long,
         )
     })
+}
+
+/// Reads the file at `path` into `buf`, from its start until its end or until `buf` is full;
+/// returns how many bytes were read. Allocates nothing: for reading a process's own
+/// `/proc/self/maps` without changing the areas it lists.
+pub fn read_into(path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned here alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: the pointer and length stay within buf.
+        let r = unsafe { libc::read(fd.as_raw_fd(), buf[n..].as_mut_ptr().cast(), buf.len() - n) };
+        match r {
+            0 => break,
+            r if r > 0 => n += r as usize,
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// The running kernel's release, as `uname -r` prints it (`uname(2)`'s `release`).
@@ -186,6 +241,39 @@ pub fn fork_call(f: impl FnOnce() -> i32) -> io::Result<ChildExit> {
         // SAFETY: leave the child without running the parent's exit handlers.
         unsafe { libc::_exit(code) };
     }
+    wait_child(pid)
+}
+
+/// [`fork_call`] with a pipe from the child: `f` gets its writing end, and what the child writes
+/// there comes back with how it ended (read until the child exits or closes its end).
+pub fn fork_call_piped(f: impl FnOnce(std::fs::File) -> i32) -> io::Result<(ChildExit, Vec<u8>)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills a valid array of two fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just made and are owned here alone.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: as for fork_call.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(read_end);
+        let code = f(std::fs::File::from(write_end));
+        // SAFETY: leave the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    drop(write_end);
+    let mut out = Vec::new();
+    // A read error ends what comes back, not the call: the child's end is what matters.
+    let _ = io::Read::read_to_end(&mut std::fs::File::from(read_end), &mut out);
+    Ok((wait_child(pid)?, out))
+}
+
+fn wait_child(pid: libc::pid_t) -> io::Result<ChildExit> {
     loop {
         let mut status = 0;
         // SAFETY: waitpid with a valid status pointer.
@@ -390,6 +478,45 @@ mod tests {
         })
         .unwrap();
         assert_eq!(sig, ChildExit::Signaled(libc::SIGKILL));
+    }
+
+    #[test]
+    fn fork_call_piped_returns_what_the_child_wrote() {
+        let (exit, out) = fork_call_piped(|mut w| {
+            use std::io::Write;
+            w.write_all(b"from the child").map_or(1, |()| 3)
+        })
+        .unwrap();
+        assert_eq!(exit, ChildExit::Exited(3));
+        assert_eq!(out, b"from the child");
+        // A child killed before writing anything: nothing comes back, and no hang.
+        let (exit, out) = fork_call_piped(|_| {
+            // SAFETY: the child kills itself.
+            unsafe { libc::raise(libc::SIGKILL) };
+            0
+        })
+        .unwrap();
+        assert_eq!(exit, ChildExit::Signaled(libc::SIGKILL));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn read_into_reads_a_whole_file_or_fills_the_buffer() {
+        let dir = std::env::temp_dir().join(format!("kmodlab-sys-read-{}", std::process::id()));
+        std::fs::write(&dir, b"0123456789").unwrap();
+        let path = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(read_into(&path, &mut buf).unwrap(), 10);
+        assert_eq!(&buf[..10], b"0123456789");
+        let mut small = [0u8; 4];
+        assert_eq!(read_into(&path, &mut small).unwrap(), 4);
+        assert_eq!(&small, b"0123");
+        std::fs::remove_file(&dir).unwrap();
+        let e = read_into(&path, &mut buf).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        // The process's own memory areas, as the guest agent reads them.
+        let n = read_into(c"/proc/self/maps", &mut [0u8; 1 << 16]).unwrap();
+        assert!(n > 0);
     }
 
     #[test]

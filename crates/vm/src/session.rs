@@ -5,8 +5,10 @@ use crate::guest::{BootKernel, BootSpec, Guest, InfraError, Step};
 use crate::initramfs::GuestModule;
 use crate::qemu::Accel;
 use kmodlab_crash::{CrashReport, ReportKind, Severity};
-use kmodlab_events::{CommandResult, Event, FileRead, Phase, PhaseResult, RunResult, Verdict};
-use kmodlab_proto::{CallStatus, Reply, Request};
+use kmodlab_events::{
+    CommandResult, Event, FileRead, Phase, PhaseResult, RunResult, Task, Tasks, Verdict,
+};
+use kmodlab_proto::{CallStatus, GuestTask, GuestTasks, Observe, Reply, Request};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -59,6 +61,11 @@ pub struct RunPlan {
     pub loaded_commands: Vec<String>,
     /// Leave the module loaded.
     pub skip_unload: bool,
+    /// What the agent records around the load (the guest's processes, the loader's memory
+    /// areas), for a spec to compare the module's output with.
+    pub observe_load: Observe,
+    /// The same around the unload.
+    pub observe_unload: Observe,
     /// Deadlines.
     pub deadlines: Deadlines,
     /// The run directory (created).
@@ -129,30 +136,53 @@ fn shell_commands(
 /// module, so a spec's short step deadline does not apply.
 const LEAK_SCAN_DEADLINE: Duration = Duration::from_secs(60);
 
-fn phase_result(status: &CallStatus, log: Vec<String>, unload: bool) -> PhaseResult {
-    match *status {
-        CallStatus::Ok => PhaseResult {
-            ok: true,
-            error: None,
-            errno: None,
-            log,
-        },
-        CallStatus::Failed { errno } => PhaseResult {
-            ok: false,
-            error: Some(if unload {
+/// A load's or unload's result from the agent's answer.
+fn phase_result(
+    status: &CallStatus,
+    log: Vec<String>,
+    unload: bool,
+    tasks: Option<GuestTasks>,
+    maps: Option<String>,
+) -> PhaseResult {
+    let tasks = tasks.map(|t| Tasks {
+        caller: t.caller,
+        before: t.before.into_iter().map(task).collect(),
+        after: t.after.into_iter().map(task).collect(),
+    });
+    let (ok, error, errno) = match *status {
+        CallStatus::Ok => (true, None, None),
+        CallStatus::Failed { errno } => (
+            false,
+            Some(if unload {
                 kmodlab_sys::strerror(errno)
             } else {
                 kmodlab_sys::insmod_strerror(errno)
             }),
-            errno: kmodlab_sys::errno_name(errno).map(String::from),
-            log,
-        },
-        CallStatus::Killed { signal } => PhaseResult {
-            ok: false,
-            error: Some(format!("Killed ({})", kmodlab_sys::signal_name(signal))),
-            errno: None,
-            log,
-        },
+            kmodlab_sys::errno_name(errno).map(String::from),
+        ),
+        CallStatus::Killed { signal } => (
+            false,
+            Some(format!("Killed ({})", kmodlab_sys::signal_name(signal))),
+            None,
+        ),
+    };
+    PhaseResult {
+        ok,
+        error,
+        errno,
+        log,
+        tasks,
+        maps,
+    }
+}
+
+fn task(t: GuestTask) -> Task {
+    Task {
+        pid: t.pid,
+        ppid: t.ppid,
+        comm: t.comm,
+        kthread: t.kthread,
+        start_time: t.start_time,
     }
 }
 
@@ -226,10 +256,16 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         let req = Request::Load {
             path: format!("{}/{file_name}", kmodlab_proto::GUEST_MODULE_DIR),
             params,
+            observe: plan.observe_load,
         };
         let load_from = guest.lines_seen();
         match guest.request(&req, plan.deadlines.step) {
-            Step::Reply(Reply::Call { status, log }) => load = phase_result(&status, log, false),
+            Step::Reply(Reply::Call {
+                status,
+                log,
+                tasks,
+                maps,
+            }) => load = phase_result(&status, log, false, tasks, maps),
             Step::Reply(other) => return Err(guest.abort(unexpected("load", &other))),
             Step::Timeout => {
                 timeout_phase = Some(Phase::Load);
@@ -364,13 +400,17 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
             guest.emit(&Event::StepStarted(Phase::Unload));
             let req = Request::Unload {
                 name: plan.module_name.clone(),
+                observe: plan.observe_unload,
             };
             let mut result = PhaseResult::default();
             let unload_from = guest.lines_seen();
             match guest.request(&req, plan.deadlines.step) {
-                Step::Reply(Reply::Call { status, log }) => {
-                    result = phase_result(&status, log, true)
-                }
+                Step::Reply(Reply::Call {
+                    status,
+                    log,
+                    tasks,
+                    maps,
+                }) => result = phase_result(&status, log, true, tasks, maps),
                 Step::Reply(other) => return Err(guest.abort(unexpected("unload", &other))),
                 Step::Timeout => {
                     timeout_phase = Some(Phase::Unload);
