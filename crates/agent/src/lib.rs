@@ -254,8 +254,10 @@ fn serve() -> io::Result<()> {
                 }
             }
             Request::ZeroFreeMemory => Reply::Call {
-                status: call("zero-free", zero_free_memory),
+                status: call("zero-free", Observe::default(), |_| zero_free_memory()).0,
                 log: kmsg.drain(),
+                tasks: None,
+                maps: None,
             },
             Request::PowerOff => return Ok(()),
         };
