@@ -453,11 +453,14 @@ fn write_human(out: &mut dyn Write, grades: &[StudentGrade], verbose: bool) -> s
                     if t.passed { "passed" } else { "failed" }
                 )?;
                 for c in t.checks.iter().filter(|c| verbose || !c.passed) {
+                    // The check's result, then the run's verdict: a run may pass (no crash)
+                    // while the check fails (the wrong lines).
                     writeln!(
                         out,
-                        "            check {:?}: {}",
+                        "            check {:?}: {} (verdict {})",
                         c.case,
-                        c.verdict.as_deref().unwrap_or("no run")
+                        if c.passed { "passed" } else { "failed" },
+                        c.verdict.as_deref().unwrap_or("none: no run")
                     )?;
                     for p in &c.problems {
                         for (i, line) in p.lines().enumerate() {
