@@ -542,31 +542,46 @@ fn shell_talks_to_kdb_on_the_debug_kernel() {
     assert!(out.contains("back in the shell\r\n"), "{out}");
 
     // The lab's module: a BUG on demand stops in kdb; bt names it; go lets the oops go on.
+    bug_stops_in_kdb(
+        &mut t,
+        &p,
+        "/proc/kdb_bug",
+        &["kdb_bug_func", "kdb_bug_write"],
+        "in kdb_bug_func [kdb_mod] at kdb_mod.c:29",
+    );
+    t.send("exit 0\r");
+    assert_eq!(t.wait(60).and_then(|s| s.code()), Some(0), "{}", t.seen);
+    assert_no_qemu_left(&runs);
+}
+
+/// With kgdboc on the serial console: loads kdb_mod, whose BUG on a write to `file` stops the
+/// machine in kdb; `bt` names each of `frames`; `go` until the shell summarizes the crash with
+/// `summary`; then the shell goes on.
+fn bug_stops_in_kdb(t: &mut Term, p: &str, file: &str, frames: &[&str], summary: &str) {
     // kgdb lets an oops through on a kernel set to reboot on panic (kmodlab's guests are).
     t.run(
         "echo 0 > /proc/sys/kernel/panic && insmod kdb_mod.ko && lsmod | grep -c kdb_mod",
-        &p,
+        p,
     );
     // In a shell of its own: the oops kills the process that writes (echo is a builtin).
-    t.send("sh -c 'echo 1 > /proc/kdb_bug'\r");
+    t.send(&format!("sh -c 'echo 1 > {file}'\r"));
     t.expect("Entering kdb", 60);
     // kdb shows the oops, then the backtrace, a screen at a time.
     t.kdb_pages(60);
     t.send("bt\r");
     let bt = t.kdb_pages(90);
-    assert!(bt.contains("kdb_bug_func"), "{bt}");
-    assert!(bt.contains("kdb_bug_write"), "{bt}");
+    for frame in frames {
+        assert!(bt.contains(frame), "{frame} not in {bt}");
+    }
     // After an oops kdb wants a second go, and the oops going on stops in kdb once more: go
-    // until the shell summarizes the oops.
+    // until the shell summarizes the oops (its summary, not the kernel's own `kernel BUG at`).
     let mark = t.from;
     t.send("go\r");
     let deadline = Instant::now() + Duration::from_secs(120);
-    // The shell's summary, not the kernel's own `kernel BUG at kdb_mod.c:29!`.
-    let summary = "in kdb_bug_func [kdb_mod] at kdb_mod.c:29";
     while !t.seen[mark..].contains(summary) {
         assert!(
             Instant::now() < deadline,
-            "no summary naming kdb_mod.c:29:\n{}",
+            "no summary {summary:?}:\n{}",
             &t.seen[mark..]
         );
         if let Some(i) = t.seen[t.from..].find("kdb> ") {
@@ -579,8 +594,38 @@ fn shell_talks_to_kdb_on_the_debug_kernel() {
         t.pump(200);
     }
     t.settle();
-    let out = t.run("echo still here", &p);
+    let out = t.run("echo still here", p);
     assert!(out.contains("still here\r\n"), "{out}");
+}
+
+/// The Rust lab's step 8 on the debug lab kernel, built with Rust too: a `panic!` on a write to
+/// the misc device /dev/kdb_bug hits `BUG()` and stops in kdb like C's; bt names the module's
+/// function (v0-mangled), and the shell's summary gives it demangled, with its `.rs` line.
+#[test]
+fn shell_stops_in_kdb_on_a_rust_panic() {
+    let runs = scratch("shell-kdb-rust");
+    let mut t = Term::spawn(
+        "shell-kdb-rust",
+        &["shell", "--lab-kernel", "debug", "labs/rust/8-kdb"],
+        &runs,
+    );
+    let p = prompt("8-kdb");
+    t.expect(&p, 3000);
+    t.run("echo ttyS0 > /sys/module/kgdboc/parameters/kgdboc", &p);
+    let src = std::fs::read_to_string(repo().join("labs/rust/8-kdb/kdb_mod.rs")).unwrap();
+    let line = src
+        .lines()
+        .position(|l| l.trim_start().starts_with("panic!("))
+        .expect("the panic in kdb_mod.rs")
+        + 1;
+    bug_stops_in_kdb(
+        &mut t,
+        &p,
+        "/dev/kdb_bug",
+        &["7kdb_mod12kdb_bug_func", "rust_helper_BUG"],
+        // The shell's summary, not the kernel's own `panicked at kdb_mod.rs:LINE:COL`.
+        &format!("in kdb_mod::kdb_bug_func [kdb_mod] at kdb_mod.rs:{line}"),
+    );
     t.send("exit 0\r");
     assert_eq!(t.wait(60).and_then(|s| s.code()), Some(0), "{}", t.seen);
     assert_no_qemu_left(&runs);

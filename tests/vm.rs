@@ -588,9 +588,10 @@ fn vm_new_c_module_passes_its_own_test() {
     assert_no_qemu_left(&runs);
 }
 
-/// The Rust lab on the Rust lab kernel (built by kmodlab when missing, cached afterwards): every
-/// case passes, the oops names the Rust source line and a demangled function, and a module made
-/// by `kmodlab new --rust` passes its own test.
+/// The Rust lab on the Rust lab kernel, and its step 8 on the debug lab kernel (both built by
+/// kmodlab when missing, cached afterwards): every case passes, the oops and the panic name the
+/// Rust source line and a demangled function, and a module made by `kmodlab new --rust` passes
+/// its own test. `vm_rust_lab_check_grades_solutions_full_and_skeletons_less` grades the lab.
 #[test]
 fn vm_rust_labs_and_new_rust_module_pass() {
     let _g = lock();
@@ -629,14 +630,14 @@ fn vm_rust_labs_and_new_rust_module_pass() {
     );
     assert_eq!(
         cases.len(),
-        11,
-        "9 lab cases and 2 of the new module: {json}"
+        21,
+        "19 lab cases and 2 of the new module: {json}"
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     for c in cases {
         assert!(
             c["result"]["kernel"].as_str().unwrap().starts_with("7."),
-            "on the Rust lab kernel: {}",
+            "on the Rust or the debug lab kernel: {}",
             c["result"]["kernel"]
         );
     }
@@ -658,48 +659,53 @@ fn vm_rust_labs_and_new_rust_module_pass() {
         + 1;
     assert_eq!(r["source"], format!("oops_mod.rs:{line}"), "{r}");
 
-    // The Rust lab graded: full marks for the solutions.
-    let out = kmodlab()
-        .env("KMODLAB_RUNS", &runs)
-        .args(["lab", "check", "-j", "2", "--format", "json", "labs/rust"])
-        .output()
+    // Step 8 on the debug lab kernel: a panic on demand, named at its line.
+    let kdb = cases
+        .iter()
+        .find(|c| c["spec"] == "labs/rust/8-kdb" && c["result"]["verdict"] == "crashed")
         .unwrap();
-    let json: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&out)));
-    let s = &json["students"][0];
-    assert_eq!(s["lab"], "rust", "{json}");
-    assert!(s["total"].as_u64().unwrap() >= 5, "{json}");
-    assert_eq!(s["passed"], s["total"], "{json:#}");
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r = &kdb["result"]["reports"][0];
+    assert_eq!(r["kind"], "rust-panic", "{r}");
+    assert_eq!(r["function"], "kdb_mod::kdb_bug_func", "{r}");
+    let src = std::fs::read_to_string("labs/rust/8-kdb/kdb_mod.rs").unwrap();
+    let line = src
+        .lines()
+        .position(|l| l.trim_start().starts_with("panic!("))
+        .expect("the panic in kdb_mod.rs")
+        + 1;
+    assert_eq!(r["source"], format!("kdb_mod.rs:{line}"), "{r}");
     assert_no_qemu_left(&runs);
 }
 
-/// `kmodlab lab check` grades the C lab's solutions and a fresh set of skeletons in one call:
-/// every solution has full marks, every skeleton less; each skeleton builds but exercise 3's,
-/// whose build failure names the missing declaration's `file:line`; the class table has both.
-#[test]
-fn vm_lab_check_grades_solutions_full_and_skeletons_less() {
+/// The exercise of a lab whose skeleton must not compile: the first compiler error names
+/// `file:LINE` with `error` in its text, and LINE is the first line of the skeleton that holds `used`.
+struct CompileErrorExercise {
+    name: &'static str,
+    file: &'static str,
+    error: &'static str,
+    used: &'static str,
+}
+
+/// `kmodlab lab check` grades a lab's solutions and a fresh set of its skeletons in one call:
+/// every solution has full marks, every skeleton less; each skeleton builds but `broken`'s,
+/// whose build failure names the first use of what is missing at its `file:line`; the class
+/// table has both.
+fn lab_check_grades_solutions_full_and_skeletons_less(lab: &str, broken: CompileErrorExercise) {
     let _g = lock();
-    let runs = scratch("vm-lab-check");
+    let runs = scratch(&format!("vm-lab-check-{lab}"));
     let skeletons = runs.join("student");
     let out = kmodlab()
-        .args(["lab", "start", "kernel_modules"])
+        .args(["lab", "start", lab])
         .arg(&skeletons)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let table = runs.join("grades/class");
+    let solutions_dir = format!("labs/{lab}");
     let out = kmodlab()
         .env("KMODLAB_RUNS", &runs)
-        .args([
-            "lab",
-            "check",
-            "-j",
-            "2",
-            "--format",
-            "json",
-            "labs/kernel_modules",
-        ])
+        .args(["lab", "check", "-j", "2", "--format", "json"])
+        .arg(&solutions_dir)
         .arg(&skeletons)
         .arg("--table")
         .arg(&table)
@@ -717,18 +723,20 @@ fn vm_lab_check_grades_solutions_full_and_skeletons_less() {
     assert_eq!(students.len(), 2, "{json}");
     let solutions = students
         .iter()
-        .find(|s| s["student"] == "labs/kernel_modules")
+        .find(|s| s["student"] == solutions_dir.as_str())
         .unwrap();
     let skel = students
         .iter()
-        .find(|s| s["student"] != "labs/kernel_modules")
+        .find(|s| s["student"] != solutions_dir.as_str())
         .unwrap();
+    assert_eq!(solutions["lab"], lab, "{json}");
     let exercises = |s: &Value| s["exercises"].as_array().unwrap().clone();
-    let lab = std::fs::read_dir("labs/kernel_modules")
+    let count = std::fs::read_dir(&solutions_dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().join("kmodlab.toml").is_file())
         .count();
-    assert_eq!(exercises(solutions).len(), lab, "every exercise graded");
+    assert_eq!(exercises(solutions).len(), count, "every exercise graded");
+    assert_eq!(exercises(skel).len(), count, "every skeleton graded");
     for e in exercises(solutions) {
         assert!(
             e["total"].as_u64().unwrap() > 0 && e["passed"] == e["total"],
@@ -751,24 +759,31 @@ fn vm_lab_check_grades_solutions_full_and_skeletons_less() {
             .map(|p| p.as_str().unwrap().to_string())
             .collect();
         let build_failed = problems.iter().any(|p| p.contains("build failed"));
-        if name == "3-error-mod" {
-            let src = std::fs::read_to_string(skeletons.join(name).join("err_mod.c")).unwrap();
-            // The compiler's first complaint names the first use of what the missing header
-            // declares, `err_mod.c:LINE:COL: error: implicit declaration of ...init_utsname`,
-            // and LINE is that use in the skeleton.
-            let errors: Vec<&String> = problems
+        if name == broken.name {
+            let src = std::fs::read_to_string(skeletons.join(name).join(broken.file)).unwrap();
+            // The compiler's first complaint names the first use of what is missing,
+            // `FILE:LINE:COL: error...`, and LINE is that use in the skeleton.
+            let at = format!("{}:", broken.file);
+            let first = problems
                 .iter()
-                .filter(|p| p.contains(": error: "))
-                .collect();
-            assert!(build_failed && !errors.is_empty(), "{problems:#?}");
-            let first = errors[0].lines().find(|l| l.contains(": error: ")).unwrap();
-            assert!(first.contains("init_utsname"), "{first}");
-            let at = first.split("err_mod.c:").nth(1).expect("names err_mod.c");
-            let line: usize = at.split(':').next().unwrap().parse().unwrap();
+                .flat_map(|p| p.lines())
+                .find(|l| l.contains(&at) && l.contains(": error"))
+                .unwrap_or_else(|| panic!("no error at {at}: {problems:#?}"));
+            assert!(build_failed, "{problems:#?}");
+            assert!(first.contains(broken.error), "{first}");
+            let line: usize = first
+                .split(&at)
+                .nth(1)
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             let used = src
                 .lines()
-                .position(|l| l.contains("init_utsname()->"))
-                .expect("the skeleton uses init_utsname()")
+                .position(|l| l.contains(broken.used))
+                .unwrap_or_else(|| panic!("the skeleton has no {:?}", broken.used))
                 + 1;
             assert_eq!(line, used, "{first}");
         } else {
@@ -785,7 +800,7 @@ fn vm_lab_check_grades_solutions_full_and_skeletons_less() {
     let total = solutions["total"].as_u64().unwrap();
     assert!(
         rows.iter()
-            .any(|r| r.starts_with("labs/kernel_modules,")
+            .any(|r| r.starts_with(&format!("{solutions_dir},"))
                 && r.ends_with(&format!(",{total},{total}"))),
         "{csv}"
     );
@@ -935,6 +950,35 @@ fn vm_lab_check_compares_process_lists_and_memory_areas_with_the_guest() {
     let (p, run_dir) = of("10-memory-info", "counts the VMAs");
     assert!(p.is_empty(), "{p:#?} (run dir {run_dir})");
     assert_no_qemu_left(&runs);
+}
+
+/// The C lab graded: exercise 3's skeleton lacks the header that declares `init_utsname()`.
+#[test]
+fn vm_lab_check_grades_solutions_full_and_skeletons_less() {
+    lab_check_grades_solutions_full_and_skeletons_less(
+        "kernel_modules",
+        CompileErrorExercise {
+            name: "3-error-mod",
+            file: "err_mod.c",
+            error: "init_utsname",
+            used: "init_utsname()->",
+        },
+    );
+}
+
+/// The Rust lab graded, on the Rust lab kernel and (step 8) the debug lab kernel: exercise 3's
+/// skeleton lacks the `use` of `PAGE_SIZE`, and rustc's error is shown at its `.rs` line.
+#[test]
+fn vm_rust_lab_check_grades_solutions_full_and_skeletons_less() {
+    lab_check_grades_solutions_full_and_skeletons_less(
+        "rust",
+        CompileErrorExercise {
+            name: "3-error-mod",
+            file: "err_mod.rs",
+            error: "cannot find value `PAGE_SIZE` in this scope",
+            used: "PAGE_SIZE);",
+        },
+    );
 }
 
 /// The hello lab on the debug lab kernel (built by kmodlab when missing: many minutes on two
