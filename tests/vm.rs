@@ -566,6 +566,76 @@ fn vm_modprobe_loads_dependencies_and_removes_them() {
     assert_no_qemu_left(&runs);
 }
 
+/// `kmodlab run DIR` builds while the guest starts: a rerun with nothing changed skips make; an
+/// edit is compiled, and the new module is what the restored guest loads; an edit that does not
+/// compile is exit 1 with the error at its `file:line`, and the guest started meanwhile is gone.
+#[test]
+fn vm_run_builds_while_the_guest_starts() {
+    let _g = lock();
+    let runs = scratch("vm-build-overlap");
+    let warm_dir = runs.join("warm");
+    let dir = runs.join("hello");
+    copy_module(&repo().join("labs/kernel_modules/1-2-test-mod"), &dir);
+    // The build's and the run's progress are on standard error, the report on standard output.
+    let run = || {
+        kmodlab()
+            .env("KMODLAB_RUNS", &runs)
+            .env("KMODLAB_WARM_DIR", &warm_dir)
+            .arg("run")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let load_log = |out: &std::process::Output| -> Vec<String> {
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(report.contains("verdict: pass"), "{}", show(out));
+        report
+            .lines()
+            .skip_while(|l| !l.starts_with("load: "))
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let first = run();
+    assert!(load_log(&first).contains(&"Hello!".to_string()));
+    let again = run();
+    assert!(load_log(&again).contains(&"Hello!".to_string()));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("make skipped"), "{}", show(&again));
+    assert!(
+        err.contains("restored the saved VM state"),
+        "{}",
+        show(&again)
+    );
+
+    let source = dir.join("hello_mod.c");
+    let text = std::fs::read_to_string(&source).unwrap();
+    assert!(text.contains("pr_debug(\"Hello!\\n\")"), "{text}");
+    std::fs::write(&source, text.replace("Hello!", "Hello again!")).unwrap();
+    let edited = run();
+    assert!(
+        load_log(&edited).contains(&"Hello again!".to_string()),
+        "{}",
+        show(&edited)
+    );
+    let err = String::from_utf8_lossy(&edited.stderr);
+    assert!(err.contains("make runs: "), "{}", show(&edited));
+
+    let broken = text.replace("pr_debug(\"Hello!\\n\");", "pr_debug(\"Hello!\\n\") oops");
+    std::fs::write(&source, &broken).unwrap();
+    let line = broken.lines().position(|l| l.contains(") oops")).unwrap() + 1;
+    let failed = run();
+    assert_eq!(failed.status.code(), Some(1), "{}", show(&failed));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains(&format!("hello_mod.c:{line}:")) && err.contains("build failed"),
+        "{}",
+        show(&failed)
+    );
+    assert_no_qemu_left(&runs);
+}
+
 /// `kmodlab new` makes a C module that builds and passes its own spec in the VM, out of the box.
 #[test]
 fn vm_new_c_module_passes_its_own_test() {

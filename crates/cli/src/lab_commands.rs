@@ -59,14 +59,10 @@ pub fn run(a: RunArgs) -> u8 {
         Err(e) => return fail(&e),
     };
     lab.cold |= a.cold;
-    let mut build_log: Box<dyn Write> = if a.json {
+    let mut build_log: Box<dyn Write + Send> = if a.json {
         Box::new(std::io::sink())
     } else {
         Box::new(std::io::stderr())
-    };
-    let module = match lab.prepare(&a.path, a.module.as_deref(), &mut build_log) {
-        Ok(m) => m,
-        Err(e) => return fail(&e),
     };
     let options = RunOptions {
         params: a.params,
@@ -82,9 +78,32 @@ pub fn run(a: RunArgs) -> u8 {
         },
     };
     let progress = Progress::stderr();
-    let result = lab.run_with_kernel_args(&module, &options, &needs.kernel_args, &mut |e| {
-        progress.event(e)
-    });
+    // A module directory is built while the guest starts; a .ko is read first.
+    let result = if a.path.is_dir() {
+        match lab.build_and_run(
+            &a.path,
+            a.module.as_deref(),
+            &options,
+            &needs.kernel_args,
+            &mut build_log,
+            &mut |e| progress.event(e),
+        ) {
+            Ok(Err(e)) => {
+                progress.done();
+                return fail(&e);
+            }
+            Ok(Ok(r)) => Ok(r),
+            Err(e) => Err(e),
+        }
+    } else {
+        let module = match lab.prepare(&a.path, a.module.as_deref(), &mut build_log) {
+            Ok(m) => m,
+            Err(e) => return fail(&e),
+        };
+        lab.run_with_kernel_args(&module, &options, &needs.kernel_args, &mut |e| {
+            progress.event(e)
+        })
+    };
     progress.done();
     match result {
         Ok(r) => {

@@ -638,14 +638,72 @@ impl Lab {
         kernel_args: &[String],
         sink: &mut dyn FnMut(&Event),
     ) -> Result<RunResult, InfraError> {
-        let mut plan = RunPlan {
+        let mut plan = self.plan(&module.name, options, kernel_args);
+        plan.module_name = module.name.clone();
+        plan.module_image = module.image.clone();
+        plan.leak_check = self.leak_check && needs_leak_check(module);
+        let mut result = kmodlab_vm::run(&plan, sink)?;
+        self.after_run(module, &mut result, sink);
+        Ok(result)
+    }
+
+    /// Builds the module directory `path` (as [`Lab::prepare`]) while the guest starts, then
+    /// runs one cycle of it: the restore of a saved state (or a cold boot) overlaps the
+    /// compiler. A build that fails stops the guest and is the answer (`Ok(Err(..))`).
+    pub fn build_and_run(
+        &self,
+        path: &Path,
+        want: Option<&str>,
+        options: &RunOptions,
+        kernel_args: &[String],
+        build_log: &mut (dyn Write + Send),
+        sink: &mut dyn FnMut(&Event),
+    ) -> Result<Result<RunResult, LabError>, InfraError> {
+        let label = want.map(str::to_string).unwrap_or_else(|| {
+            std::fs::canonicalize(path)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "module".into())
+        });
+        let plan = self.plan(&label, options, kernel_args);
+        let built: std::sync::Mutex<Option<Module>> = std::sync::Mutex::new(None);
+        let outcome = kmodlab_vm::session::run_while_building(
+            &plan,
+            || {
+                let module = self.prepare(path, want, build_log)?;
+                let b = kmodlab_vm::session::BuiltModule {
+                    name: module.name.clone(),
+                    image: module.image.clone(),
+                    leak_check: self.leak_check && needs_leak_check(&module),
+                };
+                *built.lock().unwrap_or_else(|p| p.into_inner()) = Some(module);
+                Ok(b)
+            },
+            sink,
+        )?;
+        let mut result = match outcome {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let module = built
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .expect("a run follows a build");
+        self.after_run(&module, &mut result, sink);
+        Ok(Ok(result))
+    }
+
+    /// A run of `options` on this lab, its module still to be named (`label` names the run
+    /// directory).
+    fn plan(&self, label: &str, options: &RunOptions, kernel_args: &[String]) -> RunPlan {
+        RunPlan {
             qemu: self.qemu.clone(),
             kernel: self.boot_kernel(),
             accel: self.accel.accel,
             agent_binary: self.agent_binary.clone(),
             userland: self.userland.clone(),
-            module_name: module.name.clone(),
-            module_image: module.image.clone(),
+            module_name: String::new(),
+            module_image: Vec::new(),
             params: options.params.clone(),
             read_paths: options.read_paths.clone(),
             before: options.before.clone(),
@@ -657,32 +715,38 @@ impl Lab {
                 boot: options.deadlines.boot.max(self.min_boot_deadline),
                 ..options.deadlines
             },
-            run_dir: self.new_run_dir(&module.name),
+            run_dir: self.new_run_dir(label),
             warm_dir: self.warm_dir(),
             memory_mb: GUEST_MEMORY_MB,
             kernel_args: kernel_args.to_vec(),
-            leak_check: self.leak_check,
-        };
-        // A module that imports no function that can allocate cannot leak: no scan.
-        let undefined = kmodlab_modfile::parse_module_file(&module.image)
-            .map(|i| i.undefined_symbols)
-            .unwrap_or_else(|_| vec!["(unreadable)".into()]);
-        let no_scan = plan.leak_check && leaks::allocating_symbol(&undefined).is_none();
-        if no_scan {
-            plan.leak_check = false;
+            leak_check: false,
         }
-        let mut result = kmodlab_vm::run(&plan, sink)?;
-        if no_scan && result.unload.as_ref().is_some_and(|u| u.ok) {
+    }
+
+    /// What follows a run: the note that no leak check was needed, the crash reports
+    /// symbolized against the module.
+    fn after_run(&self, module: &Module, result: &mut RunResult, sink: &mut dyn FnMut(&Event)) {
+        if self.leak_check
+            && !needs_leak_check(module)
+            && result.unload.as_ref().is_some_and(|u| u.ok)
+        {
             sink(&Event::Note(
                 "no leak check needed: the module imports no function that can allocate memory"
                     .into(),
             ));
         }
         if !result.reports.is_empty() {
-            analyze_run(module, &mut result);
+            analyze_run(module, result);
         }
-        Ok(result)
     }
+}
+
+/// Whether a module could leak: it imports a function that may allocate (see [`leaks`]).
+fn needs_leak_check(module: &Module) -> bool {
+    let undefined = kmodlab_modfile::parse_module_file(&module.image)
+        .map(|i| i.undefined_symbols)
+        .unwrap_or_else(|_| vec!["(unreadable)".into()]);
+    leaks::allocating_symbol(&undefined).is_some()
 }
 
 /// Symbolizes a run's crash reports against the module that ran (its .ko and its sources, next

@@ -189,8 +189,84 @@ fn task(t: GuestTask) -> Task {
 /// Boots a VM and runs one load/check/unload cycle.
 pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, InfraError> {
     let started = Instant::now();
-    let file_name = format!("{}.ko", plan.module_name);
-    let spec = BootSpec {
+    let spec = boot_spec(plan, true);
+    let guest = Guest::boot(&spec, sink)?;
+    cycle(guest, plan, started)
+}
+
+/// The module a [`run_while_building`] build made.
+#[derive(Clone, Debug)]
+pub struct BuiltModule {
+    /// Its name as the kernel knows it ([`RunPlan::module_name`]).
+    pub name: String,
+    /// Its uncompressed image ([`RunPlan::module_image`]).
+    pub image: Vec<u8>,
+    /// Whether the run checks it for leaks ([`RunPlan::leak_check`]).
+    pub leak_check: bool,
+}
+
+/// [`run`], with the module built by `build` on another thread while the guest starts (the
+/// restore of a saved state, or a cold boot, overlaps the compiler). The plan's module fields
+/// are taken from what `build` returns. When the build fails, the guest is stopped and the
+/// build's error returned (`Ok(Err(..))`); the module reaches the guest over the agent's channel.
+pub fn run_while_building<E: Send>(
+    plan: &RunPlan,
+    build: impl FnOnce() -> Result<BuiltModule, E> + Send,
+    sink: &mut dyn FnMut(&Event),
+) -> Result<Result<RunResult, E>, InfraError> {
+    let started = Instant::now();
+    let spec = boot_spec(plan, false);
+    std::thread::scope(|scope| {
+        let job = scope.spawn(build);
+        let guest = Guest::boot(&spec, sink);
+        let built = job
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let mut guest = guest?;
+        let module = match built {
+            Ok(m) => m,
+            Err(e) => {
+                guest.kill();
+                let _ = guest.finish();
+                return Ok(Err(e));
+            }
+        };
+        let path = format!("{}/{}.ko", kmodlab_proto::GUEST_MODULE_DIR, module.name);
+        let put = Request::Put {
+            path: path.clone(),
+            data: kmodlab_proto::base64_encode(&module.image),
+        };
+        match guest.request(&put, plan.deadlines.step.max(Duration::from_secs(20))) {
+            Step::Reply(Reply::Call {
+                status: CallStatus::Ok,
+                ..
+            }) => {}
+            other => {
+                let why = format!("cannot put {path} into the guest: {other:?}");
+                return Err(guest.abort(why));
+            }
+        }
+        let plan = RunPlan {
+            module_name: module.name,
+            module_image: module.image,
+            leak_check: module.leak_check,
+            ..plan.clone()
+        };
+        cycle(guest, &plan, started).map(Ok)
+    })
+}
+
+/// What to boot for `plan`, with its module in the initramfs or not.
+fn boot_spec(plan: &RunPlan, with_module: bool) -> BootSpec {
+    let modules = if with_module {
+        vec![GuestModule {
+            file_name: format!("{}.ko", plan.module_name),
+            image: plan.module_image.clone(),
+        }]
+    } else {
+        Vec::new()
+    };
+    BootSpec {
         qemu: plan.qemu.clone(),
         kernel: plan.kernel.clone(),
         accel: plan.accel,
@@ -199,15 +275,16 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         memory_mb: plan.memory_mb,
         run_dir: plan.run_dir.clone(),
         boot_deadline: plan.deadlines.boot,
-        modules: vec![GuestModule {
-            file_name: file_name.clone(),
-            image: plan.module_image.clone(),
-        }],
+        modules,
         files: Vec::new(),
         kernel_args: plan.kernel_args.clone(),
         warm_dir: plan.warm_dir.clone(),
-    };
-    let mut guest = Guest::boot(&spec, sink)?;
+    }
+}
+
+/// One load/check/unload cycle of `plan`'s module in a started guest that has it.
+fn cycle(mut guest: Guest, plan: &RunPlan, started: Instant) -> Result<RunResult, InfraError> {
+    let file_name = format!("{}.ko", plan.module_name);
     let kernel = guest.kernel.clone();
     let start = if guest.warm { "warm" } else { "cold" };
 
