@@ -160,8 +160,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
-        /// VMs to run at once.
-        #[arg(short = 'j', long, default_value_t = 2)]
+        /// VMs to run at once (default: one per core, as memory allows: 768 MiB each).
+        #[arg(short = 'j', long, default_value_t = default_jobs())]
         jobs: usize,
         /// Also show each case's kernel messages and verdict (human format).
         #[arg(short, long)]
@@ -391,8 +391,8 @@ enum LabCommand {
         /// junit).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
-        /// VMs to run at once.
-        #[arg(short = 'j', long, default_value_t = 2)]
+        /// VMs to run at once (default: one per core, as memory allows: 768 MiB each).
+        #[arg(short = 'j', long, default_value_t = default_jobs())]
         jobs: usize,
         /// The lab, when it cannot be told from the directories.
         #[arg(long)]
@@ -590,6 +590,23 @@ pub fn main() -> u8 {
 }
 
 /// A positive number of seconds, for deadlines.
+/// VMs at once by default: one per core, but no more than the available memory holds at
+/// 768 MiB each (a 512 MiB guest and QEMU's own).
+fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let available_kb: Option<u64> = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        });
+    let by_memory = available_kb.map_or(cores, |kb| (kb / (768 * 1024)) as usize);
+    cores.min(by_memory).max(1)
+}
+
 fn seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(v) => kmodlab_events::timeout_seconds(v),
