@@ -596,13 +596,11 @@ fn default_jobs() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let available_kb: Option<u64> = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        });
+    let available_kb: Option<u64> = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    });
     let by_memory = available_kb.map_or(cores, |kb| (kb / (768 * 1024)) as usize);
     cores.min(by_memory).max(1)
 }
