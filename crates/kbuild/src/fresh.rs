@@ -284,6 +284,28 @@ pub fn freshness(dir: &Path, kernel: &Kernel, stamp: &str) -> Freshness {
     Freshness::Current
 }
 
+/// The targets a Kbuild `.cmd` record names, each with its prerequisites as this module reads
+/// them (`true`: the file counts only when it exists, as in `$(wildcard ...)`).
+pub fn record_prerequisites(text: &str) -> Vec<(String, Vec<(String, bool)>)> {
+    let record = CmdFile::parse(text);
+    let mut targets: Vec<&str> = record.targets().collect();
+    targets.sort_unstable();
+    targets
+        .into_iter()
+        .map(|t| {
+            let prereqs = record
+                .prereqs(t)
+                .into_iter()
+                .map(|p| match p {
+                    Prereq::File(f) => (f, false),
+                    Prereq::IfExists(f) => (f, true),
+                })
+                .collect();
+            (t.to_string(), prereqs)
+        })
+        .collect()
+}
+
 /// What the first difference between two stamps means, if they differ.
 fn stamp_difference(old: &str, new: &str) -> Option<String> {
     let old_lines: BTreeSet<&str> = old.lines().collect();
@@ -513,6 +535,11 @@ hello.o: $(wildcard ./tools/objtool/objtool)
                 Prereq::IfExists("./tools/objtool/objtool".into()),
             ]
         );
+        let listed = record_prerequisites(OBJ);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, "hello.o");
+        assert_eq!(listed[0].1[0], ("hello.c".to_string(), false));
+        assert_eq!(listed[0].1[2], ("include/config/MODULES".to_string(), true));
     }
 
     #[test]
