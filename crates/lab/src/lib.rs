@@ -810,6 +810,7 @@ impl Lab {
             files: Vec::new(),
             kernel_args: Vec::new(),
             warm_dir: self.warm_dir(),
+            gdb_stub: false,
         }
     }
 

@@ -206,6 +206,7 @@ pub fn run(plan: &RunPlan, sink: &mut dyn FnMut(&Event)) -> Result<RunResult, In
         files: Vec::new(),
         kernel_args: plan.kernel_args.clone(),
         warm_dir: plan.warm_dir.clone(),
+        gdb_stub: false,
     };
     let mut guest = Guest::boot(&spec, sink)?;
     let kernel = guest.kernel.clone();
