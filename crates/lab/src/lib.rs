@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod analyze;
+pub mod debugger;
 pub mod leaks;
 pub mod shell;
 
