@@ -24,7 +24,7 @@ fn help_names_every_subcommand() {
     let out = kmodlab().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["build", "run", "test", "exec", "oops", "new"] {
+    for sub in ["build", "run", "test", "exec", "oops", "new", "gdb"] {
         assert!(text.contains(sub), "{text}");
     }
     assert!(text.contains("Exit codes"), "{text}");
@@ -473,7 +473,7 @@ fn qemu_gone_without_a_panic_is_an_infrastructure_error() {
 #[test]
 fn completions_and_man_pages_cover_every_command() {
     let commands = [
-        "build", "run", "exec", "test", "watch", "shell", "new", "kernel", "oops",
+        "build", "run", "exec", "test", "watch", "shell", "new", "kernel", "oops", "gdb",
     ];
     let out = kmodlab().args(["completions", "bash"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -504,7 +504,7 @@ fn completions_and_man_pages_cover_every_command() {
 /// never goes with `--kernel` or `--kdir` (it names kmodlab's own kernel, they name another).
 #[test]
 fn lab_kernel_is_debug_or_rust_on_every_command_that_builds_or_boots() {
-    for command in ["build", "run", "test", "exec", "shell", "watch"] {
+    for command in ["build", "run", "test", "exec", "shell", "watch", "gdb"] {
         let out = kmodlab().args([command, "--help"]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         let help = String::from_utf8_lossy(&out.stdout);
@@ -662,4 +662,21 @@ fn lab_list_and_bad_lab_arguments() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+}
+
+/// `kmodlab gdb` without gdb says so in one line, before building or booting anything.
+#[test]
+fn gdb_without_gdb_is_one_clear_line() {
+    let empty = scratch("no-gdb");
+    let out = kmodlab()
+        .env("PATH", &empty)
+        .env_remove("KMODLAB_GDB")
+        .args(["gdb", "labs/kernel_modules/5-oops-mod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert_eq!(
+        stderr(&out),
+        "kmodlab: no gdb on PATH: install it (apt-get install gdb, or scripts/setup)\n"
+    );
 }

@@ -2067,3 +2067,201 @@ fn vm_a_read_past_its_deadline_is_the_check_phase_timeout() {
     assert!(r["unload"].is_null(), "no unload after a timeout: {where_}");
     assert_no_qemu_left(&runs);
 }
+
+/// The number of the first line of `file` (under the repository) whose text, trimmed, is `text`.
+fn line_of(file: &str, text: &str) -> usize {
+    let src = std::fs::read_to_string(repo().join(file)).unwrap();
+    src.lines()
+        .position(|l| l.trim() == text)
+        .unwrap_or_else(|| panic!("{text:?} in {file}"))
+        + 1
+}
+
+/// A `kmodlab gdb` run's output, with its run directory's console tail when `ok` is false.
+fn gdb_output(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let tail = err
+        .lines()
+        .find_map(|l| l.strip_prefix("kmodlab: run dir "))
+        .and_then(|l| l.split(" (").next())
+        .map(|d| {
+            let console = std::fs::read_to_string(std::path::Path::new(d).join("console.log"))
+                .unwrap_or_default();
+            let lines: Vec<&str> = console.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n  | ")
+        })
+        .unwrap_or_default();
+    format!("{}\n--- console tail\n  | {tail}", show(out))
+}
+
+/// Asserts that no gdb and no QEMU started for a runs directory still run.
+fn assert_no_gdb_or_qemu_left(runs: &std::path::Path) {
+    assert_no_qemu_left(runs);
+    let needle = runs.display().to_string();
+    let gdb: Vec<u32> = kmodlab_processes(&needle, "gdb");
+    assert!(gdb.is_empty(), "gdb processes left behind: {gdb:?}");
+}
+
+/// PIDs of processes named `comm` whose command line contains `needle`.
+fn kmodlab_processes(needle: &str, comm: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if name.trim() == comm && cmd.contains(needle) && !is_zombie(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// `kmodlab gdb` on the debug lab kernel: gdb stops in the oops lab's init before its first
+/// line, with source lines; `next` steps to the NULL write; `continue` stops in the kernel's oops
+/// path, and `bt` goes on through the fault to the faulting line. Nothing is left running.
+#[test]
+fn vm_gdb_stops_in_the_oops_labs_init_and_on_its_oops() {
+    let _g = lock();
+    let runs = scratch("vm-gdb");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .env("KMODLAB_WARM_DIR", runs.join("warm"))
+        .args([
+            "gdb",
+            "--lab-kernel",
+            "debug",
+            "labs/kernel_modules/5-oops-mod",
+            "--",
+            "--batch",
+            "-ex",
+            "bt",
+            "-ex",
+            "info line *$pc",
+            "-ex",
+            "next",
+            "-ex",
+            "continue",
+            "-ex",
+            "bt",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let file = "labs/kernel_modules/5-oops-mod/oops_mod.c";
+    let first = line_of(file, "pr_info(\"before init\\n\");");
+    let fault = line_of(file, "*p = 'a';");
+    let stop = text
+        .find("kmodlab: oops (")
+        .unwrap_or_else(|| panic!("gdb stopped on the oops\n{}", gdb_output(&out)));
+    let (before, after) = text.split_at(stop);
+    assert!(
+        before.contains(&format!("#0  my_oops_init () at oops_mod.c:{first}\n")),
+        "the first stop is in my_oops_init at its first line\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        before.contains(&format!("Line {first} of \"oops_mod.c\"")),
+        "{}",
+        gdb_output(&out)
+    );
+    assert!(
+        before.contains(&format!("\n{fault}\t\t*p = 'a';\n")),
+        "`next` steps to the NULL write\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        after.contains(&format!("my_oops_init (oops_mod.c:{fault})")),
+        "the oops names the faulting line\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        after.contains(&format!("in my_oops_init () at oops_mod.c:{fault}\n")),
+        "`bt` shows the faulting frame\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        after.contains("#0  die_addr ") || after.contains("#0  __die "),
+        "stopped in the kernel's oops path\n{}",
+        gdb_output(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", gdb_output(&out));
+    assert_no_gdb_or_qemu_left(&runs);
+
+    // The same module without its debug info: one line saying so, and nothing boots.
+    let stripped = runs.join("oops_mod.ko");
+    let strip = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(repo().join("labs/kernel_modules/5-oops-mod/oops_mod.ko"))
+        .arg(&stripped)
+        .status()
+        .unwrap();
+    assert!(strip.success());
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .args(["gdb", "--lab-kernel", "debug"])
+        .arg(&stripped)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.ends_with(
+            "no debug info (.debug_info), so gdb cannot show its source: build it \
+                       against a kernel with CONFIG_DEBUG_INFO (the lab kernels have it), \
+                       unstripped\n"
+        ) && err.lines().count() == 1,
+        "{}",
+        show(&out)
+    );
+}
+
+/// The same for the Rust oops lab on the Rust lab kernel: the first stop is in the module's own
+/// `init`, with `.rs` lines; `next` runs into the oops, whose `bt` names the faulting line.
+#[test]
+fn vm_gdb_stops_in_the_rust_oops_labs_init_and_on_its_oops() {
+    let _g = lock();
+    let runs = scratch("vm-gdb-rust");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .env("KMODLAB_WARM_DIR", runs.join("warm"))
+        .args([
+            "gdb",
+            "labs/rust/5-oops-mod",
+            "--",
+            "--batch",
+            "-ex",
+            "bt 1",
+            "-ex",
+            "next",
+            "-ex",
+            "bt",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let file = "labs/rust/5-oops-mod/oops_mod.rs";
+    let first = line_of(file, "my_oops_init();");
+    let fault = line_of(file, "unsafe { p.write_volatile(b'a') };");
+    assert!(
+        text.contains("#0  oops_mod::{impl#0}::init ("),
+        "the first stop is in the module's init\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        text.contains(&format!(") at oops_mod.rs:{first}\n")),
+        "at its first line\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        text.contains(&format!(
+            "oops_mod::my_oops_init () at oops_mod.rs:{fault}\n"
+        )),
+        "`bt` after the oops shows the faulting line\n{}",
+        gdb_output(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", gdb_output(&out));
+    assert_no_gdb_or_qemu_left(&runs);
+}

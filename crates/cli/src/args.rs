@@ -230,6 +230,38 @@ enum Command {
         /// Module directories and .ko files.
         paths: Vec<PathBuf>,
     },
+    /// Debug a module with gdb: load it in a lab VM and stop in its init function, before its
+    /// first line runs, with its source lines, locals and call stack.
+    ///
+    /// PATH is a module directory (built first) or a .ko file with debug info; PARAMS are its
+    /// parameters (NAME=VALUE). The kernel must have a vmlinux with DWARF: the lab kernels
+    /// (`--lab-kernel debug` for C modules, `rust` for Rust ones) keep theirs. The guest boots
+    /// with `nokaslr` and QEMU's gdb stub; the host's gdb starts with the kernel's vmlinux,
+    /// attached to it, and the module's symbols at the addresses the kernel gave its sections.
+    /// `continue` finishes the load, and the module is unloaded right after (a breakpoint in its
+    /// exit function stops there); an oops stops gdb in the kernel's oops path, where `bt`
+    /// shows the faulting line. Arguments after `--` go to gdb (`--batch -ex CMD` for scripts).
+    /// QEMU ends when gdb does. The kernel console goes to console.log in the run directory.
+    #[command(after_help = "Examples:\n  \
+        kmodlab gdb --lab-kernel debug labs/kernel_modules/5-oops-mod\n  \
+        kmodlab gdb --lab-kernel debug labs/kernel_modules/6-cmd-mod str=tired\n  \
+        kmodlab gdb --lab-kernel debug labs/kernel_modules/5-oops-mod -- --batch -ex bt -ex next")]
+    Gdb {
+        /// Module name, when the directory builds several.
+        #[arg(long)]
+        module: Option<String>,
+        #[command(flatten)]
+        kernel: KernelArgs,
+        #[command(flatten)]
+        start: StartArgs,
+        /// Module directory or .ko file.
+        path: PathBuf,
+        /// Module parameters, NAME=VALUE.
+        params: Vec<String>,
+        /// Arguments for gdb, after `--`.
+        #[arg(last = true, value_name = "GDB-ARGS")]
+        gdb_args: Vec<String>,
+    },
     /// Make a new module directory that builds and passes its own test: source, Kbuild,
     /// Makefile and a kmodlab.toml spec.
     ///
@@ -495,6 +527,21 @@ pub fn main() -> u8 {
             paths,
         }),
         Command::New { rust, dir } => cli::new(rust, dir),
+        Command::Gdb {
+            module,
+            kernel,
+            start,
+            path,
+            params,
+            gdb_args,
+        } => cli::gdb(cli::GdbArgs {
+            module,
+            kernel: kernel.into(),
+            cold: start.cold,
+            path,
+            params,
+            gdb_args,
+        }),
         Command::Shell {
             kernel,
             start,

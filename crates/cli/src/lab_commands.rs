@@ -1,4 +1,4 @@
-//! The commands that boot guests: run, exec, test, watch, shell.
+//! The commands that boot guests: run, exec, test, watch, shell, gdb.
 
 use crate::{exit, fail, print, print_console_tail, written, KernelChoice};
 use kmodlab_events::{Event, Verdict};
@@ -508,5 +508,111 @@ pub fn shell(a: ShellArgs) -> u8 {
     match sh::run(&lab, options, link, &mut sink) {
         Ok(code) => code.clamp(0, 255) as u8,
         Err(e) => fail(&e),
+    }
+}
+
+/// `kmodlab gdb`.
+#[derive(Clone, Debug)]
+pub struct GdbArgs {
+    /// The module, when the directory builds several.
+    pub module: Option<String>,
+    /// The kernel.
+    pub kernel: KernelChoice,
+    /// Boot cold instead of restoring the saved state.
+    pub cold: bool,
+    /// Module directory or .ko.
+    pub path: PathBuf,
+    /// `NAME=VALUE` parameters.
+    pub params: Vec<String>,
+    /// The user's arguments to gdb.
+    pub gdb_args: Vec<String>,
+}
+
+/// Builds (a directory), boots with the gdb stub, and runs gdb on the module's load until gdb
+/// ends; returns gdb's exit status.
+pub fn gdb(a: GdbArgs) -> u8 {
+    if let Some(bad) = a
+        .params
+        .iter()
+        .find(|p| !p.contains('=') || p.starts_with('='))
+    {
+        eprintln!("kmodlab: parameter {bad:?} is not NAME=VALUE");
+        return exit::USAGE;
+    }
+    if !a.path.exists() {
+        return fail(&LabError::Input(format!(
+            "{}: no such file or directory",
+            a.path.display()
+        )));
+    }
+    // Found before anything is built or booted: without gdb there is nothing to do.
+    if let Err(e) = kmodlab_lab::debugger::find_gdb() {
+        return fail(&e);
+    }
+    let needs = match kmodlab_lab::needs_of(&a.path) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    let kind = a.kernel.kind(needs.kernel);
+    let mut kernel_progress = kmodlab_kernel::StderrProgress::new();
+    let mut lab = match Lab::for_kind(kind, a.kernel.kernel, a.kernel.kdir, &mut |e| {
+        kernel_progress.event(e)
+    }) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    lab.cold |= a.cold;
+    // Before the build: without the kernel's symbols gdb has nothing to show.
+    if let Err(e) = kmodlab_lab::debugger::find_vmlinux(&lab.kernel.kdir, &lab.kernel.release) {
+        return fail(&e);
+    }
+    let module = match lab.prepare(&a.path, a.module.as_deref(), &mut std::io::stderr()) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    let link = kmodlab_vm::shell::HostLink::new();
+    let gdb_started = match kmodlab_lab::debugger::handle_signals(link.clone()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let options = kmodlab_lab::debugger::GdbOptions {
+        params: a.params,
+        kernel_args: needs.kernel_args,
+        gdb_args: a.gdb_args,
+        link,
+        gdb_started,
+    };
+    let plan = match lab.gdb_plan(&module, options) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let run_dir = plan.boot.run_dir.clone();
+    let mut sink = |e: &Event| match e {
+        Event::BootStarted { kernel, accel, .. } => {
+            eprintln!("kmodlab: starting the guest ({kernel}, {accel})")
+        }
+        Event::Started { detail, .. } => eprintln!("kmodlab: {detail}"),
+        Event::Note(text) => eprintln!("kmodlab: {text}"),
+        _ => {}
+    };
+    eprintln!(
+        "kmodlab: run dir {} (the kernel console is in its console.log)",
+        run_dir.display()
+    );
+    match kmodlab_vm::gdb::run(&plan, &mut sink) {
+        Ok((end, reports)) => {
+            for r in &reports {
+                eprintln!("kmodlab: the kernel reported: {}", r.title);
+            }
+            match end {
+                kmodlab_vm::gdb::GdbEnd::Exited(code) => code.clamp(0, 255) as u8,
+                kmodlab_vm::gdb::GdbEnd::Signal(sig) => (128 + sig).clamp(0, 255) as u8,
+            }
+        }
+        Err(e) => {
+            eprintln!("kmodlab: {e}");
+            print_console_tail(&e.console_tail);
+            exit::INFRA
+        }
     }
 }

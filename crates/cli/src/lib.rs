@@ -12,7 +12,8 @@ mod tools;
 pub use course_commands::{lab_check, lab_list, lab_start, LabCheckArgs};
 pub use kmodlab_events::exit;
 pub use lab_commands::{
-    exec, run, shell, test, watch, ExecArgs, Format, RunArgs, ShellArgs, TestArgs, WatchArgs,
+    exec, gdb, run, shell, test, watch, ExecArgs, Format, GdbArgs, RunArgs, ShellArgs, TestArgs,
+    WatchArgs,
 };
 pub use tools::{build, kernel_build, kernel_list, new, oops, OopsArgs};
 

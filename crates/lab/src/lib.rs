@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod analyze;
+pub mod debugger;
 pub mod leaks;
 pub mod shell;
 
@@ -874,6 +875,7 @@ impl Lab {
             files: Vec::new(),
             kernel_args: Vec::new(),
             warm_dir: self.warm_dir(),
+            gdb_stub: false,
         }
     }
 

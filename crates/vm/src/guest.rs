@@ -82,6 +82,14 @@ pub struct BootSpec {
     pub kernel_args: Vec<String>,
     /// Where saved VM states live: start warm from one ([`crate::warm`]). `None`: boot cold.
     pub warm_dir: Option<PathBuf>,
+    /// Give QEMU a gdb stub, listening on [`gdb_socket`] in the run directory. It is no part of
+    /// the VM's state: a saved state is restored with or without it.
+    pub gdb_stub: bool,
+}
+
+/// The socket of a guest's gdb stub in its run directory (see [`BootSpec::gdb_stub`]).
+pub fn gdb_socket(run_dir: &std::path::Path) -> PathBuf {
+    run_dir.join("gdb.sock")
 }
 
 /// The run could not happen: no QEMU, the VM did not boot, ...
@@ -233,6 +241,7 @@ impl<'s> Guest<'s> {
             memory_mb: spec.memory_mb,
             run_dir: spec.run_dir.clone(),
             incoming,
+            gdb_socket: spec.gdb_stub.then(|| gdb_socket(&spec.run_dir)),
         };
         sink(&Event::BootStarted {
             kernel: spec.kernel.release.clone(),
@@ -318,6 +327,16 @@ impl<'s> Guest<'s> {
             self.console.line(line);
         }
         Some(msg)
+    }
+
+    /// Stops the guest's CPUs (QMP `stop`): it runs again when told to (`cont`, or gdb's
+    /// `continue` through the gdb stub).
+    pub fn pause(&mut self, within: Duration) -> std::io::Result<()> {
+        let deadline = Instant::now() + within;
+        self.vm
+            .monitor(deadline)?
+            .execute("stop", serde_json::Value::Null, deadline)
+            .map(drop)
     }
 
     /// Sends a request without waiting for its answer; returns its number.

@@ -5,6 +5,7 @@
 
 pub mod accel;
 pub mod cpio;
+pub mod gdb;
 pub mod guest;
 pub mod initramfs;
 pub mod machine;

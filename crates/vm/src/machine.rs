@@ -32,6 +32,9 @@ pub struct VmSpec {
     /// Start from a saved state (a file written by a migration) instead of booting: QEMU waits
     /// for `migrate-incoming` (see [`crate::warm`]).
     pub incoming: bool,
+    /// Where QEMU's gdb stub listens (a Unix socket), if it has one. QEMU then runs in a
+    /// process group of its own: a Ctrl-C typed at gdb's prompt is gdb's, not QEMU's.
+    pub gdb_socket: Option<PathBuf>,
 }
 
 /// The longest console line kept as one line; a longer run of bytes without a newline is cut
@@ -152,14 +155,17 @@ pub struct Vm {
     started: Instant,
     pending_agent: Vec<String>,
     qmp: Receiver<UnixStream>,
+    /// The monitor connection, once made ([`Vm::monitor`]).
+    monitor: Option<crate::qmp::Qmp>,
     /// Messages taken off the channel while waiting for the agent's connection.
     queued: std::collections::VecDeque<Internal>,
     /// The number of the last request sent.
     last_id: u64,
     /// For [`crate::shell::HostLink`]s.
     host_tx: SyncSender<Internal>,
-    /// The agent's and the monitor's sockets in the run directory, removed with the VM.
-    sockets: [PathBuf; 2],
+    /// The agent's and the monitor's sockets (and the gdb stub's) in the run directory, removed
+    /// with the VM.
+    sockets: Vec<PathBuf>,
     /// QEMU's standard input: the serial port's input.
     serial_in: Option<std::process::ChildStdin>,
     /// kdb runs on the console (see [`spawn_console_reader`]).
@@ -347,6 +353,10 @@ impl Vm {
         args.extend(qemu::console_args());
         args.extend(qemu::agent_args(&socket, kmodlab_proto::PORT_NAME));
         args.extend(qemu::qmp_args(&qmp_socket));
+        if let Some(gdb) = &spec.gdb_socket {
+            let _ = std::fs::remove_file(gdb);
+            args.extend(qemu::gdb_args(gdb));
+        }
         if spec.incoming {
             args.extend(qemu::incoming_defer_args());
         }
@@ -362,6 +372,9 @@ impl Vm {
             .stdout(Stdio::piped())
             .stderr(stderr);
         kmodlab_sys::kill_with_parent(&mut cmd);
+        if spec.gdb_socket.is_some() {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         let child: Child = cmd.spawn().map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -432,10 +445,14 @@ impl Vm {
             started: Instant::now(),
             pending_agent: Vec::new(),
             qmp: qmp_rx,
+            monitor: None,
             queued: std::collections::VecDeque::new(),
             last_id: 0,
             host_tx,
-            sockets: [socket, qmp_socket],
+            sockets: [Some(socket), Some(qmp_socket), spec.gdb_socket.clone()]
+                .into_iter()
+                .flatten()
+                .collect(),
             serial_in,
             kdb,
         })
@@ -461,13 +478,17 @@ impl Vm {
         self.pid
     }
 
-    /// QEMU's monitor connection (once per VM), in command mode.
-    pub fn qmp(&mut self, deadline: Instant) -> io::Result<crate::qmp::Qmp> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let stream = self.qmp.recv_timeout(left).map_err(|_| {
-            io::Error::new(io::ErrorKind::TimedOut, "QEMU did not connect its monitor")
-        })?;
-        crate::qmp::Qmp::new(stream, deadline)
+    /// QEMU's monitor connection, in command mode: made on first use (QEMU connects once per
+    /// VM), then kept for the VM's life.
+    pub fn monitor(&mut self, deadline: Instant) -> io::Result<&mut crate::qmp::Qmp> {
+        if self.monitor.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let stream = self.qmp.recv_timeout(left).map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "QEMU did not connect its monitor")
+            })?;
+            self.monitor = Some(crate::qmp::Qmp::new(stream, deadline)?);
+        }
+        Ok(self.monitor.as_mut().expect("made above"))
     }
 
     /// Seconds since QEMU started.

@@ -89,6 +89,16 @@ pub fn qmp_args(socket: &Path) -> Vec<String> {
     ]
 }
 
+/// QEMU's gdb stub on a Unix socket it listens on (`target remote PATH` in gdb connects to it).
+pub fn gdb_args(socket: &Path) -> Vec<String> {
+    vec![
+        "-chardev".into(),
+        format!("socket,id=gdb,path={},server=on,wait=off", socket.display()),
+        "-gdb".into(),
+        "chardev:gdb".into(),
+    ]
+}
+
 /// Wait for a saved state (`migrate-incoming` over QMP) instead of booting.
 pub fn incoming_defer_args() -> Vec<String> {
     vec!["-incoming".into(), "defer".into()]
@@ -130,6 +140,20 @@ mod tests {
         let a = agent_args(Path::new("/r/agent.sock"), "kmodlab.agent");
         assert!(a.contains(&"socket,id=agent,path=/r/agent.sock".to_string()));
         assert!(a.contains(&"virtserialport,chardev=agent,name=kmodlab.agent".to_string()));
+    }
+
+    #[test]
+    fn the_gdb_stub_listens_on_a_unix_socket() {
+        let a = gdb_args(Path::new("/r/gdb.sock"));
+        assert_eq!(
+            a,
+            [
+                "-chardev",
+                "socket,id=gdb,path=/r/gdb.sock,server=on,wait=off",
+                "-gdb",
+                "chardev:gdb"
+            ]
+        );
     }
 
     #[test]

@@ -279,6 +279,7 @@ fn boot_spec(plan: &RunPlan, with_module: bool) -> BootSpec {
         files: Vec::new(),
         kernel_args: plan.kernel_args.clone(),
         warm_dir: plan.warm_dir.clone(),
+        gdb_stub: false,
     }
 }
 

@@ -410,7 +410,7 @@ fn restore<'s>(spec: &BootSpec, dir: &Path, meta: Meta, sink: Sink<'s>) -> Attem
     let source = unpacked.as_ref().map_or(&state, |u| &u.0);
     let uri = format!("file:{}", source.display());
     let restored = (|| -> std::io::Result<()> {
-        let mut q = guest.vm.qmp(deadline)?;
+        let q = guest.vm.monitor(deadline)?;
         q.migration_events(deadline)?;
         q.execute("migrate-incoming", json!({ "uri": uri }), deadline)?;
         q.wait_migration(deadline)?;
@@ -496,7 +496,7 @@ fn save<'s>(spec: &BootSpec, dir: &Path, cpio: &[u8], sink: Sink<'s>) -> Attempt
     let deadline = started + Duration::from_secs(60);
     let state_tmp = dir.join("state.tmp");
     let migrated = (|| -> std::io::Result<()> {
-        let mut q = guest.vm.qmp(deadline)?;
+        let q = guest.vm.monitor(deadline)?;
         q.migration_events(deadline)?;
         q.execute("stop", Value::Null, deadline)?;
         let uri = format!("file:{}", state_tmp.display());
@@ -657,6 +657,7 @@ mod tests {
             files: Vec::new(),
             kernel_args: Vec::new(),
             warm_dir: Some(dir.join("warm")),
+            gdb_stub: false,
         }
     }
 
@@ -684,6 +685,14 @@ mod tests {
         let mut args = s.clone();
         args.kernel_args = vec!["watchdog_thresh=1".into()];
         assert_ne!(rebuilt, key(&args, &cpio));
+        // A gdb run's guest boots with `nokaslr`: never from a state saved with KASLR on. Its
+        // gdb stub is no part of the state.
+        let mut gdb = s.clone();
+        gdb.kernel_args = vec!["nokaslr".into()];
+        assert_ne!(rebuilt, key(&gdb, &cpio));
+        let with_stub = key(&gdb, &cpio);
+        gdb.gdb_stub = true;
+        assert_eq!(with_stub, key(&gdb, &cpio));
         let mut mem = s.clone();
         mem.memory_mb = 256;
         assert_ne!(rebuilt, key(&mem, &cpio));

@@ -1,0 +1,305 @@
+//! A module under gdb: the guest with QEMU's gdb stub, the host's gdb attached to it with the
+//! kernel's vmlinux, and the module loaded so that gdb stops in its init function, with the
+//! module's symbols at their real section addresses, before its first line runs.
+//!
+//! The order matters. Once the agent is ready the guest is stopped (QMP `stop`), and only then
+//! asked to load the module: nothing of the load runs until gdb, attached and set up, continues
+//! the guest. gdb's setup (`gdb_setup.py`, written into the run directory) waits in the kernel's
+//! module loader for the module, gives gdb its symbols from the addresses the kernel chose, and
+//! breaks in its init function; its comments say how. The user's gdb arguments come after it.
+//! When the load ends, the module is unloaded (a breakpoint in its exit function stops there).
+//! gdb owns the terminal; while it runs, kmodlab keeps draining the guest's console and the
+//! agent's replies, and ends when gdb ends, taking QEMU with it.
+
+use crate::guest::{gdb_socket, BootSpec, Guest, InfraError};
+use crate::machine::VmMessage;
+use crate::shell::{HostEvent, HostLink};
+use kmodlab_crash::CrashReport;
+use kmodlab_events::Event;
+use kmodlab_proto::{CallStatus, Envelope, Reply, Request};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// gdb's setup script (see its comments).
+const SETUP: &str = include_str!("gdb_setup.py");
+
+/// The name of the setup script in the run directory.
+pub const SETUP_FILE: &str = "gdb-setup.py";
+
+/// The kernel argument that keeps the kernel where vmlinux says it is.
+pub const NOKASLR: &str = "nokaslr";
+
+/// How often the loop looks at gdb when nothing else happens.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a request may take to be written to the guest.
+const SEND_WITHIN: Duration = Duration::from_secs(10);
+
+/// What to debug.
+pub struct GdbPlan {
+    /// The guest: [`BootSpec::gdb_stub`] on, [`NOKASLR`] among its kernel arguments, the module
+    /// among its modules.
+    pub boot: BootSpec,
+    /// The host's gdb.
+    pub gdb: PathBuf,
+    /// The kernel's vmlinux, with DWARF.
+    pub vmlinux: PathBuf,
+    /// The module's name as the kernel knows it.
+    pub module_name: String,
+    /// The module's file name in the guest's module directory.
+    pub module_file: String,
+    /// The module's .ko on the host, with its debug info.
+    pub ko: PathBuf,
+    /// Parameters, one `name=value` each.
+    pub params: Vec<String>,
+    /// gdb's options before kmodlab's (`-iex` commands, ...).
+    pub gdb_options: Vec<String>,
+    /// The user's arguments to gdb, after kmodlab's.
+    pub gdb_args: Vec<String>,
+    /// Where the host side posts signals ([`HostEvent::Signal`]).
+    pub link: HostLink,
+    /// Set once gdb runs: from then on a Ctrl-C is gdb's.
+    pub gdb_started: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How a gdb session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GdbEnd {
+    /// gdb exited with this status (128 + N when killed by signal N).
+    Exited(i32),
+    /// kmodlab got this signal and ended gdb.
+    Signal(i32),
+}
+
+/// A string as a Python literal (the setup script's settings).
+fn python_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// The setup script for `plan`, its settings first.
+pub fn setup_script(plan: &GdbPlan) -> String {
+    let socket = gdb_socket(&plan.boot.run_dir);
+    format!(
+        "KMODLAB_SOCKET = {}\nKMODLAB_MODULE = {}\nKMODLAB_KO = {}\n\n{SETUP}",
+        python_string(&socket.display().to_string()),
+        python_string(&plan.module_name),
+        python_string(&plan.ko.display().to_string()),
+    )
+}
+
+/// gdb's arguments: the options, the setup script, the user's arguments, then vmlinux.
+pub fn gdb_command_line(plan: &GdbPlan, script: &std::path::Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["-q".into()];
+    args.extend(plan.gdb_options.iter().cloned());
+    args.extend(["-ex".into(), format!("source {}", script.display())]);
+    args.extend(plan.gdb_args.iter().cloned());
+    args.push(plan.vmlinux.display().to_string());
+    args
+}
+
+/// Boots the guest, loads the module under gdb, and returns when gdb ends (or kmodlab got a
+/// signal that ends it); QEMU is gone by then. Returns how gdb ended and the crash reports the
+/// console showed.
+pub fn run(
+    plan: &GdbPlan,
+    sink: &mut dyn FnMut(&Event),
+) -> Result<(GdbEnd, Vec<CrashReport>), InfraError> {
+    let mut guest = Guest::boot(&plan.boot, sink)?;
+    guest.connect_host(&plan.link);
+    if let Err(e) = guest.pause(SEND_WITHIN) {
+        return Err(guest.abort(format!("cannot stop the guest for gdb: {e}")));
+    }
+    let load = Request::Load {
+        path: format!("{}/{}", kmodlab_proto::GUEST_MODULE_DIR, plan.module_file),
+        params: kmodlab_proto::param_string(&plan.params),
+        observe: Default::default(),
+    };
+    let load_id = match guest.send(&load, SEND_WITHIN) {
+        Ok(id) => id,
+        Err(e) => return Err(guest.abort(format!("cannot ask the guest to load: {e}"))),
+    };
+    let script = plan.boot.run_dir.join(SETUP_FILE);
+    if let Err(e) = std::fs::write(&script, setup_script(plan)) {
+        return Err(guest.abort(format!("{}: {e}", script.display())));
+    }
+    let args = gdb_command_line(plan, &script);
+    let _ = std::fs::write(
+        plan.boot.run_dir.join("gdb.cmdline"),
+        format!("{} {}\n", plan.gdb.display(), args.join(" ")),
+    );
+    let mut cmd = Command::new(&plan.gdb);
+    cmd.args(&args);
+    kmodlab_sys::kill_with_parent(&mut cmd);
+    let mut gdb: Child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("cannot start {}: {e}", plan.gdb.display());
+            return Err(guest.abort(why));
+        }
+    };
+    plan.gdb_started
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let end = drive(&mut guest, &mut gdb, plan, load_id);
+    let _ = gdb.kill();
+    let _ = gdb.wait();
+    guest.kill();
+    let (reports, _) = guest.finish();
+    Ok((end, reports))
+}
+
+/// Drains the guest while gdb runs: the load's reply (then the unload), signals; returns when
+/// gdb has exited or was ended.
+fn drive(guest: &mut Guest, gdb: &mut Child, plan: &GdbPlan, load_id: u64) -> GdbEnd {
+    let mut unload_id = None;
+    let mut vm_gone = false;
+    loop {
+        if let Ok(Some(status)) = gdb.try_wait() {
+            use std::os::unix::process::ExitStatusExt;
+            let code = status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            return GdbEnd::Exited(code);
+        }
+        let Some(msg) = guest.next_message(Instant::now() + TICK) else {
+            if guest.has_exited() {
+                if !vm_gone {
+                    vm_gone = true;
+                    note(guest, "the VM exited: gdb has lost its target".into());
+                }
+                // Nothing more will come: wait for gdb alone.
+                std::thread::sleep(TICK);
+            }
+            continue;
+        };
+        match msg {
+            VmMessage::Agent(line) => {
+                let Ok(envelope) = kmodlab_proto::decode::<Envelope<Reply>>(&line) else {
+                    continue;
+                };
+                let Reply::Call { status, .. } = envelope.body else {
+                    continue;
+                };
+                if envelope.id == load_id {
+                    match status {
+                        CallStatus::Ok => {
+                            note(guest, format!("{} loaded; unloading it", plan.module_name));
+                            let req = Request::Unload {
+                                name: plan.module_name.clone(),
+                                observe: Default::default(),
+                            };
+                            unload_id = guest.send(&req, SEND_WITHIN).ok();
+                        }
+                        other => note(guest, format!("the load failed: {}", describe(&other))),
+                    }
+                } else if Some(envelope.id) == unload_id {
+                    match status {
+                        CallStatus::Ok => note(guest, format!("{} unloaded", plan.module_name)),
+                        other => note(guest, format!("the unload failed: {}", describe(&other))),
+                    }
+                }
+            }
+            VmMessage::Host(HostEvent::Signal(sig)) => {
+                let _ = gdb.kill();
+                let _ = gdb.wait();
+                return GdbEnd::Signal(sig);
+            }
+            VmMessage::Exited(_) if !vm_gone => {
+                vm_gone = true;
+                note(guest, "the VM exited: gdb has lost its target".into());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn note(guest: &mut Guest, text: String) {
+    guest.emit(&Event::Note(text));
+}
+
+fn describe(status: &CallStatus) -> String {
+    match *status {
+        CallStatus::Ok => "ok".into(),
+        CallStatus::Failed { errno } => kmodlab_sys::insmod_strerror(errno),
+        CallStatus::Killed { signal } => {
+            format!(
+                "the loader was killed ({})",
+                kmodlab_sys::signal_name(signal)
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::BootKernel;
+    use crate::qemu::Accel;
+    use std::path::Path;
+
+    fn plan() -> GdbPlan {
+        GdbPlan {
+            boot: BootSpec {
+                qemu: "qemu".into(),
+                kernel: BootKernel {
+                    release: "7.3.4".into(),
+                    image: "bzImage".into(),
+                    modules_dir: None,
+                },
+                accel: Accel::Tcg,
+                agent_binary: "kmodlab".into(),
+                userland: None,
+                memory_mb: 512,
+                run_dir: "/runs/1".into(),
+                boot_deadline: Duration::from_secs(60),
+                modules: Vec::new(),
+                files: Vec::new(),
+                kernel_args: vec![NOKASLR.into()],
+                warm_dir: None,
+                gdb_stub: true,
+            },
+            gdb: "gdb".into(),
+            vmlinux: "/k/vmlinux".into(),
+            module_name: "oops_mod".into(),
+            module_file: "oops_mod.ko".into(),
+            ko: "/m/oops \"mod\".ko".into(),
+            params: Vec::new(),
+            gdb_options: vec!["-iex".into(), "add-auto-load-safe-path /k".into()],
+            gdb_args: vec!["--batch".into(), "-ex".into(), "bt".into()],
+            link: HostLink::new(),
+            gdb_started: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_setup_script_starts_with_its_settings() {
+        let s = setup_script(&plan());
+        assert!(
+            s.starts_with(
+                "KMODLAB_SOCKET = \"/runs/1/gdb.sock\"\nKMODLAB_MODULE = \"oops_mod\"\n\
+                 KMODLAB_KO = \"/m/oops \\\"mod\\\".ko\"\n\n"
+            ),
+            "{s}"
+        );
+        assert!(s.trim_end().ends_with("kmodlab_start()"));
+    }
+
+    #[test]
+    fn the_setup_comes_before_the_users_arguments_and_vmlinux_last() {
+        let p = plan();
+        let args = gdb_command_line(&p, Path::new("/runs/1/gdb-setup.py"));
+        assert_eq!(
+            args,
+            [
+                "-q",
+                "-iex",
+                "add-auto-load-safe-path /k",
+                "-ex",
+                "source /runs/1/gdb-setup.py",
+                "--batch",
+                "-ex",
+                "bt",
+                "/k/vmlinux"
+            ]
+        );
+    }
+}
