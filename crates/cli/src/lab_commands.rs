@@ -5,7 +5,7 @@ use kmodlab_events::{Event, Verdict};
 use kmodlab_lab::{Lab, LabError, RunOptions};
 use kmodlab_report::{Progress, TerminalSafe};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `kmodlab run`.
@@ -29,36 +29,47 @@ pub struct RunArgs {
     pub params: Vec<String>,
 }
 
-/// Builds (a directory), boots, loads with the parameters, unloads; prints the run.
-pub fn run(a: RunArgs) -> u8 {
-    if let Some(bad) = a
-        .params
+/// `NAME=VALUE` parameters and an existing module path, or the exit code of the error (said).
+fn check_module_args(params: &[String], path: &Path) -> Result<(), u8> {
+    if let Some(bad) = params
         .iter()
         .find(|p| !p.contains('=') || p.starts_with('='))
     {
         eprintln!("kmodlab: parameter {bad:?} is not NAME=VALUE");
-        return exit::USAGE;
+        return Err(exit::USAGE);
     }
-    if !a.path.exists() {
-        return fail(&LabError::Input(format!(
+    if !path.exists() {
+        return Err(fail(&LabError::Input(format!(
             "{}: no such file or directory",
-            a.path.display()
-        )));
+            path.display()
+        ))));
     }
-    // The kernel the module needs, and the arguments its spec asks for (detector thresholds).
-    let needs = match kmodlab_lab::needs_of(&a.path) {
-        Ok(n) => n,
-        Err(e) => return fail(&e),
-    };
-    let kind = a.kernel.kind(needs.kernel);
+    Ok(())
+}
+
+/// The lab for the module at `path`: the kernel it needs (its spec's, or the one chosen), and
+/// the arguments its spec asks for (detector thresholds); or the exit code of the error (said).
+fn lab_for(path: &Path, kernel: KernelChoice, cold: bool) -> Result<(Lab, kmodlab_lab::Needs), u8> {
+    let needs = kmodlab_lab::needs_of(path).map_err(|e| fail(&e))?;
+    let kind = kernel.kind(needs.kernel);
     let mut kernel_progress = kmodlab_kernel::StderrProgress::new();
-    let mut lab = match Lab::for_kind(kind, a.kernel.kernel, a.kernel.kdir, &mut |e| {
+    let mut lab = Lab::for_kind(kind, kernel.kernel, kernel.kdir, &mut |e| {
         kernel_progress.event(e)
-    }) {
+    })
+    .map_err(|e| fail(&e))?;
+    lab.cold |= cold;
+    Ok((lab, needs))
+}
+
+/// Builds (a directory), boots, loads with the parameters, unloads; prints the run.
+pub fn run(a: RunArgs) -> u8 {
+    if let Err(code) = check_module_args(&a.params, &a.path) {
+        return code;
+    }
+    let (lab, needs) = match lab_for(&a.path, a.kernel, a.cold) {
         Ok(l) => l,
-        Err(e) => return fail(&e),
+        Err(code) => return code,
     };
-    lab.cold |= a.cold;
     let mut build_log: Box<dyn Write + Send> = if a.json {
         Box::new(std::io::sink())
     } else {
@@ -531,37 +542,17 @@ pub struct GdbArgs {
 /// Builds (a directory), boots with the gdb stub, and runs gdb on the module's load until gdb
 /// ends; returns gdb's exit status.
 pub fn gdb(a: GdbArgs) -> u8 {
-    if let Some(bad) = a
-        .params
-        .iter()
-        .find(|p| !p.contains('=') || p.starts_with('='))
-    {
-        eprintln!("kmodlab: parameter {bad:?} is not NAME=VALUE");
-        return exit::USAGE;
-    }
-    if !a.path.exists() {
-        return fail(&LabError::Input(format!(
-            "{}: no such file or directory",
-            a.path.display()
-        )));
+    if let Err(code) = check_module_args(&a.params, &a.path) {
+        return code;
     }
     // Found before anything is built or booted: without gdb there is nothing to do.
     if let Err(e) = kmodlab_lab::debugger::find_gdb() {
         return fail(&e);
     }
-    let needs = match kmodlab_lab::needs_of(&a.path) {
-        Ok(n) => n,
-        Err(e) => return fail(&e),
-    };
-    let kind = a.kernel.kind(needs.kernel);
-    let mut kernel_progress = kmodlab_kernel::StderrProgress::new();
-    let mut lab = match Lab::for_kind(kind, a.kernel.kernel, a.kernel.kdir, &mut |e| {
-        kernel_progress.event(e)
-    }) {
+    let (lab, needs) = match lab_for(&a.path, a.kernel, a.cold) {
         Ok(l) => l,
-        Err(e) => return fail(&e),
+        Err(code) => return code,
     };
-    lab.cold |= a.cold;
     // Before the build: without the kernel's symbols gdb has nothing to show.
     if let Err(e) = kmodlab_lab::debugger::find_vmlinux(&lab.kernel.kdir, &lab.kernel.release) {
         return fail(&e);
