@@ -58,6 +58,26 @@ impl Drop for Unpacked {
     }
 }
 
+/// Removes the states unpacked in `dir` by kmodlab processes that are gone (killed before they
+/// could remove their own): each holds a whole guest's memory in `/dev/shm`.
+fn remove_orphan_unpacked(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("kmodlab-state-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// A number for this process's unpacked states.
 fn seq() -> u64 {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -392,6 +412,7 @@ fn restore<'s>(spec: &BootSpec, dir: &Path, meta: Meta, sink: Sink<'s>) -> Attem
             } else {
                 std::env::temp_dir()
             };
+            remove_orphan_unpacked(&tmp);
             let out = tmp.join(format!("kmodlab-state-{}-{}", std::process::id(), seq()));
             if let Err(e) = decompress(&z, &state, &out) {
                 let why = format!("restoring {}: cannot unpack it: {e}", state.display());
@@ -751,6 +772,24 @@ mod tests {
 
     /// Regression: a truncated state file was fed to QEMU, and its failure turned warm starts
     /// off for good; now its size gives it away before anything starts.
+    #[test]
+    fn states_unpacked_by_gone_processes_are_removed_and_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("kmodlab-unpacked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mine = dir.join(format!("kmodlab-state-{}-0", std::process::id()));
+        // PIDs stay below 2^22 on Linux: this one is never alive.
+        let gone = dir.join("kmodlab-state-4194305-3");
+        let other = dir.join("unrelated-4194305");
+        for f in [&mine, &gone, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        remove_orphan_unpacked(&dir);
+        assert!(mine.exists() && other.exists());
+        assert!(!gone.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_damaged_state_is_recognised_by_its_size() {
         let dir = std::env::temp_dir().join(format!("kmodlab-warm-saved-{}", std::process::id()));
