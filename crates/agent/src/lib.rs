@@ -194,6 +194,9 @@ fn serve() -> io::Result<()> {
             Request::Read { paths } => Reply::Files {
                 files: paths.iter().map(|p| read(p)).collect(),
             },
+            Request::ReadRange { path, offset, len } => Reply::Files {
+                files: vec![read_range(&path, offset, len)],
+            },
             Request::Exec { argv, stop_on } => {
                 kmsg.drain();
                 let mut reply = exec(&argv, stop_on.as_deref());
@@ -708,6 +711,31 @@ fn leak_scan() -> Result<Option<String>, String> {
 
 /// The most of kmemleak's report the agent sends (a kernel that leaks at every turn).
 const LEAK_REPORT_LIMIT: u64 = 4 << 20;
+
+/// Part of a file ([`Request::ReadRange`]): bytes that are not UTF-8 are replaced.
+fn read_range(path: &str, offset: u64, len: u64) -> GuestFile {
+    use std::io::{Seek, SeekFrom};
+    let mut buf = Vec::new();
+    let read = File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(offset))?;
+        f.take(len.min(kmodlab_proto::READ_RANGE_MAX))
+            .read_to_end(&mut buf)
+    });
+    let (contents, error) = match read {
+        Ok(_) => (Some(String::from_utf8_lossy(&buf).into_owned()), None),
+        Err(e) => (
+            None,
+            Some(kmodlab_sys::strerror(e.raw_os_error().unwrap_or(0))),
+        ),
+    };
+    GuestFile {
+        path: path.to_string(),
+        exists: contents.is_some() || std::fs::metadata(path).is_ok(),
+        dir: false,
+        contents,
+        error,
+    }
+}
 
 fn read(path: &str) -> GuestFile {
     let meta = std::fs::metadata(path);

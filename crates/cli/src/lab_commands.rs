@@ -553,9 +553,9 @@ pub fn gdb(a: GdbArgs) -> u8 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    // Before the build: without the kernel's symbols gdb has nothing to show.
-    if let Err(e) = kmodlab_lab::debugger::find_vmlinux(&lab.kernel.kdir, &lab.kernel.release) {
-        return fail(&e);
+    let symbols = kmodlab_lab::debugger::kernel_symbols(&lab.kernel.kdir, &lab.kernel.release);
+    if let Some(note) = kmodlab_lab::debugger::symbols_note(&symbols, &lab.kernel.release) {
+        eprintln!("kmodlab: {note}");
     }
     let module = match lab.prepare(&a.path, a.module.as_deref(), &mut std::io::stderr()) {
         Ok(m) => m,

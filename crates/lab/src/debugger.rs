@@ -3,7 +3,7 @@
 //! ([`kmodlab_vm::gdb`]).
 
 use crate::{LabError, Module};
-use kmodlab_vm::gdb::{GdbPlan, NOKASLR};
+use kmodlab_vm::gdb::{GdbPlan, KernelSymbols, NOKASLR};
 use kmodlab_vm::shell::HostLink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,9 +57,10 @@ pub fn find_gdb() -> Result<PathBuf, LabError> {
         })
 }
 
-/// The vmlinux with DWARF of a kernel: a lab kernel keeps it in its build tree; for Debian's,
-/// the one its `-dbg` package installs (the one in its headers package has no symbols).
-pub fn find_vmlinux(kdir: &Path, release: &str) -> Result<PathBuf, LabError> {
+/// Where gdb gets a kernel's symbols: the vmlinux with DWARF that a lab kernel keeps in its build
+/// tree, or the one Debian's `-dbg` package installs (the one in its headers package has no
+/// symbols); else a symbol table made from the guest's `/proc/kallsyms` once it runs.
+pub fn kernel_symbols(kdir: &Path, release: &str) -> KernelSymbols {
     let candidates = [
         kdir.join("vmlinux"),
         PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{release}")),
@@ -68,13 +69,19 @@ pub fn find_vmlinux(kdir: &Path, release: &str) -> Result<PathBuf, LabError> {
     candidates
         .into_iter()
         .find(|p| has_dwarf(p))
-        .ok_or_else(|| {
-            LabError::Input(format!(
-                "kernel {release} has no vmlinux with debug info for gdb: use a lab kernel \
-             (--lab-kernel debug for C modules, --lab-kernel rust for Rust ones), or install \
-             Debian's linux-image-{release}-dbg (about 1 GB)"
-            ))
-        })
+        .map_or(KernelSymbols::Kallsyms, KernelSymbols::Vmlinux)
+}
+
+/// What gdb will lack with `symbols`, for the user: nothing with a vmlinux.
+pub fn symbols_note(symbols: &KernelSymbols, release: &str) -> Option<String> {
+    match symbols {
+        KernelSymbols::Vmlinux(_) => None,
+        KernelSymbols::Kallsyms => Some(format!(
+            "kernel {release} has no vmlinux with debug info: gdb names kernel functions from \
+             the guest's /proc/kallsyms, without kernel source lines or types (Debian's \
+             linux-image-{release}-dbg has them, about 1 GB; the lab kernels have them too)"
+        )),
+    }
 }
 
 /// Whether the ELF file at `path` has a non-empty `.debug_info` section, read from its section
@@ -172,7 +179,7 @@ impl crate::Lab {
     /// debug info are there.
     pub fn gdb_plan(&self, module: &Module, options: GdbOptions) -> Result<GdbPlan, LabError> {
         let gdb = find_gdb()?;
-        let vmlinux = find_vmlinux(&self.kernel.kdir, &self.kernel.release)?;
+        let symbols = kernel_symbols(&self.kernel.kdir, &self.kernel.release);
         let run_dir = self.new_run_dir(&module.name);
         let ko = module_symbols(module, &run_dir)?;
         let file_name = format!("{}.ko", module.name);
@@ -188,10 +195,11 @@ impl crate::Lab {
         }];
         // The kernel's own gdb scripts (lx-dmesg, lx-lsmod, ...) when its tree has them.
         let mut gdb_options = Vec::new();
-        if let Some(dir) = vmlinux
-            .parent()
-            .filter(|d| d.join("vmlinux-gdb.py").exists())
-        {
+        let vmlinux_dir = match &symbols {
+            KernelSymbols::Vmlinux(path) => path.parent(),
+            KernelSymbols::Kallsyms => None,
+        };
+        if let Some(dir) = vmlinux_dir.filter(|d| d.join("vmlinux-gdb.py").exists()) {
             gdb_options.extend([
                 "-iex".to_string(),
                 format!("add-auto-load-safe-path {}", dir.display()),
@@ -200,10 +208,10 @@ impl crate::Lab {
         Ok(GdbPlan {
             boot,
             gdb,
-            vmlinux,
+            symbols,
             module_name: module.name.clone(),
             module_file: file_name,
-            ko,
+            modules: vec![(module.name.clone(), ko)],
             params: options.params,
             gdb_options,
             gdb_args: options.gdb_args,

@@ -49,6 +49,18 @@ pub enum Request {
         /// Absolute paths.
         paths: Vec<String>,
     },
+    /// Read part of one file: at most `len` bytes (and at most [`READ_RANGE_MAX`]) from
+    /// `offset`, for files larger than what [`Request::Read`] returns (`/proc/kallsyms`), piece
+    /// by piece. Answered with [`Reply::Files`], one entry, whose contents are shorter than asked
+    /// only at the file's end.
+    ReadRange {
+        /// Absolute path.
+        path: String,
+        /// Where to start.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
     /// Run a program in the guest: the kmodlab binary itself under the name `argv[0]` (a module
     /// tool such as `modprobe` or `lsmod`), or an absolute path.
     Exec {
@@ -210,6 +222,9 @@ pub struct GuestFile {
     /// The read error, when any.
     pub error: Option<String>,
 }
+
+/// The most [`Request::ReadRange`] returns at once.
+pub const READ_RANGE_MAX: u64 = 4 << 20;
 
 /// A message from the agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

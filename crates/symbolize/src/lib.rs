@@ -11,6 +11,8 @@
 //!   (`call _printk`) and its source lines.
 //! - [`disassemble_code_line`] decodes a report's `Code:` line and marks the faulting
 //!   instruction.
+//! - [`elf_from_kallsyms`] makes a symbol table gdb can read from a running kernel's
+//!   `/proc/kallsyms`, for a kernel without its vmlinux.
 //! - [`Symbolizer`] holds module files by name and a vmlinux, and fills the `source` and
 //!   `inlined_by` of a [`kmodlab_crash::CrashReport`]'s frames.
 //!
@@ -38,6 +40,7 @@
 mod debugfile;
 mod disasm;
 mod elf;
+mod kallsyms;
 mod symbolizer;
 
 use std::fmt;
@@ -45,6 +48,7 @@ use std::path::{Path, PathBuf};
 
 pub use debugfile::{DebugFile, LocateError, Location};
 pub use disasm::{disassemble_code_line, format_listing, parse_code_line, Instruction};
+pub use kallsyms::{elf_from_kallsyms, KallsymsElf};
 pub use symbolizer::Symbolizer;
 
 /// A file that could not be read: I/O, decompression or an ELF file this crate cannot use.

@@ -1,5 +1,5 @@
 //! A module under gdb: the guest with QEMU's gdb stub, the host's gdb attached to it with the
-//! kernel's vmlinux, and the module loaded so that gdb stops in its init function, with the
+//! kernel's symbols (its vmlinux, or a symbol table made from the guest's `/proc/kallsyms`), and the module loaded so that gdb stops in its init function, with the
 //! module's symbols at their real section addresses, before its first line runs.
 //!
 //! The order matters. Once the agent is ready the guest is stopped (QMP `stop`), and only then
@@ -35,6 +35,20 @@ const TICK: Duration = Duration::from_millis(100);
 /// How long a request may take to be written to the guest.
 const SEND_WITHIN: Duration = Duration::from_secs(10);
 
+/// Where gdb gets the kernel's symbols from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelSymbols {
+    /// A vmlinux with DWARF: names, types and source lines.
+    Vmlinux(PathBuf),
+    /// A symbol table made from the guest's `/proc/kallsyms` once it runs
+    /// ([`kmodlab_symbolize::elf_from_kallsyms`]), written into the run directory as
+    /// [`KALLSYMS_FILE`]: names only.
+    Kallsyms,
+}
+
+/// The symbol table made from `/proc/kallsyms`, in the run directory.
+pub const KALLSYMS_FILE: &str = "kallsyms.elf";
+
 /// What to debug.
 pub struct GdbPlan {
     /// The guest: [`BootSpec::gdb_stub`] on, [`NOKASLR`] among its kernel arguments, the module
@@ -42,14 +56,15 @@ pub struct GdbPlan {
     pub boot: BootSpec,
     /// The host's gdb.
     pub gdb: PathBuf,
-    /// The kernel's vmlinux, with DWARF.
-    pub vmlinux: PathBuf,
+    /// The kernel's symbols.
+    pub symbols: KernelSymbols,
     /// The module's name as the kernel knows it.
     pub module_name: String,
     /// The module's file name in the guest's module directory.
     pub module_file: String,
-    /// The module's .ko on the host, with its debug info.
-    pub ko: PathBuf,
+    /// The .ko on the host, with its debug info, of every module gdb gives symbols to when it
+    /// loads, by module name: the module itself and the others in the guest.
+    pub modules: Vec<(String, PathBuf)>,
     /// Parameters, one `name=value` each.
     pub params: Vec<String>,
     /// gdb's options before kmodlab's (`-iex` commands, ...).
@@ -76,25 +91,91 @@ fn python_string(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-/// The setup script for `plan`, its settings first.
-pub fn setup_script(plan: &GdbPlan) -> String {
-    let socket = gdb_socket(&plan.boot.run_dir);
+/// The setup script: its settings, then the script. `module` is the module `kmodlab gdb`
+/// stops in (`None` for `kmodlab shell --gdb`); `modules` are the .ko files by module name.
+pub fn setup_script(
+    socket: &std::path::Path,
+    module: Option<&str>,
+    modules: &[(String, PathBuf)],
+) -> String {
+    let known: serde_json::Map<String, serde_json::Value> = modules
+        .iter()
+        .map(|(name, ko)| (name.clone(), ko.display().to_string().into()))
+        .collect();
     format!(
-        "KMODLAB_SOCKET = {}\nKMODLAB_MODULE = {}\nKMODLAB_KO = {}\n\n{SETUP}",
+        "KMODLAB_SOCKET = {}\nKMODLAB_MODULE = {}\nKMODLAB_MODULES = {}\n\n{SETUP}",
         python_string(&socket.display().to_string()),
-        python_string(&plan.module_name),
-        python_string(&plan.ko.display().to_string()),
+        module.map_or_else(|| "None".to_string(), python_string),
+        serde_json::Value::Object(known),
     )
 }
 
-/// gdb's arguments: the options, the setup script, the user's arguments, then vmlinux.
+/// The kernel's symbol file for gdb: the vmlinux, or the table made in `run_dir`.
+pub fn symbol_file(symbols: &KernelSymbols, run_dir: &std::path::Path) -> PathBuf {
+    match symbols {
+        KernelSymbols::Vmlinux(path) => path.clone(),
+        KernelSymbols::Kallsyms => run_dir.join(KALLSYMS_FILE),
+    }
+}
+
+/// gdb's arguments: the options, the setup script, the user's arguments, then the kernel's
+/// symbol file.
 pub fn gdb_command_line(plan: &GdbPlan, script: &std::path::Path) -> Vec<String> {
     let mut args: Vec<String> = vec!["-q".into()];
     args.extend(plan.gdb_options.iter().cloned());
     args.extend(["-ex".into(), format!("source {}", script.display())]);
     args.extend(plan.gdb_args.iter().cloned());
-    args.push(plan.vmlinux.display().to_string());
+    args.push(
+        symbol_file(&plan.symbols, &plan.boot.run_dir)
+            .display()
+            .to_string(),
+    );
     args
+}
+
+/// Reads the guest's `/proc/kallsyms` and writes the symbol table gdb takes for the kernel
+/// ([`KernelSymbols::Kallsyms`]) into the run directory; says how many symbols it holds.
+pub fn write_kallsyms_symbols(guest: &mut Guest) -> Result<String, String> {
+    let path = guest.run_dir().join(KALLSYMS_FILE);
+    let mut text = String::new();
+    loop {
+        let read = Request::ReadRange {
+            path: "/proc/kallsyms".into(),
+            offset: text.len() as u64,
+            len: kmodlab_proto::READ_RANGE_MAX,
+        };
+        let piece = match guest.request(&read, Duration::from_secs(60)) {
+            crate::guest::Step::Reply(Reply::Files { mut files }) if files.len() == 1 => {
+                let file = files.remove(0);
+                file.contents.ok_or_else(|| {
+                    format!(
+                        "cannot read the guest's /proc/kallsyms: {}",
+                        file.error.unwrap_or_else(|| "no contents".into())
+                    )
+                })?
+            }
+            crate::guest::Step::Reply(other) => {
+                return Err(format!("the guest answered a read with {other:?}"))
+            }
+            crate::guest::Step::Timeout => {
+                return Err("the guest did not send /proc/kallsyms within 60 s".into())
+            }
+            crate::guest::Step::Gone(why) | crate::guest::Step::Broken(why) => return Err(why),
+        };
+        let done = (piece.len() as u64) < kmodlab_proto::READ_RANGE_MAX;
+        text.push_str(&piece);
+        if done || piece.is_empty() {
+            break;
+        }
+    }
+    let table = kmodlab_symbolize::elf_from_kallsyms(&text)
+        .ok_or("the guest's /proc/kallsyms lists no kernel addresses (kptr_restrict?)")?;
+    std::fs::write(&path, &table.elf).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!(
+        "kernel symbols: {} names from the guest's /proc/kallsyms (no vmlinux with debug info: \
+         no kernel source lines)",
+        table.symbols
+    ))
 }
 
 /// Boots the guest, loads the module under gdb, and returns when gdb ends (or kmodlab got a
@@ -106,6 +187,12 @@ pub fn run(
 ) -> Result<(GdbEnd, Vec<CrashReport>), InfraError> {
     let mut guest = Guest::boot(&plan.boot, sink)?;
     guest.connect_host(&plan.link);
+    if plan.symbols == KernelSymbols::Kallsyms {
+        match write_kallsyms_symbols(&mut guest) {
+            Ok(said) => note(&mut guest, said),
+            Err(e) => return Err(guest.abort(e)),
+        }
+    }
     if let Err(e) = guest.pause(SEND_WITHIN) {
         return Err(guest.abort(format!("cannot stop the guest for gdb: {e}")));
     }
@@ -119,7 +206,9 @@ pub fn run(
         Err(e) => return Err(guest.abort(format!("cannot ask the guest to load: {e}"))),
     };
     let script = plan.boot.run_dir.join(SETUP_FILE);
-    if let Err(e) = std::fs::write(&script, setup_script(plan)) {
+    let socket = gdb_socket(&plan.boot.run_dir);
+    let text = setup_script(&socket, Some(&plan.module_name), &plan.modules);
+    if let Err(e) = std::fs::write(&script, text) {
         return Err(guest.abort(format!("{}: {e}", script.display())));
     }
     let args = gdb_command_line(plan, &script);
@@ -258,10 +347,13 @@ mod tests {
                 gdb_stub: true,
             },
             gdb: "gdb".into(),
-            vmlinux: "/k/vmlinux".into(),
+            symbols: KernelSymbols::Vmlinux("/k/vmlinux".into()),
             module_name: "oops_mod".into(),
             module_file: "oops_mod.ko".into(),
-            ko: "/m/oops \"mod\".ko".into(),
+            modules: vec![
+                ("oops_mod".into(), "/m/oops \"mod\".ko".into()),
+                ("dep".into(), "/m/dep.ko".into()),
+            ],
             params: Vec::new(),
             gdb_options: vec!["-iex".into(), "add-auto-load-safe-path /k".into()],
             gdb_args: vec!["--batch".into(), "-ex".into(), "bt".into()],
@@ -272,15 +364,22 @@ mod tests {
 
     #[test]
     fn the_setup_script_starts_with_its_settings() {
-        let s = setup_script(&plan());
+        let p = plan();
+        let socket = gdb_socket(&p.boot.run_dir);
+        let s = setup_script(&socket, Some("oops_mod"), &p.modules);
         assert!(
             s.starts_with(
                 "KMODLAB_SOCKET = \"/runs/1/gdb.sock\"\nKMODLAB_MODULE = \"oops_mod\"\n\
-                 KMODLAB_KO = \"/m/oops \\\"mod\\\".ko\"\n\n"
+                 KMODLAB_MODULES = {\"dep\":\"/m/dep.ko\",\"oops_mod\":\"/m/oops \\\"mod\\\".ko\"}\n\n"
             ),
             "{s}"
         );
         assert!(s.trim_end().ends_with("kmodlab_start()"));
+        let attach = setup_script(&socket, None, &[]);
+        assert!(
+            attach.contains("\nKMODLAB_MODULE = None\nKMODLAB_MODULES = {}\n"),
+            "{attach}"
+        );
     }
 
     #[test]
@@ -301,5 +400,11 @@ mod tests {
                 "/k/vmlinux"
             ]
         );
+        let from_kallsyms = GdbPlan {
+            symbols: KernelSymbols::Kallsyms,
+            ..p
+        };
+        let args = gdb_command_line(&from_kallsyms, Path::new("/runs/1/gdb-setup.py"));
+        assert_eq!(args.last().unwrap(), "/runs/1/kallsyms.elf");
     }
 }
