@@ -2265,3 +2265,193 @@ fn vm_gdb_stops_in_the_rust_oops_labs_init_and_on_its_oops() {
     assert_eq!(out.status.code(), Some(0), "{}", gdb_output(&out));
     assert_no_gdb_or_qemu_left(&runs);
 }
+
+/// `kmodlab gdb` on Debian's kernel, which has no vmlinux with DWARF here (its `-dbg` package is
+/// not installed): kernel functions are named from the guest's `/proc/kallsyms`, the module has
+/// its source lines, and the oops stop's `bt` goes from the faulting line to the kernel's
+/// `do_one_initcall`.
+#[test]
+fn vm_gdb_on_debians_kernel_names_kernel_frames_from_kallsyms() {
+    let _g = lock();
+    let runs = scratch("vm-gdb-debian");
+    let out = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .env("KMODLAB_WARM_DIR", runs.join("warm"))
+        .args([
+            "gdb",
+            "labs/kernel_modules/5-oops-mod",
+            "--",
+            "--batch",
+            "-ex",
+            "bt",
+            "-ex",
+            "info line *$pc",
+            "-ex",
+            "next",
+            "-ex",
+            "continue",
+            "-ex",
+            "bt",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no vmlinux with debug info: gdb names kernel functions from the guest's /proc/kallsyms"),
+        "kmodlab says where kernel names come from\n{}",
+        gdb_output(&out)
+    );
+    let file = "labs/kernel_modules/5-oops-mod/oops_mod.c";
+    let first = line_of(file, "pr_info(\"before init\\n\");");
+    let fault = line_of(file, "*p = 'a';");
+    let stop = text
+        .find("kmodlab: oops (")
+        .unwrap_or_else(|| panic!("gdb stopped on the oops\n{}", gdb_output(&out)));
+    let (before, after) = text.split_at(stop);
+    assert!(
+        before.contains("#0  my_oops_init () at ")
+            && before.contains(&format!("oops_mod.c:{first}\n{first}\t")),
+        "the first stop is in my_oops_init at its first line\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        before.contains(" in do_one_initcall ()\n"),
+        "the kernel frame under init is named\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        before.contains(&format!("\n{fault}\t\t*p = 'a';\n")),
+        "`next` steps to the NULL write\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        after.contains(&format!("oops_mod.c:{fault})")),
+        "the oops names the faulting line\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        after.contains("#0  0x") && after.contains(" in __die ()\n"),
+        "stopped in the kernel's oops path\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        after.contains("#1  0x")
+            && after.contains(" in my_oops_init () at ")
+            && after.contains(&format!("oops_mod.c:{fault}\n#2 ")),
+        "`bt` goes from the oops to the faulting line\n{}",
+        gdb_output(&out)
+    );
+    assert!(
+        after.contains(" in do_one_initcall ()\n"),
+        "and on to the kernel's caller\n{}",
+        gdb_output(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", gdb_output(&out));
+    assert_no_gdb_or_qemu_left(&runs);
+}
+
+/// `kmodlab gdb` of the parameters lab with `str=tired`: `print str` in init shows the value the
+/// load gave; a breakpoint in the exit function stops when kmodlab unloads the module. Then
+/// SIGTERM while gdb waits in `continue` ends gdb and QEMU, and kmodlab exits 143.
+#[test]
+fn vm_gdb_prints_a_parameter_stops_at_unload_and_ends_on_sigterm() {
+    let _g = lock();
+    let runs = scratch("vm-gdb-params");
+    let mut child = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .env("KMODLAB_WARM_DIR", runs.join("warm"))
+        .args([
+            "gdb",
+            "labs/kernel_modules/6-cmd-mod",
+            "str=tired",
+            "--",
+            "--batch",
+            "-ex",
+            "print str",
+            "-ex",
+            "break cmd_exit",
+            "-ex",
+            "continue",
+            "-ex",
+            "bt 1",
+            "-ex",
+            "continue",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let seen = std::sync::Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut s = seen.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+    };
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let file = "labs/kernel_modules/6-cmd-mod/cmd_mod.c";
+    let exit_first = line_of(file, "pr_info(\"Exit\\n\");");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let stopped_at_unload = loop {
+        let text = seen.lock().unwrap().clone();
+        // The second `continue` runs once the exit stop's `bt` printed.
+        if text.contains("Breakpoint 2, cmd_exit () at ") && text.contains("#0  cmd_exit () at ") {
+            break true;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if stopped_at_unload {
+        // gdb waits in the second `continue` now; the guest idles.
+        std::thread::sleep(Duration::from_millis(500));
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    } else {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let err = errors.join().unwrap();
+    let text = seen.lock().unwrap().clone();
+    let context = format!("--- stdout\n{text}\n--- stderr\n{err}");
+    assert!(
+        stopped_at_unload,
+        "gdb stopped in cmd_exit at unload\n{context}"
+    );
+    assert!(
+        text.contains("$1 = 0x") && text.contains(" \"tired\"\n"),
+        "`print str` shows the parameter's value\n{context}"
+    );
+    assert!(
+        text.contains("cmd_mod.c:") && err.contains("cmd_mod loaded; unloading it"),
+        "{context}"
+    );
+    // gcc's code has no frame pointer: gdb puts a breakpoint on a function at its first
+    // instruction, on the line of its opening brace or its first statement.
+    let exit_open = exit_first - 1;
+    assert!(
+        text.contains(&format!("cmd_mod.c:{exit_first}\n"))
+            || text.contains(&format!("cmd_mod.c:{exit_open}\n")),
+        "the exit stop is at the exit function's start\n{context}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "kmodlab exits 128 + SIGTERM ({:?})\n{context}",
+        status.signal()
+    );
+    assert_no_gdb_or_qemu_left(&runs);
+}
