@@ -2455,3 +2455,112 @@ fn vm_gdb_prints_a_parameter_stops_at_unload_and_ends_on_sigterm() {
     );
     assert_no_gdb_or_qemu_left(&runs);
 }
+
+/// `kmodlab shell --gdb`: kmodlab prints the command that attaches gdb to the shell's guest;
+/// gdb attached with it gives a module loaded later from the shell its symbols, and stops on
+/// its oops at the faulting line. The shell goes on once gdb is gone.
+#[test]
+fn vm_shell_gdb_attaches_and_gives_a_later_module_its_symbols() {
+    let _g = lock();
+    let runs = scratch("vm-shell-gdb");
+    let mut shell = kmodlab()
+        .env("KMODLAB_RUNS", &runs)
+        .env("KMODLAB_WARM_DIR", runs.join("warm"))
+        .args(["shell", "--gdb", "labs/kernel_modules/5-oops-mod"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let collect = |pipe: Box<dyn std::io::Read + Send>| {
+        let seen = std::sync::Arc::new(Mutex::new(String::new()));
+        let into = seen.clone();
+        let thread = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = into.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        (seen, thread)
+    };
+    let (out, out_thread) = collect(Box::new(shell.stdout.take().unwrap()));
+    let (err, err_thread) = collect(Box::new(shell.stderr.take().unwrap()));
+    let mut stdin = shell.stdin.take().unwrap();
+    let wait_for = |seen: &Mutex<String>, what: &str, secs: u64| -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if seen.lock().unwrap().contains(what) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    const SAYS: &str = "kmodlab: gdb attaches to this guest from another terminal with: ";
+    let announced = wait_for(&err, SAYS, 300);
+    let command = err
+        .lock()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(SAYS).map(str::to_string));
+    let mut gdb_text = String::new();
+    if let (true, Some(command)) = (announced, command) {
+        let mut gdb = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{command} --batch -ex continue -ex bt"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (gdb_out, gdb_thread) = collect(Box::new(gdb.stdout.take().unwrap()));
+        if wait_for(&gdb_out, "kmodlab: attached;", 120) {
+            use std::io::Write;
+            let _ = stdin.write_all(b"insmod oops_mod.ko\n");
+        }
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while gdb.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = gdb.kill();
+        let _ = gdb.wait();
+        gdb_thread.join().unwrap();
+        gdb_text = gdb_out.lock().unwrap().clone();
+    }
+    {
+        use std::io::Write;
+        let _ = stdin.write_all(b"lsmod\nexit\n");
+    }
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while shell.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = shell.kill();
+    let status = shell.wait().unwrap();
+    out_thread.join().unwrap();
+    err_thread.join().unwrap();
+    let context = format!(
+        "--- gdb\n{gdb_text}\n--- shell stdout\n{}\n--- shell stderr\n{}",
+        out.lock().unwrap(),
+        err.lock().unwrap()
+    );
+    assert!(announced, "kmodlab says how to attach gdb\n{context}");
+    let fault = line_of("labs/kernel_modules/5-oops-mod/oops_mod.c", "*p = 'a';");
+    assert!(
+        gdb_text.contains("kmodlab: oops_mod is loading: its symbols are loaded"),
+        "the module loaded from the shell got its symbols\n{context}"
+    );
+    assert!(
+        gdb_text.contains(&format!("oops_mod.c:{fault})"))
+            && gdb_text.contains(" in my_oops_init () at ")
+            && gdb_text.contains(&format!("oops_mod.c:{fault}\n#2 ")),
+        "gdb stopped on the oops at the faulting line\n{context}"
+    );
+    assert!(
+        out.lock().unwrap().contains("oops_mod "),
+        "the shell went on after gdb detached (lsmod)\n{context}"
+    );
+    assert_eq!(status.code(), Some(0), "{context}");
+    assert_no_gdb_or_qemu_left(&runs);
+}

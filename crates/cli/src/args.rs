@@ -227,6 +227,12 @@ enum Command {
         /// Open a second terminal on the newest running `kmodlab shell` instead.
         #[arg(long, conflicts_with_all = ["command", "paths"])]
         attach: bool,
+        /// Boot with `nokaslr` and QEMU's gdb stub, and print the command that attaches gdb from
+        /// another terminal: the kernel's symbols, and the symbols of the shell's modules, loaded
+        /// now or later, at their real addresses; an oops stops gdb. While gdb holds the guest,
+        /// the shell waits.
+        #[arg(long, conflicts_with = "attach")]
+        gdb: bool,
         /// Module directories and .ko files.
         paths: Vec<PathBuf>,
     },
@@ -234,15 +240,18 @@ enum Command {
     /// first line runs, with its source lines, locals and call stack.
     ///
     /// PATH is a module directory (built first) or a .ko file with debug info; PARAMS are its
-    /// parameters (NAME=VALUE). The kernel must have a vmlinux with DWARF: the lab kernels
-    /// (`--lab-kernel debug` for C modules, `rust` for Rust ones) keep theirs. The guest boots
-    /// with `nokaslr` and QEMU's gdb stub; the host's gdb starts with the kernel's vmlinux,
-    /// attached to it, and the module's symbols at the addresses the kernel gave its sections.
+    /// parameters (NAME=VALUE). The kernel's symbols come from its vmlinux with DWARF, which the
+    /// lab kernels (`--lab-kernel debug` for C modules, `rust` for Rust ones) keep, and Debian's
+    /// -dbg package installs; without one, from the guest's /proc/kallsyms (kernel functions
+    /// named, no kernel source lines). The guest boots with `nokaslr` and QEMU's gdb stub; the
+    /// host's gdb starts with the kernel's symbols, attached to it, and the module's symbols at
+    /// the addresses the kernel gave its sections.
     /// `continue` finishes the load, and the module is unloaded right after (a breakpoint in its
     /// exit function stops there); an oops stops gdb in the kernel's oops path, where `bt`
     /// shows the faulting line. Arguments after `--` go to gdb (`--batch -ex CMD` for scripts).
     /// QEMU ends when gdb does. The kernel console goes to console.log in the run directory.
     #[command(after_help = "Examples:\n  \
+        kmodlab gdb labs/kernel_modules/5-oops-mod\n  \
         kmodlab gdb --lab-kernel debug labs/kernel_modules/5-oops-mod\n  \
         kmodlab gdb --lab-kernel debug labs/kernel_modules/6-cmd-mod str=tired\n  \
         kmodlab gdb --lab-kernel debug labs/kernel_modules/5-oops-mod -- --batch -ex bt -ex next")]
@@ -547,12 +556,14 @@ pub fn main() -> u8 {
             start,
             command,
             attach,
+            gdb,
             paths,
         } => cli::shell(cli::ShellArgs {
             kernel: kernel.into(),
             cold: start.cold,
             command,
             attach,
+            gdb,
             paths,
         }),
         Command::Watch {

@@ -441,6 +441,8 @@ pub struct ShellArgs {
     pub command: Option<String>,
     /// Attach to the newest running shell instead.
     pub attach: bool,
+    /// Boot with QEMU's gdb stub and say how gdb attaches.
+    pub gdb: bool,
     /// Module directories and files.
     pub paths: Vec<PathBuf>,
 }
@@ -515,6 +517,7 @@ pub fn shell(a: ShellArgs) -> u8 {
     let options = sh::ShellOptions {
         items,
         command: a.command,
+        gdb: a.gdb,
     };
     match sh::run(&lab, options, link, &mut sink) {
         Ok(code) => code.clamp(0, 255) as u8,

@@ -60,6 +60,35 @@ pub struct ShellOptions {
     pub items: Vec<Item>,
     /// Commands to run instead of an interactive shell.
     pub command: Option<String>,
+    /// Boot with QEMU's gdb stub and say how gdb attaches (`--gdb`).
+    pub gdb: bool,
+}
+
+/// The .ko files of the items by module name, for gdb: a directory's built modules, and files
+/// that are no compressed modules (gdb reads ELF files only).
+fn module_files(items: &[Item]) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for item in items {
+        let files: Vec<PathBuf> = match item {
+            Item::Ko(p) => vec![p.clone()],
+            Item::Dir(dir) => std::fs::read_dir(dir)
+                .map(|entries| entries.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default(),
+        };
+        for f in files {
+            let Some(stem) = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".ko"))
+            else {
+                continue;
+            };
+            let ko = std::fs::canonicalize(&f).unwrap_or(f.clone());
+            out.push((stem.replace('-', "_"), ko));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The host side of a session: the modules, the terminal, the transcript.
@@ -414,7 +443,19 @@ pub fn run(
         .find(|i| matches!(i, Item::Dir(_)))
         .map(Item::guest_path)
         .unwrap_or_else(|| GUEST_LAB_DIR.to_string());
-    let boot = lab.boot_spec(run_dir.clone(), Duration::from_secs(120));
+    let mut boot = lab.boot_spec(run_dir.clone(), Duration::from_secs(120));
+    let gdb = match options.gdb {
+        false => None,
+        true => {
+            boot.gdb_stub = true;
+            boot.kernel_args.push(kmodlab_vm::gdb::NOKASLR.into());
+            Some(kmodlab_vm::gdb::AttachPlan {
+                gdb: crate::debugger::find_gdb()?,
+                symbols: crate::debugger::kernel_symbols(&lab.kernel.kdir, &lab.kernel.release),
+                modules: module_files(&options.items),
+            })
+        }
+    };
     let plan = kmodlab_vm::shell::ShellPlan {
         boot,
         cwd,
@@ -422,6 +463,7 @@ pub fn run(
         tty: size,
         term: std::env::var("TERM").unwrap_or_else(|_| "linux".into()),
         link,
+        gdb,
     };
     let mut host = Host {
         lab,

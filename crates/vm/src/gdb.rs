@@ -178,6 +178,52 @@ pub fn write_kallsyms_symbols(guest: &mut Guest) -> Result<String, String> {
     ))
 }
 
+/// `word` as one word of a POSIX shell command line: as it is when it is safe so, else in
+/// single quotes.
+pub fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./=:+-,@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// `kmodlab shell --gdb`: what gdb attaching to a shell's guest needs.
+#[derive(Clone, Debug)]
+pub struct AttachPlan {
+    /// The host's gdb.
+    pub gdb: PathBuf,
+    /// The kernel's symbols.
+    pub symbols: KernelSymbols,
+    /// The .ko files gdb gives symbols to, by module name.
+    pub modules: Vec<(String, PathBuf)>,
+}
+
+/// Gets a shell's guest ready for gdb to attach: the kernel's symbol table when it comes from
+/// kallsyms, the setup script in attach mode. Returns what to tell the user: the command.
+pub fn prepare_attach(guest: &mut Guest, plan: &AttachPlan) -> Result<String, String> {
+    let run_dir = guest.run_dir().to_path_buf();
+    let mut said = String::new();
+    if plan.symbols == KernelSymbols::Kallsyms {
+        said = format!("kmodlab: {}\n", write_kallsyms_symbols(guest)?);
+    }
+    let script = run_dir.join(SETUP_FILE);
+    let text = setup_script(&gdb_socket(&run_dir), None, &plan.modules);
+    std::fs::write(&script, text).map_err(|e| format!("{}: {e}", script.display()))?;
+    let quote = |p: &std::path::Path| shell_word(&p.display().to_string());
+    said.push_str(&format!(
+        "kmodlab: gdb attaches to this guest from another terminal with: {} -q -ex {} {}",
+        quote(&plan.gdb),
+        quote(std::path::Path::new(&format!(
+            "source {}",
+            script.display()
+        ))),
+        quote(&symbol_file(&plan.symbols, &run_dir)),
+    ));
+    Ok(said)
+}
+
 /// Boots the guest, loads the module under gdb, and returns when gdb ends (or kmodlab got a
 /// signal that ends it); QEMU is gone by then. Returns how gdb ended and the crash reports the
 /// console showed.
@@ -360,6 +406,17 @@ mod tests {
             link: HostLink::new(),
             gdb_started: Default::default(),
         }
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_word("/usr/bin/gdb"), "/usr/bin/gdb");
+        assert_eq!(
+            shell_word("source /r/gdb-setup.py"),
+            "'source /r/gdb-setup.py'"
+        );
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

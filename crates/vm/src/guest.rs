@@ -339,6 +339,17 @@ impl<'s> Guest<'s> {
             .map(drop)
     }
 
+    /// Whether the guest's CPUs run (QMP `query-status`): not while gdb or a `stop` holds them.
+    pub fn is_running(&mut self, within: Duration) -> std::io::Result<bool> {
+        let deadline = Instant::now() + within;
+        let status = self.vm.monitor(deadline)?.execute(
+            "query-status",
+            serde_json::Value::Null,
+            deadline,
+        )?;
+        Ok(status["running"].as_bool().unwrap_or(true))
+    }
+
     /// Sends a request without waiting for its answer; returns its number.
     pub fn send(&mut self, req: &Request, within: Duration) -> std::io::Result<u64> {
         self.vm.send(req, Instant::now() + within)

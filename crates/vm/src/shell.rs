@@ -167,6 +167,9 @@ pub struct ShellPlan {
     pub term: String,
     /// Where the host side posts its events.
     pub link: HostLink,
+    /// `kmodlab shell --gdb`: the guest has QEMU's gdb stub (set in `boot`), and each guest's
+    /// start says how to attach gdb to it.
+    pub gdb: Option<crate::gdb::AttachPlan>,
 }
 
 /// How a shell ended.
@@ -243,6 +246,12 @@ pub fn run(
         spec.files.extend(host.files());
         let mut guest = Guest::boot(&spec, sink)?;
         guest.connect_host(&plan.link);
+        if let Some(gdb) = &plan.gdb {
+            match crate::gdb::prepare_attach(&mut guest, gdb) {
+                Ok(said) => host.say(&said),
+                Err(e) => host.say(&format!("kmodlab: gdb cannot attach: {e}")),
+            }
+        }
         let mut told = Told::default();
         let turn = drive(
             &mut guest,
@@ -372,6 +381,15 @@ fn drive(
                 continue;
             }
             let now = Instant::now();
+            if plan.gdb.is_some()
+                && ping.is_some_and(|sent| now.duration_since(sent) > PING_AFTER)
+                && guest.is_running(SEND_WITHIN).is_ok_and(|running| !running)
+            {
+                // Stopped by gdb: it answers nothing, and does not hang.
+                ping = None;
+                last_heard = now;
+                continue;
+            }
             match ping {
                 Some(sent) if now.duration_since(sent) > HUNG_AFTER => {
                     host.say(&format!(
