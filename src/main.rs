@@ -6,6 +6,11 @@
 
 use std::process::ExitCode;
 
+/// The identity of the code this binary runs in a guest (see `build.rs`), as a marker the warm
+/// states' key finds in the agent binary (`kmodlab_vm::warm::guest_code_identity`).
+#[used]
+static GUEST_CODE: &str = concat!("kmodlab-guest-code:", env!("KMODLAB_GUEST_CODE"), "\n");
+
 fn main() -> ExitCode {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)

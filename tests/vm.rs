@@ -1580,25 +1580,40 @@ fn vm_debug_kernel_findings_are_the_same_warm_and_cold() {
     assert_no_qemu_left(&runs);
 }
 
-/// A saved state belongs to one agent build: another build boots cold and saves its own, and
-/// each build then restores its own state.
+/// A saved state belongs to one guest code (the agent, the module tools, dmesg), whose identity
+/// every build carries: a build that differs in host code only restores the states of the
+/// first; a build with other guest code boots cold and saves its own, and each then restores
+/// its own state.
 #[test]
-fn vm_warm_state_of_another_agent_build_is_not_reused() {
+fn vm_warm_states_are_shared_by_builds_with_the_same_guest_code() {
     let _g = lock();
     let runs = scratch("vm-warm-agent");
     let warm_dir = runs.join("warm");
-    // Another build: the same binary with one byte of its help text changed.
     let original = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kmodlab"));
-    let mut bytes = std::fs::read(&original).unwrap();
-    let needle = b"Display or control the kernel ring buffer.";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the help text is in the binary");
-    bytes[at + 1] = b'u';
-    let other = runs.join("kmodlab-other");
-    std::fs::write(&other, &bytes).unwrap();
-    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bytes = std::fs::read(&original).unwrap();
+    let find = |needle: &[u8]| {
+        bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap_or_else(|| panic!("{} is in the binary", String::from_utf8_lossy(needle)))
+    };
+    let write = |name: &str, bytes: &[u8]| {
+        let path = runs.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    };
+    // A build that differs in host code: a byte of `kmodlab gdb`'s help.
+    let mut host_only = bytes.clone();
+    host_only[find(b"Debug a module with gdb") + 1] = b'u';
+    let host_only = write("kmodlab-host-change", &host_only);
+    // A build with other guest code: a byte of dmesg's help, and so another identity.
+    let mut other = bytes.clone();
+    other[find(b"Display or control the kernel ring buffer.") + 1] = b'u';
+    let marker = find(b"kmodlab-guest-code:") + b"kmodlab-guest-code:".len();
+    other[marker] = if other[marker] == b'0' { b'1' } else { b'0' };
+    let other = write("kmodlab-guest-change", &other);
     let run = |binary: &std::path::Path| -> (String, String) {
         let out = std::process::Command::new(binary)
             .env("KMODLAB_RUNS", &runs)
@@ -1620,6 +1635,11 @@ fn vm_warm_state_of_another_agent_build_is_not_reused() {
         start, "cold",
         "a fresh state directory has nothing to restore"
     );
+    let (start, stderr) = run(&host_only);
+    assert_eq!(
+        start, "warm",
+        "the same guest code restores the state\n{stderr}"
+    );
     let (start, stderr) = run(&other);
     assert_eq!(start, "cold", "{stderr}");
     assert!(
@@ -1629,7 +1649,7 @@ fn vm_warm_state_of_another_agent_build_is_not_reused() {
     assert_eq!(run(&other).0, "warm");
     assert_eq!(run(&original).0, "warm");
     let states = std::fs::read_dir(&warm_dir).unwrap().count();
-    assert_eq!(states, 2, "one saved state per agent build");
+    assert_eq!(states, 2, "one saved state per guest code");
     assert_no_qemu_left(&runs);
 }
 

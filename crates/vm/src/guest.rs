@@ -24,6 +24,16 @@ pub(crate) fn initramfs_of(
 ) -> Result<Vec<u8>, String> {
     let init = std::fs::read(&spec.agent_binary)
         .map_err(|e| format!("{}: {e}", spec.agent_binary.display()))?;
+    initramfs_with(spec, &init, modules, files)
+}
+
+/// The initramfs of `spec` with `init` as its agent.
+pub(crate) fn initramfs_with(
+    spec: &BootSpec,
+    init: &[u8],
+    modules: &[GuestModule],
+    files: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, String> {
     let boot_modules = match &spec.kernel.modules_dir {
         Some(dir) => initramfs::transport_modules(dir).map_err(|e| e.to_string())?,
         None => Vec::new(),
@@ -36,7 +46,7 @@ pub(crate) fn initramfs_of(
         None => None,
     };
     Ok(initramfs::build(
-        &init,
+        init,
         userland.as_ref(),
         &boot_modules,
         modules,

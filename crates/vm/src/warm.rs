@@ -9,7 +9,7 @@
 //! the transport modules), the kernel command line, memory and accelerator, and this format's
 //! version; anything else gets another key. Only the most recently used states are kept.
 
-use crate::guest::{initramfs_of, BootSpec, Fallback, Guest, Sink};
+use crate::guest::{initramfs_with, BootSpec, Fallback, Guest, Sink};
 use crate::qemu;
 use kmodlab_events::Event;
 use kmodlab_proto::{CallStatus, Reply, Request};
@@ -166,6 +166,34 @@ impl Key {
     }
 }
 
+/// The start of the marker a kmodlab binary carries with the identity of its guest code (the
+/// agent, the module tools, dmesg: see the workspace's `build.rs`): 32 lowercase hex digits and
+/// a newline follow it.
+const GUEST_CODE_MARKER: &[u8] = b"kmodlab-guest-code:";
+
+/// The identity marker of the guest code in an agent binary, when it has one: builds that carry
+/// the same one run the same code in the guest, and share saved states.
+pub fn guest_code_identity(agent: &[u8]) -> Option<&[u8]> {
+    let len = GUEST_CODE_MARKER.len() + 33;
+    let mut from = 0;
+    // The binary is tens of megabytes: jump from one first byte to the next.
+    while let Some(at) = agent.get(from..)?.iter().position(|&b| b == b'k') {
+        let start = from + at;
+        from = start + 1;
+        let marker = agent.get(start..start + len)?;
+        let digits = &marker[GUEST_CODE_MARKER.len()..len - 1];
+        if marker.starts_with(GUEST_CODE_MARKER)
+            && marker[len - 1] == b'\n'
+            && digits
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        {
+            return Some(marker);
+        }
+    }
+    None
+}
+
 /// The key of the state `spec` would boot into, with the template initramfs (no module, no
 /// files) it is made from.
 pub fn key(spec: &BootSpec, template_initramfs: &[u8]) -> String {
@@ -226,12 +254,18 @@ pub(crate) fn start<'s>(
     warm_dir: &Path,
     sink: Sink<'s>,
 ) -> Result<Guest<'s>, Fallback<'s>> {
-    // The template: no module, no files (those come over the agent channel).
-    let cpio = match initramfs_of(spec, &[], &[]) {
+    // The template: no module, no files (those come over the agent channel). Its key has the
+    // identity of the agent's guest code in place of the agent when the binary carries one.
+    let agent = match std::fs::read(&spec.agent_binary) {
+        Ok(a) => a,
+        Err(e) => return Err((format!("{}: {e}", spec.agent_binary.display()), sink)),
+    };
+    let identity = guest_code_identity(&agent);
+    let keyed = match initramfs_with(spec, identity.unwrap_or(&agent), &[], &[]) {
         Ok(c) => c,
         Err(e) => return Err((e, sink)),
     };
-    let dir = warm_dir.join(key(spec, &cpio));
+    let dir = warm_dir.join(key(spec, &keyed));
     // A configuration whose state could not be saved or restored twice running is not tried
     // again for a while: that would cost a boot more on every run.
     if let Some(why) = failed_marker(&dir) {
@@ -287,6 +321,13 @@ pub(crate) fn start<'s>(
     if let Some(Ok(meta)) = saved(&dir) {
         return settle(&dir, restore(spec, &dir, meta, sink));
     }
+    let cpio = match identity {
+        Some(_) => match initramfs_with(spec, &agent, &[], &[]) {
+            Ok(c) => c,
+            Err(e) => return Err((e, sink)),
+        },
+        None => keyed,
+    };
     let r = settle(&dir, save(spec, &dir, &cpio, sink));
     drop(lock);
     prune(warm_dir);
@@ -742,6 +783,21 @@ mod tests {
                 .set_modified(t)
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn the_guest_code_identity_is_found_whole_or_not_at_all() {
+        let id = b"kmodlab-guest-code:0123456789abcdef0123456789abcdef\n";
+        let mut binary = b"...kmodlab-guest-code:not hex here, kmodlab-guest-code:".to_vec();
+        binary.extend_from_slice(id);
+        binary.extend_from_slice(b"more code");
+        assert_eq!(guest_code_identity(&binary), Some(&id[..]));
+        assert_eq!(guest_code_identity(&binary[..binary.len() - 10]), None);
+        assert_eq!(guest_code_identity(b"no marker at all"), None);
+        assert_eq!(guest_code_identity(b""), None);
+        let mut upper = id.to_vec();
+        upper[20] = b'A';
+        assert_eq!(guest_code_identity(&upper), None);
     }
 
     #[test]
