@@ -78,6 +78,82 @@ fn remove_orphan_unpacked(dir: &Path) {
     }
 }
 
+/// How much memory the unpacked states kept for the next restores may take: the most recently
+/// used are kept within it (and always the newest one).
+const KEPT_UNPACKED_BYTES: u64 = 256 << 20;
+
+/// The prefix of the unpacked states kept in memory for the next restores, by this user.
+fn kept_prefix() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    format!("kmodlab-warm-{uid}-")
+}
+
+/// Where unpacked states live: in memory (`/dev/shm`) when the host has it.
+fn unpack_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// The name of the kept unpacked copy of the state in `dir`, whose packed file has `meta`: a
+/// state saved again has another size or time, so another name.
+fn kept_name(dir: &Path, meta: &std::fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let key = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    format!("{}{key}-{}-{mtime}", kept_prefix(), meta.len())
+}
+
+/// The kept unpacked state `name` in `tmp`, linked to a name of this process's own (so that no
+/// pruning by another kmodlab can take it away before QEMU has read it); `None` when it is not
+/// there.
+fn use_kept(tmp: &Path, name: &str) -> Option<Unpacked> {
+    let kept = tmp.join(name);
+    let own = tmp.join(format!("kmodlab-state-{}-{}", std::process::id(), seq()));
+    std::fs::hard_link(&kept, &own).ok()?;
+    // Its time says when it was last used, for pruning.
+    if let Ok(f) = std::fs::File::open(&kept) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    Some(Unpacked(own))
+}
+
+/// Keeps the unpacked state `unpacked` (this process's own) as `name` for the next restores,
+/// and removes the least recently used kept states beyond `budget` bytes
+/// ([`KEPT_UNPACKED_BYTES`]).
+fn keep(tmp: &Path, unpacked: &Unpacked, name: &str, budget: u64) {
+    let _ = std::fs::hard_link(&unpacked.0, tmp.join(name));
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let prefix = kept_prefix();
+    let mut kept: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+    let mut total = 0;
+    for (i, (_, len, path)) in kept.iter().enumerate() {
+        total += len;
+        if i > 0 && total > budget {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A number for this process's unpacked states.
 fn seq() -> u64 {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -383,6 +459,18 @@ fn discard(dir: &Path) {
     for f in ["meta.json", "state", "initramfs.cpio", "used"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    // Its unpacked copies kept in memory too.
+    let Some(key) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!("{}{key}-", kept_prefix());
+    if let Ok(entries) = std::fs::read_dir(unpack_dir()) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// The saved state in `dir`: `None` when there is none (or it is incomplete), an error saying
@@ -447,19 +535,24 @@ fn restore<'s>(spec: &BootSpec, dir: &Path, meta: Meta, sink: Sink<'s>) -> Attem
                 let why = "the saved state is compressed with zstd, which is gone".to_string();
                 return unusable(guest, why);
             };
-            let shm = Path::new("/dev/shm");
-            let tmp = if shm.is_dir() {
-                shm.to_path_buf()
-            } else {
-                std::env::temp_dir()
-            };
+            let tmp = unpack_dir();
             remove_orphan_unpacked(&tmp);
-            let out = tmp.join(format!("kmodlab-state-{}-{}", std::process::id(), seq()));
-            if let Err(e) = decompress(&z, &state, &out) {
-                let why = format!("restoring {}: cannot unpack it: {e}", state.display());
-                return unusable(guest, why);
+            // The unpacked copy is kept in memory for the next restores of this state.
+            let name = std::fs::metadata(&state).ok().map(|m| kept_name(dir, &m));
+            if let Some(kept) = name.as_deref().and_then(|n| use_kept(&tmp, n)) {
+                Some(kept)
+            } else {
+                let out = tmp.join(format!("kmodlab-state-{}-{}", std::process::id(), seq()));
+                if let Err(e) = decompress(&z, &state, &out) {
+                    let why = format!("restoring {}: cannot unpack it: {e}", state.display());
+                    return unusable(guest, why);
+                }
+                let unpacked = Unpacked(out);
+                if let Some(name) = &name {
+                    keep(&tmp, &unpacked, name, KEPT_UNPACKED_BYTES);
+                }
+                Some(unpacked)
             }
-            Some(Unpacked(out))
         }
         Some(other) => {
             let why = format!(
@@ -783,6 +876,39 @@ mod tests {
                 .set_modified(t)
                 .unwrap();
         }
+    }
+
+    /// Kept unpacked states: the newest always, older ones while they fit in the budget; a
+    /// kept one is used through a link of the process's own, and goes when its state is
+    /// discarded.
+    #[test]
+    fn unpacked_states_are_kept_within_their_budget() {
+        let tmp = std::env::temp_dir().join(format!("kmodlab-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        const BUDGET: u64 = 1000;
+        let half = (BUDGET / 2 + 1) as usize;
+        let mut names = Vec::new();
+        for i in 0..3 {
+            let own = Unpacked(tmp.join(format!("kmodlab-state-{}-{}", std::process::id(), seq())));
+            std::fs::write(&own.0, vec![0u8; half]).unwrap();
+            let name = format!("{}key{i}-1-{i}", kept_prefix());
+            keep(&tmp, &own, &name, BUDGET);
+            drop(own);
+            names.push(name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let present: Vec<bool> = names.iter().map(|n| tmp.join(n).exists()).collect();
+        // Two halves and a byte are over the budget: only the newest stays.
+        assert_eq!(present, [false, false, true]);
+        let used = use_kept(&tmp, &names[2]).expect("the kept state is there");
+        assert_eq!(std::fs::metadata(&used.0).unwrap().len(), half as u64);
+        assert!(use_kept(&tmp, &names[0]).is_none());
+        drop(used);
+        assert!(
+            tmp.join(&names[2]).exists(),
+            "the process's own link goes, the kept one stays"
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]
