@@ -2139,20 +2139,15 @@ fn kmodlab_processes(needle: &str, comm: &str) -> Vec<u32> {
     out
 }
 
-/// `kmodlab gdb` on the debug lab kernel: gdb stops in the oops lab's init before its first
-/// line, with source lines; `next` steps to the NULL write; `continue` stops in the kernel's oops
-/// path, and `bt` goes on through the fault to the faulting line. Nothing is left running.
-#[test]
-fn vm_gdb_stops_in_the_oops_labs_init_and_on_its_oops() {
-    let _g = lock();
-    let runs = scratch("vm-gdb");
-    let out = kmodlab()
-        .env("KMODLAB_RUNS", &runs)
+/// The gdb session on the oops lab: `kmodlab gdb [OPTIONS] labs/kernel_modules/5-oops-mod
+/// -- --batch -ex bt -ex 'info line *$pc' -ex next -ex continue -ex bt`.
+fn gdb_on_the_oops_lab(runs: &std::path::Path, options: &[&str]) -> std::process::Output {
+    kmodlab()
+        .env("KMODLAB_RUNS", runs)
         .env("KMODLAB_WARM_DIR", runs.join("warm"))
+        .arg("gdb")
+        .args(options)
         .args([
-            "gdb",
-            "--lab-kernel",
-            "debug",
             "labs/kernel_modules/5-oops-mod",
             "--",
             "--batch",
@@ -2168,7 +2163,17 @@ fn vm_gdb_stops_in_the_oops_labs_init_and_on_its_oops() {
             "bt",
         ])
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `kmodlab gdb` on the debug lab kernel: gdb stops in the oops lab's init before its first
+/// line, with source lines; `next` steps to the NULL write; `continue` stops in the kernel's oops
+/// path, and `bt` goes on through the fault to the faulting line. Nothing is left running.
+#[test]
+fn vm_gdb_stops_in_the_oops_labs_init_and_on_its_oops() {
+    let _g = lock();
+    let runs = scratch("vm-gdb");
+    let out = gdb_on_the_oops_lab(&runs, &["--lab-kernel", "debug"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let file = "labs/kernel_modules/5-oops-mod/oops_mod.c";
     let first = line_of(file, "pr_info(\"before init\\n\");");
@@ -2294,27 +2299,7 @@ fn vm_gdb_stops_in_the_rust_oops_labs_init_and_on_its_oops() {
 fn vm_gdb_on_debians_kernel_names_kernel_frames_from_kallsyms() {
     let _g = lock();
     let runs = scratch("vm-gdb-debian");
-    let out = kmodlab()
-        .env("KMODLAB_RUNS", &runs)
-        .env("KMODLAB_WARM_DIR", runs.join("warm"))
-        .args([
-            "gdb",
-            "labs/kernel_modules/5-oops-mod",
-            "--",
-            "--batch",
-            "-ex",
-            "bt",
-            "-ex",
-            "info line *$pc",
-            "-ex",
-            "next",
-            "-ex",
-            "continue",
-            "-ex",
-            "bt",
-        ])
-        .output()
-        .unwrap();
+    let out = gdb_on_the_oops_lab(&runs, &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
