@@ -2356,6 +2356,22 @@ fn vm_gdb_on_debians_kernel_names_kernel_frames_from_kallsyms() {
     assert_no_gdb_or_qemu_left(&runs);
 }
 
+/// A pipe's lines as they arrive, gathered by a thread of their own.
+fn collect_lines(
+    pipe: Box<dyn std::io::Read + Send>,
+) -> (std::sync::Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
+    let seen = std::sync::Arc::new(Mutex::new(String::new()));
+    let into = seen.clone();
+    let thread = std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut s = into.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    (seen, thread)
+}
+
 /// `kmodlab gdb` of the parameters lab with `str=tired`: `print str` in init shows the value the
 /// load gave; a breakpoint in the exit function stops when kmodlab unloads the module. Then
 /// SIGTERM while gdb waits in `continue` ends gdb and QEMU, and kmodlab exits 143.
@@ -2387,24 +2403,8 @@ fn vm_gdb_prints_a_parameter_stops_at_unload_and_ends_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let seen = std::sync::Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let mut s = seen.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        })
-    };
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-        s
-    });
+    let (seen, reader) = collect_lines(Box::new(child.stdout.take().unwrap()));
+    let (errors, errors_thread) = collect_lines(Box::new(child.stderr.take().unwrap()));
     let file = "labs/kernel_modules/6-cmd-mod/cmd_mod.c";
     let exit_first = line_of(file, "pr_info(\"Exit\\n\");");
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -2428,7 +2428,8 @@ fn vm_gdb_prints_a_parameter_stops_at_unload_and_ends_on_sigterm() {
     }
     let status = child.wait().unwrap();
     reader.join().unwrap();
-    let err = errors.join().unwrap();
+    errors_thread.join().unwrap();
+    let err = errors.lock().unwrap().clone();
     let text = seen.lock().unwrap().clone();
     let context = format!("--- stdout\n{text}\n--- stderr\n{err}");
     assert!(
@@ -2477,20 +2478,8 @@ fn vm_shell_gdb_attaches_and_gives_a_later_module_its_symbols() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let collect = |pipe: Box<dyn std::io::Read + Send>| {
-        let seen = std::sync::Arc::new(Mutex::new(String::new()));
-        let into = seen.clone();
-        let thread = std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = into.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        (seen, thread)
-    };
-    let (out, out_thread) = collect(Box::new(shell.stdout.take().unwrap()));
-    let (err, err_thread) = collect(Box::new(shell.stderr.take().unwrap()));
+    let (out, out_thread) = collect_lines(Box::new(shell.stdout.take().unwrap()));
+    let (err, err_thread) = collect_lines(Box::new(shell.stderr.take().unwrap()));
     let mut stdin = shell.stdin.take().unwrap();
     let wait_for = |seen: &Mutex<String>, what: &str, secs: u64| -> bool {
         let deadline = Instant::now() + Duration::from_secs(secs);
@@ -2518,7 +2507,7 @@ fn vm_shell_gdb_attaches_and_gives_a_later_module_its_symbols() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let (gdb_out, gdb_thread) = collect(Box::new(gdb.stdout.take().unwrap()));
+        let (gdb_out, gdb_thread) = collect_lines(Box::new(gdb.stdout.take().unwrap()));
         if wait_for(&gdb_out, "kmodlab: attached;", 120) {
             use std::io::Write;
             let _ = stdin.write_all(b"insmod oops_mod.ko\n");

@@ -571,6 +571,7 @@ pub fn gdb(a: GdbArgs) -> u8 {
     };
     let options = kmodlab_lab::debugger::GdbOptions {
         params: a.params,
+        symbols,
         kernel_args: needs.kernel_args,
         gdb_args: a.gdb_args,
         link,

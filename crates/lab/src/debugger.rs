@@ -164,6 +164,8 @@ fn module_symbols(module: &Module, run_dir: &Path) -> Result<PathBuf, LabError> 
 pub struct GdbOptions {
     /// Module parameters, `name=value` each.
     pub params: Vec<String>,
+    /// Where gdb gets the kernel's symbols ([`kernel_symbols`]).
+    pub symbols: KernelSymbols,
     /// Words appended to the kernel command line (a spec's `kernel_args`).
     pub kernel_args: Vec<String>,
     /// The user's arguments to gdb.
@@ -175,11 +177,11 @@ pub struct GdbOptions {
 }
 
 impl crate::Lab {
-    /// The gdb session for `module`: checks that gdb, the kernel's vmlinux and the module's
+    /// The gdb session for `module`: checks that gdb and the module's
     /// debug info are there.
     pub fn gdb_plan(&self, module: &Module, options: GdbOptions) -> Result<GdbPlan, LabError> {
         let gdb = find_gdb()?;
-        let symbols = kernel_symbols(&self.kernel.kdir, &self.kernel.release);
+        let symbols = options.symbols;
         let run_dir = self.new_run_dir(&module.name);
         let ko = module_symbols(module, &run_dir)?;
         let file_name = format!("{}.ko", module.name);
