@@ -139,13 +139,37 @@ impl ConsoleTail {
     }
 }
 
+/// The agent transcript (`agent.log`): every message each way, each line stamped with the
+/// seconds since QEMU was started, so that a run shows where its time went.
+struct Transcript {
+    file: Mutex<File>,
+    started: Instant,
+}
+
+impl Transcript {
+    fn create(path: &Path) -> io::Result<Transcript> {
+        Ok(Transcript {
+            file: Mutex::new(File::create(path)?),
+            started: Instant::now(),
+        })
+    }
+
+    /// Writes `text` (one line, its newline optional) after the time stamp.
+    fn line(&self, text: &str) {
+        if let Ok(mut f) = self.file.lock() {
+            let t = self.started.elapsed().as_secs_f64();
+            let _ = writeln!(f, "[{t:9.4}] {}", text.trim_end_matches('\n'));
+        }
+    }
+}
+
 /// A running QEMU. Dropping it kills QEMU and reaps it.
 pub struct Vm {
     pidfd: Option<kmodlab_sys::PidFd>,
     pid: u32,
     rx: Receiver<Internal>,
     agent: Option<UnixStream>,
-    transcript: Arc<Mutex<File>>,
+    transcript: Arc<Transcript>,
     exited: Option<String>,
     killed: bool,
     console_closed: bool,
@@ -276,7 +300,7 @@ fn spawn_console_reader<R: Read + Send + 'static>(
 fn spawn_agent_reader(
     stream: UnixStream,
     tx: SyncSender<Internal>,
-    transcript: Arc<Mutex<File>>,
+    transcript: Arc<Transcript>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
@@ -308,9 +332,7 @@ fn spawn_agent_reader(
                 }
             };
             let text = text.trim_end_matches(['\n', '\r']).to_string();
-            if let Ok(mut t) = transcript.lock() {
-                let _ = writeln!(t, "guest< {text}");
-            }
+            transcript.line(&format!("guest< {text}"));
             if tx.send(Internal::Msg(VmMessage::Agent(text))).is_err() {
                 return;
             }
@@ -342,7 +364,7 @@ impl Vm {
         let qmp_socket = spec.run_dir.join("qmp.sock");
         let _ = std::fs::remove_file(&qmp_socket);
         let qmp_listener = UnixListener::bind(&qmp_socket)?;
-        let transcript = Arc::new(Mutex::new(File::create(spec.run_dir.join("agent.log"))?));
+        let transcript = Arc::new(Transcript::create(&spec.run_dir.join("agent.log"))?);
         let console_log = File::create(spec.run_dir.join("console.log"))?;
         let mut args = qemu::machine_args(spec.accel, spec.memory_mb, 1);
         args.extend(qemu::boot_args(
@@ -426,8 +448,10 @@ impl Vm {
             });
         }
         let mut child = guard.0.take().expect("spawned above");
+        let waiter_transcript = transcript.clone();
         std::thread::spawn(move || {
             if let Ok(status) = child.wait() {
+                waiter_transcript.line(&format!("kmodlab: QEMU exited ({})", describe(&status)));
                 let _ = tx.send(Internal::Msg(VmMessage::Exited(status)));
             }
         });
@@ -575,13 +599,10 @@ impl Vm {
         if envelope.id == id || unnumbered {
             return Some(Ok(envelope.body));
         }
-        if let Ok(mut t) = self.transcript.lock() {
-            let _ = writeln!(
-                t,
-                "kmodlab: ignored the late answer to request {} (waiting for {id})",
-                envelope.id
-            );
-        }
+        self.transcript.line(&format!(
+            "kmodlab: ignored the late answer to request {} (waiting for {id})",
+            envelope.id
+        ));
         None
     }
 
@@ -650,9 +671,7 @@ impl Vm {
             id: self.last_id,
             body: request,
         });
-        if let Ok(mut t) = self.transcript.lock() {
-            let _ = write!(t, "host> {line}");
-        }
+        self.transcript.line(&format!("host> {line}"));
         let Some(s) = self.agent.as_mut() else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -908,7 +927,7 @@ mod tests {
         ] {
             let (mut host, guest) = UnixStream::pair().unwrap();
             let (tx, rx) = mpsc::sync_channel(1000);
-            let transcript = Arc::new(Mutex::new(File::create(d.join("agent.log")).unwrap()));
+            let transcript = Arc::new(Transcript::create(&d.join("agent.log")).unwrap());
             let reader = spawn_agent_reader(guest, tx, transcript);
             let writer = std::thread::spawn(move || {
                 let _ = host.write_all(&input);
