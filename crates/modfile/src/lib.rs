@@ -15,6 +15,8 @@
 //! - [`parse_signature`] reads the signature appended to a module image (`CONFIG_MODULE_SIG`):
 //!   signer, key identifier, digest algorithm and signature bytes, from the PKCS#7 message or
 //!   the older trailer formats, as `kmod`'s `modinfo` shows them (see [`signature`]).
+//! - [`without_debug_info`] empties a module's `.debug_*` sections, for a guest that only
+//!   loads it.
 //! - [`kmod_file`] and [`kmod_elf`] are for the module tools that must behave like kmod's: a
 //!   module file opened and decompressed, and its ELF image read, the way libkmod does it,
 //!   leniently, with libkmod's errno values for failures.
@@ -40,6 +42,7 @@ pub mod kmod_file;
 mod modinfo;
 mod module;
 pub mod signature;
+mod strip;
 #[cfg(test)]
 mod test_image;
 
@@ -48,6 +51,7 @@ pub use error::{Error, ErrorKind};
 pub use modinfo::{modinfo_from_section, Modinfo};
 pub use module::{parse_module, ModuleInfo};
 pub use signature::{parse_signature, ModuleSignature};
+pub use strip::without_debug_info;
 
 /// Detects the compression, decompresses and parses a module file.
 ///

@@ -234,7 +234,7 @@ pub fn run_while_building<E: Send>(
         let path = format!("{}/{}.ko", kmodlab_proto::GUEST_MODULE_DIR, module.name);
         let put = Request::Put {
             path: path.clone(),
-            data: kmodlab_proto::base64_encode(&module.image),
+            data: kmodlab_proto::base64_encode(&guest_image(&module.image)),
         };
         match guest.request(&put, plan.deadlines.step.max(Duration::from_secs(20))) {
             Step::Reply(Reply::Call {
@@ -256,12 +256,19 @@ pub fn run_while_building<E: Send>(
     })
 }
 
+/// What the guest gets of a module image: the image without its debug information, which the
+/// kernel never reads (most of a module built with it, and time on every run to copy into the
+/// guest and through `finit_module`). The host keeps the whole image for the crash reports.
+fn guest_image(image: &[u8]) -> Vec<u8> {
+    kmodlab_modfile::without_debug_info(image).unwrap_or_else(|| image.to_vec())
+}
+
 /// What to boot for `plan`, with its module in the initramfs or not.
 fn boot_spec(plan: &RunPlan, with_module: bool) -> BootSpec {
     let modules = if with_module {
         vec![GuestModule {
             file_name: format!("{}.ko", plan.module_name),
-            image: plan.module_image.clone(),
+            image: guest_image(&plan.module_image),
         }]
     } else {
         Vec::new()
