@@ -569,6 +569,9 @@ fn vm_modprobe_loads_dependencies_and_removes_them() {
 /// `kmodlab run DIR` builds while the guest starts: a rerun with nothing changed skips make; an
 /// edit is compiled, and the new module is what the restored guest loads; an edit that does not
 /// compile is exit 1 with the error at its `file:line`, and the guest started meanwhile is gone.
+/// While a build outlasts the restore, a module of Debian's own tree is loaded and unloaded
+/// first (the warm-up), invisibly: the module under test still gets the kernel's first-load
+/// messages; a rerun that builds nothing has no warm-up.
 #[test]
 fn vm_run_builds_while_the_guest_starts() {
     let _g = lock();
@@ -609,18 +612,59 @@ fn vm_run_builds_while_the_guest_starts() {
         show(&again)
     );
 
+    // The agent transcript of a run, from the report's last line.
+    let transcript = |out: &std::process::Output| -> String {
+        let report = String::from_utf8_lossy(&out.stdout);
+        let run_dir = report
+            .lines()
+            .find_map(|l| l.strip_prefix("run dir: "))
+            .unwrap_or_else(|| panic!("no run dir: {}", show(out)));
+        std::fs::read_to_string(std::path::Path::new(run_dir).join("agent.log")).unwrap()
+    };
+    let warm_up_load = "\"op\":\"load\",\"path\":\"/kmodlab/warm-up/";
+    assert!(
+        !transcript(&again).contains(warm_up_load),
+        "no build, no warm-up"
+    );
+
     let source = dir.join("hello_mod.c");
     let text = std::fs::read_to_string(&source).unwrap();
     assert!(text.contains("pr_debug(\"Hello!\\n\")"), "{text}");
     std::fs::write(&source, text.replace("Hello!", "Hello again!")).unwrap();
+    // A build that surely outlasts the restore: each read of the Kbuild file takes a second.
+    let kbuild = dir.join("Kbuild");
+    let rules = std::fs::read_to_string(&kbuild).unwrap();
+    std::fs::write(&kbuild, format!("$(shell sleep 1)\n{rules}")).unwrap();
     let edited = run();
+    let edited_load = load_log(&edited);
     assert!(
-        load_log(&edited).contains(&"Hello again!".to_string()),
+        edited_load.contains(&"Hello again!".to_string()),
         "{}",
         show(&edited)
     );
     let err = String::from_utf8_lossy(&edited.stderr);
     assert!(err.contains("make runs: "), "{}", show(&edited));
+    let t = transcript(&edited);
+    let warm_load = t
+        .find(warm_up_load)
+        .unwrap_or_else(|| panic!("no warm-up: {t}"));
+    let warm_unload = t
+        .find("\"op\":\"unload\",\"name\":\"crc_itu_t\"")
+        .expect(&t);
+    let load = t
+        .find("\"op\":\"load\",\"path\":\"/kmodlab/modules/hello_mod.ko\"")
+        .expect(&t);
+    assert!(warm_load < warm_unload && warm_unload < load, "{t}");
+    // The module of Debian's tree is signed and in-tree: the module under test is still the
+    // first to taint the kernel.
+    assert!(
+        edited_load
+            .iter()
+            .any(|l| l.ends_with("loading out-of-tree module taints kernel.")),
+        "{}",
+        show(&edited)
+    );
+    std::fs::write(&kbuild, &rules).unwrap();
 
     let broken = text.replace("pr_debug(\"Hello!\\n\");", "pr_debug(\"Hello!\\n\") oops");
     std::fs::write(&source, &broken).unwrap();

@@ -666,7 +666,8 @@ impl Lab {
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "module".into())
         });
-        let plan = self.plan(&label, options, kernel_args);
+        let mut plan = self.plan(&label, options, kernel_args);
+        plan.warm_up = self.warm_up_module();
         let built: std::sync::Mutex<Option<Module>> = std::sync::Mutex::new(None);
         let outcome = kmodlab_vm::session::run_while_building(
             &plan,
@@ -721,7 +722,30 @@ impl Lab {
             memory_mb: GUEST_MEMORY_MB,
             kernel_args: kernel_args.to_vec(),
             leak_check: false,
+            warm_up: None,
         }
+    }
+
+    /// A module of the kernel's own tree for [`kmodlab_vm::session::RunPlan::warm_up`]: one of a
+    /// few small library modules with no dependencies, signed and in-tree, so that loading it
+    /// neither taints the kernel nor prints anything. `None` when the kernel has no such module
+    /// (the lab kernels build none).
+    fn warm_up_module(&self) -> Option<kmodlab_vm::initramfs::GuestModule> {
+        let dir = self.kernel.modules_dir.as_ref()?;
+        WARM_UP_MODULES.iter().find_map(|rel| {
+            ["", ".xz", ".zst", ".gz"].iter().find_map(|ext| {
+                let raw = std::fs::read(dir.join(format!("{rel}{ext}"))).ok()?;
+                let image = kmodlab_modfile::decompress(&raw).ok()?.into_owned();
+                let info = kmodlab_modfile::parse_module(&image).ok()?;
+                let quiet = info.modinfo.get("intree") == Some("Y")
+                    && info.modinfo.get("depends").unwrap_or("").is_empty()
+                    && matches!(kmodlab_modfile::parse_signature(&image), Ok(Some(_)));
+                quiet.then(|| kmodlab_vm::initramfs::GuestModule {
+                    file_name: format!("{}.ko", info.name),
+                    image,
+                })
+            })
+        })
     }
 
     /// What follows a run: the note that no leak check was needed, the crash reports
@@ -887,6 +911,15 @@ impl Lab {
         }
     }
 }
+
+/// Candidates for [`Lab::warm_up_module`], relative to the kernel's module tree (without the
+/// compression's extension): small library modules with no init work worth the name.
+const WARM_UP_MODULES: &[&str] = &[
+    "kernel/lib/crc-itu-t.ko",
+    "kernel/lib/crc8.ko",
+    "kernel/lib/crc7.ko",
+    "kernel/lib/crc16.ko",
+];
 
 /// The guest's memory in MiB: one size for every run, so that they share saved states.
 const GUEST_MEMORY_MB: u32 = 512;
