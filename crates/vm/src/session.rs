@@ -95,8 +95,8 @@ const WARM_UP_STEP: Duration = Duration::from_secs(5);
 /// translation: a restored guest's first `finit_module` takes 50-60 ms against 10 ms for the
 /// next one. Run on a module of the kernel's own tree, signed and in-tree (no taint, no message,
 /// nothing left once unloaded), the load that follows finds the loader's code, in the agent and
-/// in the kernel, translated. Each step starts only while the build runs; a load that worked is
-/// always undone.
+/// in the kernel, translated. Each step starts only while the build runs; a load that worked, or
+/// did not answer in time, is always undone.
 fn warm_up(guest: &mut Guest, module: &GuestModule, building: &dyn Fn() -> bool) {
     let done = |step: Step| {
         matches!(
@@ -123,7 +123,9 @@ fn warm_up(guest: &mut Guest, module: &GuestModule, building: &dyn Fn() -> bool)
         params: String::new(),
         observe: Observe::default(),
     };
-    if done(guest.request(&load, WARM_UP_STEP)) {
+    // A load that took too long still ends: the unload queued behind it undoes it.
+    let loaded = guest.request(&load, WARM_UP_STEP);
+    if matches!(loaded, Step::Timeout) || done(loaded) {
         let name = module.file_name.trim_end_matches(".ko").to_string();
         let _ = guest.request(
             &Request::Unload {
