@@ -631,6 +631,30 @@ fn shell_stops_in_kdb_on_a_rust_panic() {
     assert_no_qemu_left(&runs);
 }
 
+/// An oops in the shell's own task (a builtin `echo` into the module's file) kills the shell:
+/// a new shell starts in the same guest, the module still loaded. A shell killed by a signal
+/// with no oops still ends kmodlab with its status.
+#[test]
+fn shell_starts_a_new_shell_when_an_oops_kills_it() {
+    let runs = scratch("shell-oops");
+    let mut t = Term::spawn("shell-oops", &["shell", "labs/kernel_modules/8-kdb"], &runs);
+    let p = prompt("8-kdb");
+    t.expect(&p, 300);
+    t.run("insmod kdb_mod.ko", &p);
+    t.send("echo 1 > /proc/kdb_bug\r");
+    t.expect("kdb_mod.c:", 120);
+    t.expect(
+        "the oops killed the shell; a new shell starts in the same guest",
+        30,
+    );
+    t.expect(&p, 60);
+    let out = t.run("echo alive-$((6*7)); grep -c kdb_mod /proc/modules", &p);
+    assert!(out.contains("alive-42\r\n1\r\n"), "{out}");
+    t.send("kill -9 $$\r");
+    assert_eq!(t.wait(60).and_then(|s| s.code()), Some(137), "{}", t.seen);
+    assert_no_qemu_left(&runs);
+}
+
 #[test]
 fn shell_survives_a_hung_guest() {
     let runs = scratch("shell-hung");

@@ -207,7 +207,8 @@ enum Command {
     /// log level as on the lab's serial console (`echo 8 > /proc/sys/kernel/printk` shows
     /// pr_debug); every crash report is caught whatever the level, and followed by a summary
     /// with the module's source line. A panic or a hung guest gives a fresh guest and a new
-    /// prompt. `exit`, Ctrl-D or `poweroff` ends the session.
+    /// prompt; an oops that kills the shell itself (a builtin `echo` into the module's file)
+    /// gives a new shell in the same guest. `exit`, Ctrl-D or `poweroff` ends the session.
     ///
     /// With -c, or when standard input is no terminal, the commands run without a terminal,
     /// their output is printed (kernel console lines on standard error) and kmodlab exits with

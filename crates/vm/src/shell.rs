@@ -30,6 +30,10 @@ const PING_AFTER: Duration = Duration::from_secs(5);
 const HUNG_AFTER: Duration = Duration::from_secs(30);
 /// How long a request may take to be written to the guest.
 const SEND_WITHIN: Duration = Duration::from_secs(10);
+/// How long the loop waits, after the interactive shell was killed by a signal, for the crash
+/// report that may explain it (the kernel prints an oops before it kills the task, but its
+/// lines may come after the agent's word that the shell ended).
+const OOPS_GRACE: Duration = Duration::from_secs(3);
 /// Host events kept while no guest runs (during a restart); past it, input is dropped.
 const HOST_EVENTS_WAITING: usize = 4096;
 
@@ -346,8 +350,27 @@ fn drive(
     let mut ping: Option<Instant> = None;
     // kdb has the machine: the console shows as it comes, the keys go to the serial port.
     let mut kdb = Kdb::default();
+    // The interactive shell was killed by a signal: its exit status, and until when a crash
+    // report of a shell's task may still say that an oops killed it.
+    let mut killed: Option<(i32, Instant)> = None;
+    let mut by_shells = told.by_shells;
     loop {
-        let msg = guest.next_message(Instant::now() + TICK);
+        if let Some((code, until)) = killed {
+            if told.by_shells > by_shells {
+                killed = None;
+                by_shells = told.by_shells;
+                host.say(
+                    "kmodlab: the oops killed the shell; a new shell starts in the same guest \
+                     (its kernel is tainted now: exit, and start kmodlab shell again for a fresh \
+                     guest)",
+                );
+                start(guest, &mut pending, LOCAL, plan.tty, &plan.term, None)?;
+            } else if Instant::now() >= until {
+                return Ok(Turn::End(ShellEnd::Exited(code)));
+            }
+        }
+        let tick = killed.map_or(TICK, |_| TICK / 5);
+        let msg = guest.next_message(Instant::now() + tick);
         // The line first, then the summary of the report it completed.
         if let Some(VmMessage::Console(line)) = &msg {
             if !kdb.on {
@@ -451,6 +474,14 @@ fn drive(
                         signal,
                     } => {
                         let code = code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
+                        let interactive = plan.tty.is_some() && plan.command.is_none();
+                        if session == LOCAL && signal.is_some() && interactive {
+                            // Killed: by an oops of the module (a builtin `echo` into its
+                            // file), or by a signal someone sent. A crash report says which.
+                            // (Without a terminal, the commands' input went with the shell.)
+                            killed = Some((code, Instant::now() + OOPS_GRACE));
+                            continue;
+                        }
                         if session == LOCAL {
                             return Ok(Turn::End(ShellEnd::Exited(code)));
                         }
@@ -615,11 +646,16 @@ struct Told {
     log: Scanner,
     /// The reports summarized: their first timestamp and title.
     keys: HashSet<String>,
+    /// How many of them a shell's task caused (`Comm: sh`): the kernel killed that shell.
+    by_shells: usize,
 }
 
 impl Told {
     fn tell(&mut self, r: &CrashReport, host: &mut dyn ShellHost, run_dir: &Path) {
         if self.keys.insert(report_key(r)) {
+            if r.comm.as_deref() == Some("sh") {
+                self.by_shells += 1;
+            }
             let text = host.summary(r, run_dir);
             host.say(&text);
         }
