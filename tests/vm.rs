@@ -1207,6 +1207,9 @@ fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
             "--follow-new",
             ";",
         ])
+        // Cleared before the unload: `--read-clear` below must not print `ticker: done`, the
+        // `--stop-on` line, which would race its exit with the SIGTERM it gets for it.
+        .args(["dmesg", "-C", ";"])
         .args([
             "rmmod",
             "ticker",
@@ -1236,7 +1239,7 @@ fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cmds = r["commands"].as_array().unwrap();
     let where_ = format!("run directory {}", r["run_dir"]);
-    assert_eq!(cmds.len(), 12, "{where_}: {r}");
+    assert_eq!(cmds.len(), 13, "{where_}: {r}");
     for c in cmds {
         assert!(c["error"].is_null(), "{where_}: {c}");
     }
@@ -1313,8 +1316,11 @@ fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
         follow.trim_end().ends_with("] ticker: done"),
         "{where_}: {follow}"
     );
+    // `-C` clears the log quietly.
+    assert_eq!(cmds[5]["exit_code"], 0, "{where_}: {}", cmds[5]);
+    assert_eq!(stdout(5), "", "{where_}");
     // The unload's messages were collected by sequence number: only the module's exit line.
-    let unload_log: Vec<&str> = cmds[5]["log"]
+    let unload_log: Vec<&str> = cmds[6]["log"]
         .as_array()
         .unwrap()
         .iter()
@@ -1324,19 +1330,23 @@ fn vm_dmesg_decodes_the_real_log_and_follows_a_module() {
 
     // --read-clear prints the log and empties it: a read right after shows nothing.
     assert!(
-        stdout(6).contains("] ticker: exit after 10 ticks"),
+        stdout(7).contains("] ticker: exit after 10 ticks"),
         "{where_}"
     );
-    assert_eq!(cmds[6]["exit_code"], 0, "{where_}: {}", cmds[6]);
-    assert_eq!(stdout(7), "", "{where_}: the log was cleared");
-    assert_eq!(cmds[7]["exit_code"], 0, "{where_}");
+    assert_eq!(cmds[7]["exit_code"], 0, "{where_}: {}", cmds[7]);
+    assert!(
+        !stdout(7).contains("ticker: done"),
+        "{where_}: cleared before"
+    );
+    assert_eq!(stdout(8), "", "{where_}: the log was cleared");
+    assert_eq!(cmds[8]["exit_code"], 0, "{where_}");
     // Console level, off and on are syscalls root may make.
-    for c in &cmds[8..=10] {
+    for c in &cmds[9..=11] {
         assert_eq!(c["exit_code"], 0, "{where_}: {c}");
     }
     // Errors as util-linux words them, exit status 1.
-    assert_eq!(cmds[11]["exit_code"], 1, "{where_}");
-    assert_eq!(cmds[11]["stderr"], "dmesg: unknown level '+'\n", "{where_}");
+    assert_eq!(cmds[12]["exit_code"], 1, "{where_}");
+    assert_eq!(cmds[12]["stderr"], "dmesg: unknown level '+'\n", "{where_}");
     assert_no_qemu_left(&runs);
 }
 
