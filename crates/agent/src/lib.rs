@@ -686,13 +686,16 @@ fn zero_free_memory() -> io::Result<()> {
         reserve_kb.unwrap_or(16 * 1024)
     };
     let zeroed = zero_free_pages(2 * reserve_now + ZERO_FREE_MARGIN_KB);
-    if let (true, Some(r)) = (unprotected, &ratios) {
-        std::fs::write(LOWMEM_RESERVE_RATIO, r.trim())?;
-    }
-    if let (true, Some(r)) = (lowered, reserve_kb) {
-        std::fs::write(MIN_FREE_KBYTES, r.to_string())?;
-    }
-    zeroed
+    // Both put back, whatever failed before.
+    let ratios_back = match (unprotected, &ratios) {
+        (true, Some(r)) => std::fs::write(LOWMEM_RESERVE_RATIO, r.trim()),
+        _ => Ok(()),
+    };
+    let reserve_back = match (lowered, reserve_kb) {
+        (true, Some(r)) => std::fs::write(MIN_FREE_KBYTES, r.to_string()),
+        _ => Ok(()),
+    };
+    zeroed.and(ratios_back).and(reserve_back)
 }
 
 /// The most [`zero_free_pages`] maps at a time.
